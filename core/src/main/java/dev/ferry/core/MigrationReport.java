@@ -1,0 +1,85 @@
+package dev.ferry.core;
+
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * The result of one side of a migration.
+ *
+ * <p>Times count from the start of the migration (the connect, or the accept on the destination)
+ * to its end. {@code downtimeMs} runs from the source's pause to the destination's resume, both
+ * read from the host's monotonic clock; -1 when the guest was not handed over.
+ *
+ * @param role               {@code source} or {@code destination}
+ * @param mode               pre-copy, post-copy or hybrid
+ * @param memoryBytes        guest RAM size
+ * @param pageSize           bytes per page
+ * @param outcome            COMPLETED, FAILED or CANCELLED
+ * @param verified           whether the destination's memory digest equals the source's at the pause
+ * @param totalTimeMs        connect to end
+ * @param downtimeMs         pause to resume, or -1
+ * @param expectedDowntimeMs the estimator's last figure before the switch-over, or -1
+ * @param bytesSent          every byte this side put on the wire (received, on the destination)
+ * @param pagesSent          page records sent (received)
+ * @param rounds             per round, as the source measured it (empty on the destination)
+ * @param pagesByKind        pages per encoding ({@code normal}, {@code zero}, ...)
+ * @param capabilities       what the handshake settled on
+ * @param error              why it failed, or null
+ * @param sourceVmState      {@code RUNNING} when the guest runs on the source afterwards,
+ *                           {@code STOPPED} when it was handed over, {@code PAUSED} when the
+ *                           hand-over is in doubt; null on the destination
+ * @param destinationResumed whether the destination resumed the guest
+ * @param digest             the memory digest at the pause as this side computed it
+ */
+public record MigrationReport(String role, MigrationMode mode, long memoryBytes, int pageSize, MigrationState outcome,
+        boolean verified, double totalTimeMs, double downtimeMs, double expectedDowntimeMs, long bytesSent,
+        long pagesSent, List<RoundRecord> rounds, Map<String, Long> pagesByKind, Set<Capability> capabilities,
+        String error, String sourceVmState, boolean destinationResumed, long digest) {
+
+    /** Whether the migration completed and was verified. */
+    public boolean succeeded() {
+        return outcome == MigrationState.COMPLETED && verified;
+    }
+
+    /** Writes the report's members (without the enclosing braces) so callers can add their own. */
+    public void writeJsonMembers(JsonWriter json) {
+        json.name("role").value(role)
+                .name("mode").value(mode.name().toLowerCase(java.util.Locale.ROOT))
+                .name("memoryBytes").value(memoryBytes)
+                .name("pageSize").value(pageSize)
+                .name("outcome").value(outcome.name())
+                .name("verified").value(verified)
+                .name("totalTimeMs").value(totalTimeMs)
+                .name("downtimeMs").value(downtimeMs)
+                .name("expectedDowntimeMs").value(expectedDowntimeMs)
+                .name("bytesSent").value(bytesSent)
+                .name("pagesSent").value(pagesSent)
+                .name("capabilities").beginArray();
+        for (Capability c : capabilities) {
+            json.value(c.wireName());
+        }
+        json.endArray().name("pages").beginObject();
+        pagesByKind.forEach((kind, count) -> json.name(kind).value(count));
+        json.endObject().name("rounds").beginArray();
+        for (RoundRecord r : rounds) {
+            r.writeJson(json);
+        }
+        json.endArray();
+        if (error != null) {
+            json.name("error").value(error);
+        }
+        if (sourceVmState != null) {
+            json.name("sourceVmState").value(sourceVmState);
+        }
+        json.name("destinationResumed").value(destinationResumed)
+                .name("digest").value(String.format("%016x", digest));
+    }
+
+    /** The report as one JSON object. */
+    public String toJson() {
+        JsonWriter json = new JsonWriter().beginObject();
+        writeJsonMembers(json);
+        return json.endObject().toString();
+    }
+}

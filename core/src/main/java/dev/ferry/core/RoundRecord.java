@@ -1,0 +1,41 @@
+package dev.ferry.core;
+
+import java.util.Map;
+
+/**
+ * What one round of a migration did, as the source measured it.
+ *
+ * @param round               1 for the bulk round, then 2, 3, ...; the stop-and-copy pass is the last
+ * @param kind                {@code bulk}, {@code iterate} or {@code stop-and-copy}
+ * @param pagesSent           pages put on the wire in the round
+ * @param bytesSent           bytes put on the wire in the round, frame headers included
+ * @param durationMs          wall time of the round
+ * @param dirtyPages          pages the dirty log returned after the round (what the next round must send)
+ * @param bandwidthBytesPerSec bytesSent / duration
+ * @param expectedDowntimeMs  dirtyPages x wire bytes per page / bandwidth
+ * @param compressed          whether LZ4/zstd were tried in the round
+ * @param compressionReason   why the adaptive chooser decided so
+ * @param bytesSavedByStage   per stage, page bytes minus wire payload bytes in the round
+ */
+public record RoundRecord(int round, String kind, long pagesSent, long bytesSent, double durationMs, long dirtyPages,
+        long bandwidthBytesPerSec, double expectedDowntimeMs, boolean compressed, String compressionReason,
+        Map<String, Long> bytesSavedByStage) {
+
+    /** Writes this round as a JSON object. */
+    public void writeJson(JsonWriter json) {
+        json.beginObject()
+                .name("round").value(round)
+                .name("kind").value(kind)
+                .name("pagesSent").value(pagesSent)
+                .name("bytesSent").value(bytesSent)
+                .name("durationMs").value(durationMs)
+                .name("dirtyPages").value(dirtyPages)
+                .name("bandwidthBytesPerSec").value(bandwidthBytesPerSec)
+                .name("expectedDowntimeMs").value(expectedDowntimeMs)
+                .name("compressed").value(compressed)
+                .name("compressionReason").value(compressionReason)
+                .name("bytesSavedByStage").beginObject();
+        bytesSavedByStage.forEach((stage, saved) -> json.name(stage).value(saved));
+        json.endObject().endObject();
+    }
+}

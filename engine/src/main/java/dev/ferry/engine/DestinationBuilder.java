@@ -1,0 +1,97 @@
+package dev.ferry.engine;
+
+import dev.ferry.core.Capability;
+import dev.ferry.core.GuestMemory;
+import dev.ferry.core.NanoClock;
+import dev.ferry.core.VmControl;
+import dev.ferry.precopy.DestinationMigration;
+import dev.ferry.transport.LinkException;
+import dev.ferry.transport.LinkServer;
+import dev.ferry.transport.Transports;
+import io.netty.channel.EventLoopGroup;
+import java.net.InetSocketAddress;
+import java.util.EnumSet;
+import java.util.Objects;
+import java.util.Set;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.LongFunction;
+
+/** Configures and starts an {@link IncomingMigration}. */
+public final class DestinationBuilder {
+    private final VmControl vm;
+    private LongFunction<GuestMemory> memoryForSize;
+    private InetSocketAddress address = new InetSocketAddress("127.0.0.1", 0);
+    private Set<Capability> capabilities = EnumSet.allOf(Capability.class);
+    private long peerTimeoutMillis = 10_000;
+    private NanoClock clock = NanoClock.SYSTEM;
+
+    DestinationBuilder(VmControl vm) {
+        this.vm = Objects.requireNonNull(vm);
+    }
+
+    /**
+     * Receive into {@code memory} (zero-filled, as a fresh guest's is); a source announcing
+     * another size is refused.
+     */
+    public DestinationBuilder memory(GuestMemory memory) {
+        Objects.requireNonNull(memory);
+        this.memoryForSize = bytes -> {
+            if (bytes != memory.byteSize()) {
+                throw new IllegalArgumentException("source memory is " + bytes + " bytes, destination has " + memory.byteSize());
+            }
+            return memory;
+        };
+        return this;
+    }
+
+    /** Allocate anonymous memory of the size the source announces. */
+    public DestinationBuilder memoryFromHandshake() {
+        this.memoryForSize = GuestMemory::anonymous;
+        return this;
+    }
+
+    /** Where to listen (default 127.0.0.1 on a free port). */
+    public DestinationBuilder listen(InetSocketAddress value) {
+        this.address = Objects.requireNonNull(value);
+        return this;
+    }
+
+    /** What this destination accepts (default everything it knows). */
+    public DestinationBuilder capabilities(Set<Capability> value) {
+        this.capabilities = EnumSet.copyOf(value);
+        return this;
+    }
+
+    /** A source silent this long is dead (default 10 s). */
+    public DestinationBuilder peerTimeoutMillis(long value) {
+        this.peerTimeoutMillis = value;
+        return this;
+    }
+
+    /** The time source (default the monotonic system clock). */
+    public DestinationBuilder clock(NanoClock value) {
+        this.clock = Objects.requireNonNull(value);
+        return this;
+    }
+
+    /**
+     * Listens and serves exactly one migration: a second connection while one is in progress
+     * or after it is refused.
+     */
+    public IncomingMigration start() throws LinkException {
+        if (memoryForSize == null) {
+            throw new IllegalStateException("no memory: call memory(...) or memoryFromHandshake() first");
+        }
+        EventLoopGroup group = Transports.group(1);
+        AtomicReference<DestinationMigration> current = new AtomicReference<>();
+        DestinationMigration migration = new DestinationMigration(memoryForSize, vm, clock, capabilities);
+        try {
+            LinkServer server = LinkServer.bind(group, address, peerTimeoutMillis,
+                    () -> current.compareAndSet(null, migration) ? migration : new RefuseSecondSource());
+            return new IncomingMigration(server, group, migration);
+        } catch (LinkException | RuntimeException e) {
+            group.shutdownGracefully();
+            throw e;
+        }
+    }
+}

@@ -1,0 +1,46 @@
+package dev.ferry.engine;
+
+import dev.ferry.core.GuestMemory;
+import dev.ferry.core.MigrationReport;
+import dev.ferry.precopy.DestinationMigration;
+import dev.ferry.transport.LinkServer;
+import io.netty.channel.EventLoopGroup;
+import java.net.InetSocketAddress;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+
+/** A destination waiting for, or receiving, one migration. */
+public final class IncomingMigration implements AutoCloseable {
+    private final LinkServer server;
+    private final EventLoopGroup group;
+    private final DestinationMigration migration;
+
+    IncomingMigration(LinkServer server, EventLoopGroup group, DestinationMigration migration) {
+        this.server = server;
+        this.group = group;
+        this.migration = migration;
+        migration.result().whenComplete((report, error) -> server.close());
+    }
+
+    /** The address sources connect to. */
+    public InetSocketAddress address() {
+        return server.localAddress();
+    }
+
+    /** Completes with this side's report when the migration ends, either way. */
+    public CompletableFuture<MigrationReport> result() {
+        return migration.result();
+    }
+
+    /** The guest memory being received, once a source's handshake fixed it; else null. */
+    public GuestMemory memory() {
+        return migration.memory();
+    }
+
+    /** Stops listening and releases the event loop. */
+    @Override
+    public void close() {
+        server.close();
+        group.shutdownGracefully(0, 1, TimeUnit.SECONDS).awaitUninterruptibly(5000);
+    }
+}

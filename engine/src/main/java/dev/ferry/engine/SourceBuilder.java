@@ -1,0 +1,75 @@
+package dev.ferry.engine;
+
+import dev.ferry.core.DirtyLog;
+import dev.ferry.core.GuestMemory;
+import dev.ferry.core.MigrationListener;
+import dev.ferry.core.MigrationMetrics;
+import dev.ferry.core.MigrationParameters;
+import dev.ferry.core.NanoClock;
+import dev.ferry.core.VmControl;
+import dev.ferry.precopy.SourceMigration;
+import dev.ferry.transport.Transports;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import io.netty.channel.EventLoopGroup;
+import java.net.InetSocketAddress;
+import java.util.Objects;
+
+/** Configures and starts an {@link OutgoingMigration}. */
+public final class SourceBuilder {
+    private final GuestMemory memory;
+    private final DirtyLog dirtyLog;
+    private final VmControl vm;
+    private MigrationParameters parameters = MigrationParameters.defaults();
+    private InetSocketAddress destination;
+    private MigrationListener listener = MigrationListener.NONE;
+    private MeterRegistry registry = new SimpleMeterRegistry();
+    private NanoClock clock = NanoClock.SYSTEM;
+
+    SourceBuilder(GuestMemory memory, DirtyLog dirtyLog, VmControl vm) {
+        this.memory = Objects.requireNonNull(memory);
+        this.dirtyLog = Objects.requireNonNull(dirtyLog);
+        this.vm = Objects.requireNonNull(vm);
+    }
+
+    /** The migration parameters (default {@link MigrationParameters#defaults()}). */
+    public SourceBuilder parameters(MigrationParameters value) {
+        this.parameters = Objects.requireNonNull(value);
+        return this;
+    }
+
+    /** The destination's address. */
+    public SourceBuilder connect(InetSocketAddress value) {
+        this.destination = Objects.requireNonNull(value);
+        return this;
+    }
+
+    /** Progress events, on the migration's thread. */
+    public SourceBuilder listener(MigrationListener value) {
+        this.listener = Objects.requireNonNull(value);
+        return this;
+    }
+
+    /** Where the {@code ferry.*} meters go (default: a private registry). */
+    public SourceBuilder meterRegistry(MeterRegistry value) {
+        this.registry = Objects.requireNonNull(value);
+        return this;
+    }
+
+    /** The time source (default the monotonic system clock). */
+    public SourceBuilder clock(NanoClock value) {
+        this.clock = Objects.requireNonNull(value);
+        return this;
+    }
+
+    /** Connects and starts migrating on a thread of its own. */
+    public OutgoingMigration start() {
+        if (destination == null) {
+            throw new IllegalStateException("no destination: call connect(address) first");
+        }
+        EventLoopGroup group = Transports.group(1);
+        SourceMigration migration = new SourceMigration(memory, dirtyLog, vm, parameters, destination, group, clock,
+                new MigrationMetrics(registry, "source"), listener);
+        return new OutgoingMigration(migration, group);
+    }
+}

@@ -1,0 +1,40 @@
+package dev.ferry.engine;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.ferry.core.MigrationParameters;
+import dev.ferry.core.MigrationReport;
+import dev.ferry.core.MigrationState;
+import dev.ferry.core.PageDigest;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+
+class PrecopyMigrationTest {
+    private static final long SIZE = 64L << 20;
+
+    @Test
+    void migratesARunningGuestAndVerifiesIt() throws Exception {
+        try (TestGuest source = new TestGuest(SIZE, 7, true); TestGuest target = new TestGuest(SIZE, 0, false)) {
+            target.memory.segment().fill((byte) 0);
+            try (IncomingMigration in = Migration.destination(target).memory(target.memory).start()) {
+                MigrationReport out = Migration.source(source.memory, source.dirty, source)
+                        .parameters(MigrationParameters.builder().downtimeLimitMillis(50).build())
+                        .connect(in.address()).start().result().get(60, TimeUnit.SECONDS);
+                MigrationReport dest = in.result().get(10, TimeUnit.SECONDS);
+
+                assertEquals(MigrationState.COMPLETED, out.outcome(), out.error());
+                assertTrue(out.verified(), out.error());
+                assertEquals("STOPPED", out.sourceVmState());
+                assertTrue(dest.destinationResumed());
+                assertEquals(PageDigest.scan(source.memory), PageDigest.scan(target.memory));
+                assertTrue(source.memory.segment().mismatch(target.memory.segment()) < 0, "memories differ");
+                assertArrayEquals(source.saveDeviceState(), target.loadedDeviceState);
+                assertTrue(out.rounds().size() >= 2, "bulk and stop-and-copy at least");
+                assertTrue(out.downtimeMs() >= 0 && out.downtimeMs() < 5000, "downtime " + out.downtimeMs());
+                assertEquals(out.bytesSent(), dest.bytesSent(), "wire bytes counted alike on both sides");
+            }
+        }
+    }
+}

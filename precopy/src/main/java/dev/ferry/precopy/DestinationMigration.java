@@ -1,0 +1,265 @@
+package dev.ferry.precopy;
+
+import dev.ferry.compression.MalformedPayloadException;
+import dev.ferry.compression.PageDecoder;
+import dev.ferry.compression.PageEncoding;
+import dev.ferry.core.Capability;
+import dev.ferry.core.GuestMemory;
+import dev.ferry.core.MemoryDigest;
+import dev.ferry.core.MigrationMode;
+import dev.ferry.core.MigrationReport;
+import dev.ferry.core.MigrationState;
+import dev.ferry.core.NanoClock;
+import dev.ferry.core.PageBitmap;
+import dev.ferry.core.PageDigest;
+import dev.ferry.core.VmControl;
+import dev.ferry.transport.Frames;
+import dev.ferry.transport.ProtocolException;
+import dev.ferry.transport.Wire;
+import io.netty.buffer.ByteBuf;
+import io.netty.channel.ChannelFutureListener;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInboundHandlerAdapter;
+import java.lang.foreign.MemorySegment;
+import java.util.EnumSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.function.LongFunction;
+
+/**
+ * The destination side of a migration, as the last stage of its connection's pipeline (on the
+ * event loop). It accepts one source, applies its pages, and resumes the guest only after a
+ * verified END: the digest of every page as applied equals the source's digest at the pause.
+ * Anything else (a malformed frame, a wrong handshake, a broken or silent connection) ends it
+ * FAILED with the reason, and the guest is never resumed.
+ */
+public final class DestinationMigration extends ChannelInboundHandlerAdapter {
+    private enum Phase { AWAIT_HELLO, RECEIVING, DONE }
+
+    private final LongFunction<GuestMemory> memoryForSize;
+    private final VmControl vm;
+    private final NanoClock clock;
+    private final Set<Capability> supported;
+    private final CompletableFuture<MigrationReport> result = new CompletableFuture<>();
+    private final PageDecoder decoder = new PageDecoder();
+    private final long[] pagesByEncoding = new long[16];
+
+    private Phase phase = Phase.AWAIT_HELLO;
+    private GuestMemory memory;
+    private MemoryDigest digest;
+    private PageBitmap written;
+    private Set<Capability> negotiated = EnumSet.noneOf(Capability.class);
+    private MigrationMode mode = MigrationMode.PRECOPY;
+    private byte[] deviceState;
+    private long startNanos;
+    private long bytesReceived;
+    private long pagesReceived;
+
+    /**
+     * @param memoryForSize gives the guest memory for the size the source announces, or throws
+     *                      IllegalArgumentException (with the reason) when it cannot
+     * @param vm            loads the device state and resumes the guest once memory is verified
+     * @param supported     the capabilities this destination accepts
+     */
+    public DestinationMigration(LongFunction<GuestMemory> memoryForSize, VmControl vm, NanoClock clock,
+            Set<Capability> supported) {
+        this.memoryForSize = memoryForSize;
+        this.vm = vm;
+        this.clock = clock;
+        this.supported = EnumSet.copyOf(supported);
+    }
+
+    /** Completes with this side's report when the migration ends, either way. */
+    public CompletableFuture<MigrationReport> result() {
+        return result;
+    }
+
+    /** The guest memory, once the handshake has fixed it. */
+    public GuestMemory memory() {
+        return memory;
+    }
+
+    @Override
+    public void channelActive(ChannelHandlerContext ctx) {
+        startNanos = clock.nanoTime();
+        ctx.fireChannelActive();
+    }
+
+    @Override
+    public void channelRead(ChannelHandlerContext ctx, Object msg) {
+        ByteBuf frame = (ByteBuf) msg;
+        try {
+            bytesReceived += frame.readableBytes() + 4;
+            if (phase == Phase.DONE) {
+                return;
+            }
+            if (!frame.isReadable()) {
+                throw new ProtocolException("malformed frame: length 0 has no type");
+            }
+            int type = frame.readUnsignedByte();
+            if (phase == Phase.AWAIT_HELLO) {
+                if (type != Wire.HELLO) {
+                    throw new ProtocolException("expected HELLO, got " + Wire.typeName(type));
+                }
+                hello(ctx, frame);
+                return;
+            }
+            switch (type) {
+                case Wire.PAGES -> pages(frame);
+                case Wire.ROUND_END -> Wire.expectBody("ROUND_END", frame, 12);
+                case Wire.DEVICE_STATE -> {
+                    deviceState = new byte[frame.readableBytes()];
+                    frame.readBytes(deviceState);
+                }
+                case Wire.END -> end(ctx, frame);
+                case Wire.ERROR -> throw new ProtocolException("source failed: " + Wire.readError(frame));
+                default -> throw new ProtocolException("unexpected " + Wire.typeName(type) + " frame from the source");
+            }
+        } catch (ProtocolException | MalformedPayloadException | RuntimeException e) {
+            fail(ctx, e.getMessage() != null ? e.getMessage() : e.toString());
+        } finally {
+            frame.release();
+        }
+    }
+
+    private void hello(ChannelHandlerContext ctx, ByteBuf frame) throws ProtocolException {
+        Wire.Hello hello = Wire.readHello(frame);
+        if (hello.version() != Wire.VERSION) {
+            throw new ProtocolException("source speaks protocol version " + hello.version() + ", this destination " + Wire.VERSION);
+        }
+        if (hello.pageSize() != GuestMemory.PAGE_SIZE) {
+            throw new ProtocolException("source page size " + hello.pageSize() + ", this destination supports only " + GuestMemory.PAGE_SIZE);
+        }
+        if (hello.mode() >= MigrationMode.values().length) {
+            throw new ProtocolException("unknown migration mode " + hello.mode());
+        }
+        try {
+            memory = memoryForSize.apply(hello.memoryBytes());
+        } catch (IllegalArgumentException e) {
+            throw new ProtocolException(e.getMessage());
+        }
+        mode = MigrationMode.values()[hello.mode()];
+        EnumSet<Capability> accepted = Capability.fromMask(hello.capabilities());
+        accepted.retainAll(supported);
+        negotiated = accepted;
+        digest = new MemoryDigest(memory.pageCount());
+        written = new PageBitmap(memory.pageCount());
+        ByteBuf welcome = ctx.alloc().buffer(32);
+        Wire.writeWelcome(welcome, Capability.mask(accepted));
+        ctx.writeAndFlush(welcome);
+        phase = Phase.RECEIVING;
+    }
+
+    private void pages(ByteBuf frame) throws ProtocolException, MalformedPayloadException {
+        MemorySegment bytes = Frames.segmentOf(frame);
+        long pageCount = memory.pageCount();
+        while (frame.isReadable()) {
+            if (frame.readableBytes() < Wire.RECORD_HEADER) {
+                throw new ProtocolException("malformed PAGES frame: " + frame.readableBytes() + " bytes left, a record header needs " + Wire.RECORD_HEADER);
+            }
+            long index = frame.readLong();
+            int encoding = frame.readUnsignedByte();
+            int length = frame.readUnsignedShort();
+            if (index < 0 || index >= pageCount) {
+                throw new ProtocolException("page index " + index + " out of range (guest has " + pageCount + " pages)");
+            }
+            if (encoding == PageEncoding.ZERO) {
+                if (length == 0 || index + length > pageCount) {
+                    throw new ProtocolException("zero run of " + length + " pages at " + index + " does not fit " + pageCount + " pages");
+                }
+                for (long p = index; p < index + length; p++) {
+                    zeroPage(p);
+                }
+                pagesByEncoding[encoding] += length;
+                pagesReceived += length;
+                continue;
+            }
+            if (length > frame.readableBytes()) {
+                throw new ProtocolException("page " + index + " payload of " + length + " bytes, frame has " + frame.readableBytes());
+            }
+            if (encoding >= pagesByEncoding.length) {
+                throw new MalformedPayloadException("unknown page encoding " + encoding + " for page " + index);
+            }
+            decoder.decode(encoding, index, bytes, frame.readerIndex(), length, memory);
+            frame.skipBytes(length);
+            written.set(index);
+            digest.update(index, PageDigest.contentHash(memory.segment(), index << GuestMemory.PAGE_SHIFT));
+            pagesByEncoding[encoding]++;
+            pagesReceived++;
+        }
+    }
+
+    /** Untouched memory is already zero: skip the fill so a sparse guest stays sparse. */
+    private void zeroPage(long index) throws MalformedPayloadException {
+        if (written.clear(index)) {
+            decoder.decode(PageEncoding.ZERO, index, memory.segment(), 0, 0, memory);
+        }
+        digest.updateZero(index);
+    }
+
+    private void end(ChannelHandlerContext ctx, ByteBuf frame) throws ProtocolException {
+        Wire.expectBody("END", frame, 16);
+        long sourceDigest = frame.readLong();
+        long pauseNanos = frame.readLong();
+        if (deviceState == null) {
+            throw new ProtocolException("END before DEVICE_STATE");
+        }
+        if (sourceDigest != digest.value()) {
+            throw new ProtocolException(String.format("memory digest mismatch: source %016x, applied %016x; not resuming",
+                    sourceDigest, digest.value()));
+        }
+        vm.loadDeviceState(deviceState);
+        vm.resume();
+        long resumeNanos = clock.nanoTime();
+        phase = Phase.DONE;
+        ByteBuf resumed = ctx.alloc().buffer(32);
+        Wire.writeResumed(resumed, digest.value(), resumeNanos);
+        ctx.writeAndFlush(resumed).addListener(ChannelFutureListener.CLOSE);
+        result.complete(report(MigrationState.COMPLETED, true, (resumeNanos - pauseNanos) / 1e6, null, true));
+    }
+
+    private void fail(ChannelHandlerContext ctx, String reason) {
+        if (phase == Phase.DONE) {
+            return;
+        }
+        phase = Phase.DONE;
+        if (ctx.channel().isActive()) {
+            ByteBuf error = ctx.alloc().buffer(64);
+            Wire.writeError(error, reason);
+            ctx.writeAndFlush(error).addListener(ChannelFutureListener.CLOSE);
+        }
+        result.complete(report(MigrationState.FAILED, false, -1, reason, false));
+    }
+
+    @Override
+    public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+        fail(ctx, Frames.describe(cause));
+        ctx.close();
+    }
+
+    @Override
+    public void channelInactive(ChannelHandlerContext ctx) {
+        fail(ctx, phase == Phase.AWAIT_HELLO
+                ? "connection closed before the handshake"
+                : "connection lost before the end of the stream (" + pagesReceived + " pages received); not resuming");
+        if (digest != null) {
+            digest.close();
+        }
+        decoder.close();
+    }
+
+    private MigrationReport report(MigrationState outcome, boolean verified, double downtimeMs, String error, boolean resumed) {
+        Map<String, Long> kinds = new LinkedHashMap<>();
+        for (int code = 0; code < pagesByEncoding.length; code++) {
+            if (pagesByEncoding[code] > 0) {
+                kinds.put(PageEncoding.name(code), pagesByEncoding[code]);
+            }
+        }
+        return new MigrationReport("destination", mode, memory == null ? 0 : memory.byteSize(), GuestMemory.PAGE_SIZE,
+                outcome, verified, (clock.nanoTime() - startNanos) / 1e6, downtimeMs, -1, bytesReceived, pagesReceived,
+                List.of(), kinds, negotiated, error, null, resumed, digest == null ? 0 : digest.value());
+    }
+}

@@ -1,0 +1,154 @@
+package dev.ferry.precopy;
+
+import dev.ferry.compression.PageEncoder;
+import dev.ferry.compression.PageEncoding;
+import dev.ferry.core.GuestMemory;
+import dev.ferry.core.MemoryDigest;
+import dev.ferry.core.MigrationListener;
+import dev.ferry.core.PageBitmap;
+import dev.ferry.core.PageDigest;
+import dev.ferry.transport.Frames;
+import dev.ferry.transport.Link;
+import dev.ferry.transport.LinkException;
+import dev.ferry.transport.Wire;
+import io.netty.buffer.ByteBuf;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.function.BooleanSupplier;
+
+/**
+ * Turns a set of pages into PAGES frames: each page is copied once out of guest memory (a stable
+ * snapshot the guest can no longer change under us), hashed into the sent digest, encoded
+ * straight into the frame buffer, and its record header written in front. Consecutive zero pages
+ * merge into one run record. Nothing is allocated per page; one buffer per frame.
+ */
+final class PageStreamWriter implements AutoCloseable {
+    private static final int FRAME_CAPACITY = Wire.PAGES_FRAME_TARGET + Wire.FRAME_HEADER
+            + Wire.RECORD_HEADER + PageEncoder.MAX_PAYLOAD;
+    private static final long PROGRESS_EVERY = 8 << 20;
+
+    private final Link link;
+    private final GuestMemory memory;
+    private final PageEncoder encoder;
+    private final MemoryDigest digest;
+    private final MigrationListener listener;
+    private final Arena arena = Arena.ofConfined();
+    private final MemorySegment scratch = arena.allocate(GuestMemory.PAGE_SIZE, 64);
+    private final long[] pagesByEncoding = new long[16];
+
+    private ByteBuf frame;
+    private MemorySegment frameSegment;
+    private int frameStart;
+    private int zeroRunLengthIndex = -1;
+    private long zeroRunNext;
+    private int zeroRun;
+    private long records;
+    private long nextProgress = PROGRESS_EVERY;
+
+    PageStreamWriter(Link link, GuestMemory memory, PageEncoder encoder, MemoryDigest digest, MigrationListener listener) {
+        this.link = link;
+        this.memory = memory;
+        this.encoder = encoder;
+        this.digest = digest;
+        this.listener = listener;
+    }
+
+    /**
+     * Sends every page of {@code pages}, removing each as it goes, then a ROUND_END, and flushes.
+     *
+     * @return page records sent (a zero run counts its pages)
+     */
+    long sendRound(PageBitmap pages, int round, BooleanSupplier cancelled) throws LinkException, CancelledException {
+        long sent = 0;
+        MemorySegment guest = memory.segment();
+        for (long page = pages.nextSetBit(0); page >= 0; page = pages.nextSetBit(page + 1)) {
+            pages.clear(page);
+            if (frame == null) {
+                if (cancelled.getAsBoolean()) {
+                    throw new CancelledException();
+                }
+                openFrame();
+            }
+            MemorySegment.copy(guest, page << GuestMemory.PAGE_SHIFT, scratch, 0, GuestMemory.PAGE_SIZE);
+            appendPage(page);
+            sent++;
+            if (frame.writerIndex() - frameStart >= Wire.PAGES_FRAME_TARGET) {
+                sendFrame();
+                if (link.bytesSent() >= nextProgress) {
+                    nextProgress = link.bytesSent() + PROGRESS_EVERY;
+                    listener.onProgress(link.bytesSent(), round, pages.cardinality());
+                }
+            }
+        }
+        if (frame != null) {
+            sendFrame();
+        }
+        ByteBuf end = link.buffer(Wire.FRAME_HEADER + 12);
+        Wire.writeRoundEnd(end, round, sent);
+        link.sendNow(end);
+        records += sent;
+        return sent;
+    }
+
+    private void appendPage(long page) {
+        int headerAt = frame.writerIndex();
+        int length = encoder.encode(page, scratch, 0, frameSegment, headerAt + Wire.RECORD_HEADER);
+        int encoding = encoder.encoding();
+        pagesByEncoding[encoding]++;
+        if (encoding == PageEncoding.ZERO) {
+            digest.updateZero(page);
+            if (zeroRunLengthIndex >= 0 && page == zeroRunNext && zeroRun < Wire.MAX_ZERO_RUN) {
+                zeroRun++;
+                zeroRunNext++;
+                frame.setShort(zeroRunLengthIndex, zeroRun);
+                return;
+            }
+            frame.writeLong(page).writeByte(encoding);
+            zeroRunLengthIndex = frame.writerIndex();
+            zeroRun = 1;
+            zeroRunNext = page + 1;
+            frame.writeShort(1);
+            return;
+        }
+        zeroRunLengthIndex = -1;
+        digest.update(page, PageDigest.contentHash(scratch, 0));
+        frame.writeLong(page).writeByte(encoding).writeShort(length);
+        frame.writerIndex(frame.writerIndex() + length);
+    }
+
+    private void openFrame() {
+        frame = link.buffer(FRAME_CAPACITY);
+        frameSegment = Frames.segmentOf(frame);
+        frameStart = frame.writerIndex();
+        Wire.writeHeader(frame, Wire.PAGES, 0);
+        zeroRunLengthIndex = -1;
+    }
+
+    private void sendFrame() throws LinkException {
+        Wire.patchLength(frame, frameStart);
+        ByteBuf out = frame;
+        frame = null;
+        frameSegment = null;
+        zeroRunLengthIndex = -1;
+        link.send(out);
+    }
+
+    /** Pages sent per encoding code. */
+    long pagesOf(int encoding) {
+        return pagesByEncoding[encoding];
+    }
+
+    /** Page records sent in all rounds. */
+    long records() {
+        return records;
+    }
+
+    @Override
+    public void close() {
+        if (frame != null) {
+            frame.release();
+            frame = null;
+        }
+        arena.close();
+    }
+}

@@ -1,0 +1,231 @@
+package dev.ferry.transport;
+
+import dev.ferry.core.NanoClock;
+import io.netty.bootstrap.Bootstrap;
+import io.netty.buffer.ByteBuf;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelFuture;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.channel.ChannelInitializer;
+import io.netty.channel.ChannelOption;
+import io.netty.channel.EventLoopGroup;
+import io.netty.channel.WriteBufferWaterMark;
+import java.net.InetSocketAddress;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.LockSupport;
+
+/**
+ * The source's end of a connection, driven by one sending thread: it paces frames to
+ * {@code max-bandwidth}, blocks while the socket is not writable (Netty's writability is the flow
+ * control), and hands frames from the peer to {@link #receive}. Every wait is bounded by the peer
+ * timeout, so a dead peer turns into a {@link LinkException}, never a hang.
+ */
+public final class Link implements AutoCloseable {
+    private static final int LOW_WATER = 2 << 20;
+    private static final int HIGH_WATER = 8 << 20;
+    private static final ByteBuf CLOSED = io.netty.buffer.Unpooled.EMPTY_BUFFER;
+
+    private final Channel channel;
+    private final Inbound inbound;
+    private final BandwidthLimiter limiter;
+    private final NanoClock clock;
+    private final long peerTimeoutNanos;
+    private long bytesSent;
+
+    private Link(Channel channel, Inbound inbound, long maxBandwidth, long peerTimeoutMillis, NanoClock clock) {
+        this.channel = channel;
+        this.inbound = inbound;
+        this.limiter = new BandwidthLimiter(maxBandwidth);
+        this.clock = clock;
+        this.peerTimeoutNanos = TimeUnit.MILLISECONDS.toNanos(peerTimeoutMillis);
+    }
+
+    /** Connects to a destination; fails within {@code peerTimeoutMillis}. */
+    public static Link connect(EventLoopGroup group, InetSocketAddress address, long maxBandwidth,
+            long peerTimeoutMillis, NanoClock clock) throws LinkException {
+        Inbound inbound = new Inbound();
+        Bootstrap bootstrap = new Bootstrap()
+                .group(group)
+                .channel(Transports.socketChannel())
+                .option(ChannelOption.TCP_NODELAY, true)
+                .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, (int) Math.min(Integer.MAX_VALUE, peerTimeoutMillis))
+                .option(ChannelOption.WRITE_BUFFER_WATER_MARK, new WriteBufferWaterMark(LOW_WATER, HIGH_WATER))
+                .handler(new ChannelInitializer<>() {
+                    @Override
+                    protected void initChannel(Channel ch) {
+                        ch.pipeline().addLast(Frames.decoder(), inbound);
+                    }
+                });
+        ChannelFuture connect = bootstrap.connect(address);
+        if (!connect.awaitUninterruptibly(peerTimeoutMillis + 1000)) {
+            connect.channel().close();
+            throw new LinkException("connect to " + address + " timed out after " + peerTimeoutMillis + " ms");
+        }
+        if (!connect.isSuccess()) {
+            throw new LinkException("cannot connect to " + address + ": " + connect.cause().getMessage(), connect.cause());
+        }
+        return new Link(connect.channel(), inbound, maxBandwidth, peerTimeoutMillis, clock);
+    }
+
+    /** A direct buffer from the channel's pool for the caller to fill with frames. */
+    public ByteBuf buffer(int capacity) {
+        return channel.alloc().directBuffer(capacity);
+    }
+
+    /**
+     * Queues {@code frames} (whole frames) for the wire, waiting first for the pacing and for the
+     * socket to drain. Takes ownership of the buffer.
+     */
+    public void send(ByteBuf frames) throws LinkException {
+        int bytes = frames.readableBytes();
+        try {
+            long wait = limiter.charge(bytes, clock.nanoTime());
+            if (wait > 0) {
+                channel.flush();
+                sleep(wait);
+            }
+            awaitWritable();
+        } catch (LinkException e) {
+            frames.release();
+            throw e;
+        }
+        channel.write(frames, channel.voidPromise());
+        bytesSent += bytes;
+    }
+
+    /** Sends and flushes. */
+    public void sendNow(ByteBuf frames) throws LinkException {
+        send(frames);
+        flush();
+    }
+
+    /** Pushes queued frames to the socket. */
+    public void flush() {
+        channel.flush();
+    }
+
+    /** Bytes handed to the wire so far (frame headers included). */
+    public long bytesSent() {
+        return bytesSent;
+    }
+
+    /**
+     * The next frame from the peer (its type byte first; the caller releases it), waiting up to
+     * {@code timeoutNanos}; null when none arrived in time.
+     */
+    public ByteBuf receive(long timeoutNanos) throws LinkException {
+        ByteBuf frame;
+        try {
+            frame = inbound.frames.poll(timeoutNanos, TimeUnit.NANOSECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new LinkException("interrupted while waiting for the peer");
+        }
+        if (frame == CLOSED) {
+            inbound.frames.offer(CLOSED);
+            throw new LinkException(inbound.closeReason());
+        }
+        return frame;
+    }
+
+    /** The next frame if one has already arrived, else null. */
+    public ByteBuf poll() throws LinkException {
+        return receive(0);
+    }
+
+    /** Whether the connection is still open. */
+    public boolean isOpen() {
+        return channel.isActive();
+    }
+
+    /** Closes the connection. */
+    @Override
+    public void close() {
+        channel.close().awaitUninterruptibly(1000);
+        ByteBuf frame;
+        while ((frame = inbound.frames.poll()) != null) {
+            if (frame != CLOSED) {
+                frame.release();
+            }
+        }
+    }
+
+    private void awaitWritable() throws LinkException {
+        if (channel.isWritable()) {
+            return;
+        }
+        channel.flush();
+        long deadline = clock.nanoTime() + peerTimeoutNanos;
+        synchronized (inbound) {
+            while (!channel.isWritable()) {
+                if (!channel.isActive()) {
+                    throw new LinkException(inbound.closeReason());
+                }
+                long left = deadline - clock.nanoTime();
+                if (left <= 0) {
+                    throw new LinkException("peer stopped reading: socket not writable for "
+                            + TimeUnit.NANOSECONDS.toMillis(peerTimeoutNanos) + " ms");
+                }
+                try {
+                    TimeUnit.NANOSECONDS.timedWait(inbound, Math.min(left, 50_000_000));
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new LinkException("interrupted while waiting for the socket to drain");
+                }
+            }
+        }
+    }
+
+    private static void sleep(long nanos) {
+        long deadline = System.nanoTime() + nanos;
+        for (long left = nanos; left > 0; left = deadline - System.nanoTime()) {
+            LockSupport.parkNanos(left);
+        }
+    }
+
+    /** Queues inbound frames and wakes the sender on writability changes or close. */
+    private static final class Inbound extends ChannelInboundHandlerAdapter {
+        final LinkedBlockingQueue<ByteBuf> frames = new LinkedBlockingQueue<>();
+        private volatile String failure;
+
+        @Override
+        public void channelRead(ChannelHandlerContext ctx, Object msg) {
+            ByteBuf frame = (ByteBuf) msg;
+            if (frame.isReadable() && frame.getUnsignedByte(frame.readerIndex()) == Wire.ERROR && failure == null) {
+                failure = "peer reported: " + Wire.readError(frame.duplicate().skipBytes(1));
+            }
+            frames.offer(frame);
+        }
+
+        @Override
+        public void channelWritabilityChanged(ChannelHandlerContext ctx) {
+            synchronized (this) {
+                notifyAll();
+            }
+            ctx.fireChannelWritabilityChanged();
+        }
+
+        @Override
+        public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+            if (failure == null) {
+                failure = "link failed: " + Frames.describe(cause);
+            }
+            ctx.close();
+        }
+
+        @Override
+        public void channelInactive(ChannelHandlerContext ctx) {
+            frames.offer(CLOSED);
+            synchronized (this) {
+                notifyAll();
+            }
+        }
+
+        String closeReason() {
+            String f = failure;
+            return f != null ? f : "connection closed by the peer";
+        }
+    }
+}

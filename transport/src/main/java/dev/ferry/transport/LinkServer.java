@@ -1,0 +1,63 @@
+package dev.ferry.transport;
+
+import io.netty.bootstrap.ServerBootstrap;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelHandler;
+import io.netty.channel.ChannelInitializer;
+import io.netty.channel.ChannelOption;
+import io.netty.channel.EventLoopGroup;
+import io.netty.handler.timeout.ReadTimeoutHandler;
+import java.net.InetSocketAddress;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Supplier;
+
+/**
+ * The destination's listening socket: each accepted connection gets the framing stage, a read
+ * timeout (a source silent past the peer timeout is dead) and a handler of the caller's.
+ */
+public final class LinkServer implements AutoCloseable {
+    private final Channel channel;
+
+    private LinkServer(Channel channel) {
+        this.channel = channel;
+    }
+
+    /** Listens on {@code address} (port 0 picks a free one). */
+    public static LinkServer bind(EventLoopGroup group, InetSocketAddress address, long peerTimeoutMillis,
+            Supplier<ChannelHandler> handlers) throws LinkException {
+        ServerBootstrap bootstrap = new ServerBootstrap()
+                .group(group)
+                .channel(Transports.serverChannel())
+                .childOption(ChannelOption.TCP_NODELAY, true)
+                .childHandler(new ChannelInitializer<>() {
+                    @Override
+                    protected void initChannel(Channel ch) {
+                        ch.pipeline().addLast(Frames.decoder(),
+                                new ReadTimeoutHandler(peerTimeoutMillis, TimeUnit.MILLISECONDS),
+                                handlers.get());
+                    }
+                });
+        try {
+            return new LinkServer(bootstrap.bind(address).sync().channel());
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new LinkException("interrupted while binding " + address);
+        } catch (RuntimeException e) {
+            throw new LinkException("cannot listen on " + address + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** The bound address (with the real port when 0 was asked for). */
+    public InetSocketAddress localAddress() {
+        return (InetSocketAddress) channel.localAddress();
+    }
+
+    /** Stops accepting connections. */
+    @Override
+    public void close() {
+        io.netty.channel.ChannelFuture closed = channel.close();
+        if (!channel.eventLoop().inEventLoop()) {
+            closed.awaitUninterruptibly(1000);
+        }
+    }
+}

@@ -1,0 +1,175 @@
+package dev.ferry.transport;
+
+import io.netty.buffer.ByteBuf;
+import java.nio.charset.StandardCharsets;
+
+/**
+ * The Ferry wire protocol, version 1: every constant and layout in one place
+ * (docs/protocol.md says the same in prose, and a test decodes its examples).
+ *
+ * <p>All integers are big-endian. Every frame is
+ * <pre>
+ *   length  u32   bytes that follow (type + body), 1 .. MAX_FRAME
+ *   type    u8
+ *   body    length - 1 bytes
+ * </pre>
+ * Frames, source to destination unless noted:
+ * <pre>
+ *   HELLO        0x01  magic u64 "FERRYMIG", version u16, pageSize u32, memoryBytes u64,
+ *                      capabilities u32, mode u8
+ *   WELCOME      0x02  (dst→src) magic u64, version u16, capabilities u32 (those accepted)
+ *   PAGES        0x10  page records to the end of the frame:
+ *                      index u64, encoding u8, length u16, payload (length bytes);
+ *                      for ZERO (1) there is no payload and length counts the run of
+ *                      consecutive zero pages starting at index (1 .. 65535)
+ *   ROUND_END    0x11  round u32, records u64 (page records sent in the round)
+ *   DEVICE_STATE 0x12  the device state, opaque, the whole body
+ *   END          0x13  digest u64 (memory digest at the pause), pauseNanos u64
+ *   RESUMED      0x20  (dst→src) digest u64 (as applied), resumeNanos u64
+ *   ERROR        0x7F  (either way) UTF-8 reason; the sender closes after it
+ * </pre>
+ */
+public final class Wire {
+    /** "FERRYMIG" as a big-endian u64. */
+    public static final long MAGIC = 0x464552_52594D4947L;
+    /** Protocol version this build speaks. */
+    public static final int VERSION = 1;
+    /** The largest frame (type + body) either side accepts. */
+    public static final int MAX_FRAME = 16 << 20;
+    /** Bytes of the length and type fields. */
+    public static final int FRAME_HEADER = 5;
+    /** Bytes of a page record's index, encoding and length fields. */
+    public static final int RECORD_HEADER = 11;
+    /** Page records a PAGES frame is filled with before it is sent, in bytes. */
+    public static final int PAGES_FRAME_TARGET = 128 << 10;
+    /** Longest zero run one record carries. */
+    public static final int MAX_ZERO_RUN = 0xFFFF;
+
+    public static final int HELLO = 0x01;
+    public static final int WELCOME = 0x02;
+    public static final int PAGES = 0x10;
+    public static final int ROUND_END = 0x11;
+    public static final int DEVICE_STATE = 0x12;
+    public static final int END = 0x13;
+    public static final int RESUMED = 0x20;
+    public static final int ERROR = 0x7F;
+
+    static final int HELLO_BODY = 8 + 2 + 4 + 8 + 4 + 1;
+    static final int WELCOME_BODY = 8 + 2 + 4;
+
+    private Wire() {
+    }
+
+    /** The name of a frame type, for messages. */
+    public static String typeName(int type) {
+        return switch (type) {
+            case HELLO -> "HELLO";
+            case WELCOME -> "WELCOME";
+            case PAGES -> "PAGES";
+            case ROUND_END -> "ROUND_END";
+            case DEVICE_STATE -> "DEVICE_STATE";
+            case END -> "END";
+            case RESUMED -> "RESUMED";
+            case ERROR -> "ERROR";
+            default -> String.format("unknown(0x%02x)", type);
+        };
+    }
+
+    /** Writes a frame header; the caller writes {@code bodyLength} bytes of body after it. */
+    public static void writeHeader(ByteBuf out, int type, int bodyLength) {
+        out.writeInt(bodyLength + 1);
+        out.writeByte(type);
+    }
+
+    /** Fills in the length of a frame whose header starts at {@code headerIndex} and ends at the writer index. */
+    public static void patchLength(ByteBuf out, int headerIndex) {
+        out.setInt(headerIndex, out.writerIndex() - headerIndex - 4);
+    }
+
+    public static void writeHello(ByteBuf out, Hello hello) {
+        writeHeader(out, HELLO, HELLO_BODY);
+        out.writeLong(MAGIC);
+        out.writeShort(hello.version());
+        out.writeInt(hello.pageSize());
+        out.writeLong(hello.memoryBytes());
+        out.writeInt(hello.capabilities());
+        out.writeByte(hello.mode());
+    }
+
+    public static void writeWelcome(ByteBuf out, int capabilities) {
+        writeHeader(out, WELCOME, WELCOME_BODY);
+        out.writeLong(MAGIC);
+        out.writeShort(VERSION);
+        out.writeInt(capabilities);
+    }
+
+    public static void writeRoundEnd(ByteBuf out, int round, long records) {
+        writeHeader(out, ROUND_END, 12);
+        out.writeInt(round);
+        out.writeLong(records);
+    }
+
+    public static void writeDeviceState(ByteBuf out, byte[] state) {
+        writeHeader(out, DEVICE_STATE, state.length);
+        out.writeBytes(state);
+    }
+
+    public static void writeEnd(ByteBuf out, long digest, long pauseNanos) {
+        writeHeader(out, END, 16);
+        out.writeLong(digest);
+        out.writeLong(pauseNanos);
+    }
+
+    public static void writeResumed(ByteBuf out, long digest, long resumeNanos) {
+        writeHeader(out, RESUMED, 16);
+        out.writeLong(digest);
+        out.writeLong(resumeNanos);
+    }
+
+    public static void writeError(ByteBuf out, String reason) {
+        byte[] bytes = reason.getBytes(StandardCharsets.UTF_8);
+        int length = Math.min(bytes.length, 4096);
+        writeHeader(out, ERROR, length);
+        out.writeBytes(bytes, 0, length);
+    }
+
+    /** Reads the body of a HELLO frame (after its type byte), checking magic and length. */
+    public static Hello readHello(ByteBuf body) throws ProtocolException {
+        expectBody("HELLO", body, HELLO_BODY);
+        long magic = body.readLong();
+        if (magic != MAGIC) {
+            throw new ProtocolException(String.format("bad magic 0x%016x in HELLO, expected 0x%016x (\"FERRYMIG\"): not a Ferry source", magic, MAGIC));
+        }
+        return new Hello(body.readUnsignedShort(), body.readInt(), body.readLong(), body.readInt(), body.readUnsignedByte());
+    }
+
+    /** Reads the body of a WELCOME frame, checking magic, version and length; returns the accepted capabilities. */
+    public static int readWelcome(ByteBuf body) throws ProtocolException {
+        expectBody("WELCOME", body, WELCOME_BODY);
+        long magic = body.readLong();
+        if (magic != MAGIC) {
+            throw new ProtocolException(String.format("bad magic 0x%016x in WELCOME: the peer is not a Ferry destination", magic));
+        }
+        int version = body.readUnsignedShort();
+        if (version != VERSION) {
+            throw new ProtocolException("destination speaks protocol version " + version + ", this source " + VERSION);
+        }
+        return body.readInt();
+    }
+
+    /** Reads an ERROR body. */
+    public static String readError(ByteBuf body) {
+        return body.readCharSequence(body.readableBytes(), StandardCharsets.UTF_8).toString();
+    }
+
+    /** Checks that a fixed-size body has exactly {@code expected} bytes. */
+    public static void expectBody(String frame, ByteBuf body, int expected) throws ProtocolException {
+        if (body.readableBytes() != expected) {
+            throw new ProtocolException(frame + " body of " + body.readableBytes() + " bytes, expected " + expected);
+        }
+    }
+
+    /** The handshake a source opens with. */
+    public record Hello(int version, int pageSize, long memoryBytes, int capabilities, int mode) {
+    }
+}
