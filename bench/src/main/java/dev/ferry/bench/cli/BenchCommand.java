@@ -1,0 +1,186 @@
+package dev.ferry.bench.cli;
+
+import dev.ferry.bench.workload.Fill;
+import dev.ferry.bench.workload.Workload;
+import dev.ferry.bench.workload.Workloads;
+import dev.ferry.core.DirtyBitmap;
+import dev.ferry.core.GuestMemory;
+import dev.ferry.core.JsonWriter;
+import dev.ferry.core.MigrationParameters;
+import dev.ferry.core.MigrationReport;
+import dev.ferry.core.PageGate;
+import dev.ferry.engine.IncomingMigration;
+import dev.ferry.engine.Migration;
+import dev.ferry.engine.OutgoingMigration;
+import java.io.PrintStream;
+import java.net.InetSocketAddress;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.HashSet;
+import java.util.Locale;
+import java.util.Set;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * {@code ferry bench} (both sides in this process, over a real loopback socket) and
+ * {@code ferry source} (this process is the source of a {@code ferry dest}).
+ */
+final class BenchCommand {
+    /** How long the guest runs on the destination after a hand-over, to show it goes on. */
+    private static final long RUN_AFTER_MILLIS = 200;
+
+    private final PrintStream out;
+    private final PrintStream err;
+
+    BenchCommand(PrintStream out, PrintStream err) {
+        this.out = out;
+        this.err = err;
+    }
+
+    int bench(String[] args) throws Exception {
+        Options o = Options.parse(args, 1, valued(), Set.of("trace-loop"));
+        MigrationParameters params = MigrationFlags.parameters(o);
+        try (Guest guest = Guest.create(o)) {
+            try (GuestMemory target = GuestMemory.anonymous(guest.memory.byteSize())) {
+                DirtyBitmap targetLog = new DirtyBitmap(target.pageCount());
+                WorkloadVm sourceVm = new WorkloadVm(guest.workload, guest.memory, guest.log);
+                WorkloadVm targetVm = new WorkloadVm(guest.workload, target, targetLog);
+                guest.workload.start(guest.memory, guest.log, PageGate.OPEN);
+                MigrationReport source;
+                MigrationReport destination;
+                try (IncomingMigration in = Migration.destination(targetVm).memory(target).start()) {
+                    OutgoingMigration migration = Migration.source(guest.memory, guest.log, sourceVm)
+                            .parameters(params).connect(in.address()).listener(ProgressDisplay.forConsole()).start();
+                    source = migration.result().get(maxWaitMillis(params), TimeUnit.MILLISECONDS);
+                    destination = in.result().get(params.peerTimeoutMillis() + 5000, TimeUnit.MILLISECONDS);
+                }
+                long writesAfter = guestRunsOn(guest.workload, targetVm);
+                guest.workload.close();
+                double loopback = LoopbackBaseline.bytesPerSecond(Math.max(source.bytesSent(), 1 << 20));
+                JsonWriter json = new JsonWriter().beginObject();
+                source.writeJsonMembers(json);
+                json.name("workload").value(guest.workload.spec())
+                        .name("fill").value(o.get("fill", "random"))
+                        .name("transport").value(dev.ferry.transport.Transports.nativeEpoll() ? "epoll" : "nio")
+                        .name("destination").beginObject();
+                destination.writeJsonMembers(json);
+                json.endObject()
+                        .name("guestWritesOnDestination").value(writesAfter)
+                        .name("wireBytesPerSec").value(source.bytesSent() * 1000.0 / source.totalTimeMs())
+                        .name("loopbackBytesPerSec").value(loopback)
+                        .name("throughputVsLoopback").value(source.bytesSent() * 1000.0 / source.totalTimeMs() / loopback)
+                        .endObject();
+                writeJson(o, json);
+                summarize(source, destination, loopback);
+                return source.succeeded() && destination.succeeded() ? 0 : 1;
+            }
+        }
+    }
+
+    int source(String[] args) throws Exception {
+        Set<String> valued = valued();
+        valued.add("connect");
+        Options o = Options.parse(args, 1, valued, Set.of("trace-loop"));
+        InetSocketAddress address = DestCommand.address("connect", o.get("connect"));
+        MigrationParameters params = MigrationFlags.parameters(o);
+        try (Guest guest = Guest.create(o)) {
+            WorkloadVm vm = new WorkloadVm(guest.workload, guest.memory, guest.log);
+            guest.workload.start(guest.memory, guest.log, PageGate.OPEN);
+            OutgoingMigration migration = Migration.source(guest.memory, guest.log, vm)
+                    .parameters(params).connect(address).listener(ProgressDisplay.forConsole()).start();
+            MigrationReport report = migration.result().get(maxWaitMillis(params), TimeUnit.MILLISECONDS);
+            long writesBefore = guest.workload.pagesWritten();
+            if (vm.resumed()) {
+                // the guest still runs here: show it
+                Thread.sleep(RUN_AFTER_MILLIS);
+            }
+            long writesAfterFailure = guest.workload.pagesWritten() - writesBefore;
+            guest.workload.close();
+            JsonWriter json = new JsonWriter().beginObject();
+            report.writeJsonMembers(json);
+            json.name("workload").value(guest.workload.spec())
+                    .name("guestWritesOnSourceAfterRun").value(writesAfterFailure)
+                    .endObject();
+            writeJson(o, json);
+            summarize(report, null, 0);
+            return report.succeeded() ? 0 : 1;
+        }
+    }
+
+    private static Set<String> valued() {
+        Set<String> valued = new HashSet<>(MigrationFlags.VALUED);
+        valued.addAll(Set.of("workload", "memory", "fill", "seed", "json"));
+        return valued;
+    }
+
+    /** Every wait is bounded: the round and time limits bound the rounds, the peer timeout each stall. */
+    private static long maxWaitMillis(MigrationParameters params) {
+        long limit = params.totalTimeLimitMillis() > 0 ? params.totalTimeLimitMillis() : 30 * 60_000L;
+        return limit + 4 * params.peerTimeoutMillis();
+    }
+
+    /** Lets the guest run on the destination for a moment; returns the pages it wrote there. */
+    private static long guestRunsOn(Workload workload, WorkloadVm destination) throws InterruptedException {
+        if (!destination.resumed()) {
+            return 0;
+        }
+        Thread.sleep(RUN_AFTER_MILLIS);
+        return workload.pagesWritten() - destination.resumedAtPagesWritten();
+    }
+
+    private void writeJson(Options o, JsonWriter json) throws java.io.IOException {
+        if (o.has("json")) {
+            Files.writeString(Path.of(o.get("json")), json + "\n");
+        }
+    }
+
+    private void summarize(MigrationReport s, MigrationReport d, double loopback) {
+        out.printf(Locale.ROOT, "outcome            %s%s%n", s.outcome(), s.verified() ? " (verified)" : "");
+        if (s.error() != null) {
+            out.printf(Locale.ROOT, "error              %s%n", s.error());
+        }
+        out.printf(Locale.ROOT, "total time         %.1f ms%n", s.totalTimeMs());
+        out.printf(Locale.ROOT, "downtime           %.2f ms (expected %.2f ms)%n", s.downtimeMs(), s.expectedDowntimeMs());
+        out.printf(Locale.ROOT, "bytes sent         %,d (%,d pages, %s)%n", s.bytesSent(), s.pagesSent(), s.pagesByKind());
+        out.printf(Locale.ROOT, "rounds             %d%n", s.rounds().size());
+        out.printf(Locale.ROOT, "source VM          %s%n", s.sourceVmState());
+        if (d != null) {
+            out.printf(Locale.ROOT, "destination        %s, resumed=%s%s%n", d.outcome(), d.destinationResumed(),
+                    d.error() != null ? ", " + d.error() : "");
+        }
+        if (loopback > 0) {
+            double wire = s.bytesSent() * 1000.0 / s.totalTimeMs();
+            out.printf(Locale.ROOT, "throughput         %.1f MB/s on the wire, raw loopback copy %.1f MB/s, ratio %.3f%n",
+                    wire / 1e6, loopback / 1e6, wire / loopback);
+        }
+    }
+
+    /** The source's guest: memory, dirty log and the workload that writes it. */
+    private record Guest(Workload workload, GuestMemory memory, DirtyBitmap log) implements AutoCloseable {
+        static Guest create(Options o) {
+            String spec = o.get("workload", "idle");
+            long memoryBytes = spec.startsWith("trace:") ? o.getSize("memory", 0) : o.getSize("memory", 1L << 30);
+            Fill fill;
+            try {
+                fill = Fill.valueOf(o.get("fill", "random").toUpperCase(Locale.ROOT));
+            } catch (IllegalArgumentException e) {
+                throw new UsageException("--fill takes random, text or mixed, got '" + o.get("fill") + "'");
+            }
+            Workload workload;
+            try {
+                workload = Workloads.parse(spec, memoryBytes, fill, o.getLong("seed", 1), o.has("trace-loop"));
+            } catch (IllegalArgumentException e) {
+                throw new UsageException(e.getMessage());
+            }
+            GuestMemory memory = GuestMemory.anonymous(workload.memoryBytes());
+            workload.fill(memory);
+            return new Guest(workload, memory, new DirtyBitmap(memory.pageCount()));
+        }
+
+        @Override
+        public void close() {
+            workload.close();
+            memory.close();
+        }
+    }
+}

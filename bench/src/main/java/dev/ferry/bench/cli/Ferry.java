@@ -1,0 +1,80 @@
+package dev.ferry.bench.cli;
+
+import java.io.PrintStream;
+
+/** The {@code ferry} command line: benchmarks, the two sides of a migration, trace tools, JMH. */
+public final class Ferry {
+    static final String USAGE = """
+            usage: ferry COMMAND [OPTIONS]
+
+            commands:
+              bench        migrate a workload between a source and a destination in this process,
+                           over a real loopback socket, and report it
+              source       migrate a workload to a destination process (--connect HOST:PORT)
+              dest         receive one migration (--listen HOST:PORT), then exit
+              trace-info   summarise a memory trace: ferry trace-info PATH
+              jmh          run the JMH suite (arguments go to JMH)
+
+            migration options (bench, source):
+              --mode precopy                 how to hand over (post-copy and hybrid: not yet)
+              --workload SPEC                idle | uniform:MBPS | hotset:FRACTION:MBPS | zipf:S:MBPS |
+                                             sequential:MBPS | trace:PATH[:SPEED]   (default idle)
+              --memory SIZE                  guest RAM, e.g. 512m, 1g (not needed for trace:)
+              --fill random|text|mixed       initial contents of synthetic workloads (default random)
+              --trace-loop                   replay the trace's epochs again after the last
+              --seed N                       seed of the workload's randomness (default 1)
+              --downtime-limit MS            QEMU downtime-limit (default 300)
+              --max-bandwidth BYTES_PER_SEC  QEMU max-bandwidth, 0 = unlimited (default 0)
+              --max-rounds N                 switch over after N rounds whatever the estimate (default 30)
+              --time-limit MS                switch over after MS whatever the estimate (default none)
+              --stages LIST                  none or a subset of zero,xbzrle,lz4,zstd (default zero)
+              --xbzrle-cache-size SIZE       default 64m
+              --zstd-level N                 default 1
+              --peer-timeout MS              a silent peer is dead after MS (default 10000)
+              --json FILE                    write the report as JSON
+
+            dest options:
+              --listen HOST:PORT             where to listen (port 0 picks one; the line
+                                             "listening on HOST:PORT" is printed first)
+              --memory SIZE                  refuse sources of another size (default: from the handshake)
+              --accept-timeout MS            give up when no source connects in time (default 300000)
+              --json FILE                    write this side's report as JSON
+
+            exit status: 0 when the migration completed and was verified, 1 when it did not,
+            2 for a usage error.
+            """;
+
+    private Ferry() {
+    }
+
+    public static void main(String[] args) {
+        System.exit(run(args, System.out, System.err));
+    }
+
+    static int run(String[] args, PrintStream out, PrintStream err) {
+        if (args.length == 0 || args[0].equals("--help") || args[0].equals("help")) {
+            out.print(USAGE);
+            return args.length == 0 ? 2 : 0;
+        }
+        try {
+            return switch (args[0]) {
+                case "bench" -> new BenchCommand(out, err).bench(args);
+                case "source" -> new BenchCommand(out, err).source(args);
+                case "dest" -> new DestCommand(out, err).run(args);
+                case "jmh" -> {
+                    String[] rest = java.util.Arrays.copyOfRange(args, 1, args.length);
+                    org.openjdk.jmh.Main.main(rest);
+                    yield 0;
+                }
+                default -> throw new UsageException("unknown command '" + args[0] + "'");
+            };
+        } catch (UsageException e) {
+            err.println("ferry: " + e.getMessage());
+            err.println("run 'ferry --help' for the options");
+            return 2;
+        } catch (Exception e) {
+            err.println("ferry: " + (e.getMessage() != null ? e.getMessage() : e.toString()));
+            return 1;
+        }
+    }
+}

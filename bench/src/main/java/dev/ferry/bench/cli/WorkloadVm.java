@@ -1,0 +1,64 @@
+package dev.ferry.bench.cli;
+
+import dev.ferry.bench.workload.Workload;
+import dev.ferry.core.DirtyBitmap;
+import dev.ferry.core.GuestMemory;
+import dev.ferry.core.PageGate;
+import dev.ferry.core.VmControl;
+import java.nio.charset.StandardCharsets;
+
+/**
+ * A workload as the hypervisor sees it: pausing parks its guest threads, resuming lets them
+ * write again on this side's memory. One instance per side: the source's resumes on the source
+ * memory (after a failure), the destination's on the destination memory (after the hand-over).
+ */
+final class WorkloadVm implements VmControl {
+    private final Workload workload;
+    private final GuestMemory memory;
+    private final DirtyBitmap log;
+    private volatile boolean resumed;
+    private volatile long resumedAtPagesWritten = -1;
+    private byte[] loadedState;
+
+    WorkloadVm(Workload workload, GuestMemory memory, DirtyBitmap log) {
+        this.workload = workload;
+        this.memory = memory;
+        this.log = log;
+    }
+
+    @Override
+    public void pause() {
+        workload.pause();
+    }
+
+    @Override
+    public void resume() {
+        resumedAtPagesWritten = workload.pagesWritten();
+        workload.resume(memory, log, PageGate.OPEN);
+        resumed = true;
+    }
+
+    @Override
+    public byte[] saveDeviceState() {
+        return ("workload=" + workload.spec() + "\npagesWritten=" + workload.pagesWritten() + "\n")
+                .getBytes(StandardCharsets.UTF_8);
+    }
+
+    @Override
+    public void loadDeviceState(byte[] state) {
+        loadedState = state.clone();
+    }
+
+    boolean resumed() {
+        return resumed;
+    }
+
+    /** The workload's write count when this side resumed it, or -1. */
+    long resumedAtPagesWritten() {
+        return resumedAtPagesWritten;
+    }
+
+    byte[] loadedState() {
+        return loadedState;
+    }
+}
