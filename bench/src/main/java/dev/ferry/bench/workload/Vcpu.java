@@ -1,0 +1,108 @@
+package dev.ferry.bench.workload;
+
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+import java.util.concurrent.locks.LockSupport;
+
+/**
+ * One guest thread: does bounded steps of writes, and parks between writes whenever its workload
+ * asks. Keeps the time it spent parked so that paced and timed writing ignores pauses.
+ */
+abstract class Vcpu implements Runnable {
+    private static final VarHandle WRITTEN;
+
+    static {
+        try {
+            WRITTEN = MethodHandles.lookup().findVarHandle(Vcpu.class, "written", long.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
+
+    final GuestWorkload owner;
+    /** Written only by this vCPU's thread; read by others with acquire. */
+    private long written;
+    private volatile int parkedSequence;
+    private volatile boolean exited;
+    private long startNanos;
+    private long pausedNanos;
+
+    Vcpu(GuestWorkload owner) {
+        this.owner = owner;
+    }
+
+    /**
+     * Does a bounded amount of work on {@code target}: some writes (returning early as soon as
+     * {@code owner.pauseRequested} is seen), or a short wait for the next one. Returns false when
+     * this vCPU has nothing more to write.
+     */
+    abstract boolean step(Target target) throws Exception;
+
+    /** Called on this vCPU's thread as it stops, however it stops. */
+    void stopped() throws Exception {
+    }
+
+    /** Called after a pause of {@code nanos}. */
+    void resumed(long nanos) {
+    }
+
+    @Override
+    public final void run() {
+        startNanos = owner.clock.nanoTime();
+        try {
+            while (owner.running) {
+                if (owner.pauseRequested) {
+                    parkWhilePaused();
+                } else if (!step(owner.target())) {
+                    break;
+                }
+            }
+        } catch (Throwable t) {
+            owner.fail(t);
+        } finally {
+            try {
+                stopped();
+            } catch (Exception e) {
+                if (owner.failure() == null) {
+                    owner.fail(e);
+                }
+            }
+            exited = true;
+        }
+    }
+
+    private void parkWhilePaused() {
+        long from = owner.clock.nanoTime();
+        while (owner.pauseRequested && owner.running) {
+            parkedSequence = owner.pauseSequence;
+            LockSupport.parkNanos(GuestWorkload.MAX_PARK_NANOS);
+        }
+        long paused = owner.clock.nanoTime() - from;
+        pausedNanos += paused;
+        resumed(paused);
+    }
+
+    /** Whether this vCPU acknowledged pause {@code sequence}, or will never write again. */
+    boolean parkedAt(int sequence) {
+        return parkedSequence == sequence || exited;
+    }
+
+    /** Nanoseconds this vCPU has run, pauses excluded. */
+    long runningNanos() {
+        return owner.clock.nanoTime() - startNanos - pausedNanos;
+    }
+
+    /** Counts one page write; call after marking the page. */
+    void wrote() {
+        WRITTEN.setRelease(this, written + 1);
+    }
+
+    long written() {
+        return (long) WRITTEN.getAcquire(this);
+    }
+
+    /** Sleeps at most {@link GuestWorkload#MAX_PARK_NANOS}, so pause and close are seen promptly. */
+    static void sleep(long nanos) {
+        LockSupport.parkNanos(Math.min(nanos, GuestWorkload.MAX_PARK_NANOS));
+    }
+}
