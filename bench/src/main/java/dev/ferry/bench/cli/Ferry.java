@@ -51,6 +51,14 @@ public final class Ferry {
         System.exit(run(args, System.out, System.err));
     }
 
+    private static int traceInfo(String[] args, PrintStream out) throws java.io.IOException {
+        if (args.length != 2) {
+            throw new UsageException("trace-info takes one trace path");
+        }
+        out.print(dev.ferry.bench.trace.TraceSummary.of(java.nio.file.Path.of(args[1])).format());
+        return 0;
+    }
+
     static int run(String[] args, PrintStream out, PrintStream err) {
         if (args.length == 0 || args[0].equals("--help") || args[0].equals("help")) {
             out.print(USAGE);
@@ -61,6 +69,7 @@ public final class Ferry {
                 case "bench" -> new BenchCommand(out, err).bench(args);
                 case "source" -> new BenchCommand(out, err).source(args);
                 case "dest" -> new DestCommand(out, err).run(args);
+                case "trace-info" -> traceInfo(args, out);
                 case "jmh" -> {
                     String[] rest = java.util.Arrays.copyOfRange(args, 1, args.length);
                     org.openjdk.jmh.Main.main(rest);

@@ -34,9 +34,6 @@ final class MigrationFlags {
                     .zstdLevel((int) o.getLong("zstd-level", 1))
                     .peerTimeoutMillis(o.getLong("peer-timeout", 10_000));
         } catch (IllegalArgumentException e) {
-            if (e instanceof UsageException u) {
-                throw u;
-            }
             throw new UsageException(e.getMessage());
         }
         b.capabilities(stages(o.get("stages", "zero")));

@@ -71,8 +71,12 @@ final class FerryProcess implements AutoCloseable {
         return process.exitValue();
     }
 
-    String outputText() throws IOException {
-        return Files.readString(output);
+    String outputText() {
+        try {
+            return Files.readString(output);
+        } catch (IOException e) {
+            return "<output unreadable: " + e + ">";
+        }
     }
 
     @Override
