@@ -8,6 +8,7 @@ import dev.ferry.core.MigrationParameters;
 import dev.ferry.core.MigrationReport;
 import dev.ferry.core.MigrationState;
 import dev.ferry.core.PageDigest;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 
@@ -19,8 +20,10 @@ class PrecopyMigrationTest {
         try (TestGuest source = new TestGuest(SIZE, 7, true); TestGuest target = new TestGuest(SIZE, 0, false)) {
             target.memory.segment().fill((byte) 0);
             try (IncomingMigration in = Migration.destination(target).memory(target.memory).start()) {
+                SimpleMeterRegistry meters = new SimpleMeterRegistry();
                 MigrationReport out = Migration.source(source.memory, source.dirty, source)
                         .parameters(MigrationParameters.builder().downtimeLimitMillis(50).build())
+                        .meterRegistry(meters)
                         .connect(in.address()).start().result().get(60, TimeUnit.SECONDS);
                 MigrationReport dest = in.result().get(10, TimeUnit.SECONDS);
 
@@ -34,6 +37,14 @@ class PrecopyMigrationTest {
                 assertTrue(out.rounds().size() >= 2, "bulk and stop-and-copy at least");
                 assertTrue(out.downtimeMs() >= 0 && out.downtimeMs() < 5000, "downtime " + out.downtimeMs());
                 assertEquals(out.bytesSent(), dest.bytesSent(), "wire bytes counted alike on both sides");
+
+                long roundBytes = out.rounds().stream().mapToLong(r -> r.bytesSent()).sum();
+                assertEquals(roundBytes, meters.get("ferry.bytes").counter().count(), 0.5);
+                assertEquals(out.pagesSent(), meters.get("ferry.pages").counter().count(), 0.5);
+                assertEquals(out.rounds().size(), meters.get("ferry.rounds").counter().count(), 0.5);
+                assertEquals(1, meters.get("ferry.downtime").timer().count());
+                assertEquals(out.downtimeMs(), meters.get("ferry.downtime").timer().totalTime(TimeUnit.MILLISECONDS), 0.01);
+                assertEquals(out.rounds().size(), meters.get("ferry.bandwidth").summary().count());
             }
         }
     }

@@ -29,6 +29,8 @@ public final class LinkServer implements AutoCloseable {
                 .group(group)
                 .channel(Transports.serverChannel())
                 .childOption(ChannelOption.TCP_NODELAY, true)
+                // large reads keep most PAGES frames whole in one buffer, so framing rarely copies
+                .childOption(ChannelOption.RCVBUF_ALLOCATOR, new io.netty.channel.AdaptiveRecvByteBufAllocator(64 << 10, 1 << 20, 4 << 20))
                 .childHandler(new ChannelInitializer<>() {
                     @Override
                     protected void initChannel(Channel ch) {

@@ -130,7 +130,9 @@ final class BenchCommand {
 
     private void writeJson(Options o, JsonWriter json) throws java.io.IOException {
         if (o.has("json")) {
-            Files.writeString(Path.of(o.get("json")), json + "\n");
+            Path path = Path.of(o.get("json")).toAbsolutePath();
+            Files.createDirectories(path.getParent());
+            Files.writeString(path, json + "\n");
         }
     }
 
