@@ -51,10 +51,11 @@ final class Pages {
         return page(kinds[rnd.nextInt(kinds.length)], rnd);
     }
 
-    /** A copy of {@code old} changed the way a guest rewrites a page: a few runs, single bytes, or all of it. */
+    /** A copy of {@code old} changed the way a guest rewrites a page: a few runs, single bytes, a value
+     * of 'x' bytes (as redis-benchmark writes), or all of it. */
     static byte[] mutate(byte[] old, Random rnd) {
         byte[] p = old.clone();
-        switch (rnd.nextInt(6)) {
+        switch (rnd.nextInt(7)) {
             case 0 -> p[rnd.nextInt(PAGE)] ^= (byte) (1 + rnd.nextInt(255));
             case 1 -> {
                 for (int r = 0, runs = 1 + rnd.nextInt(8); r < runs; r++) {
@@ -76,6 +77,10 @@ final class Pages {
                 }
             }
             case 4 -> rnd.nextBytes(p);
+            case 5 -> {
+                int at = rnd.nextInt(PAGE / 2);
+                java.util.Arrays.fill(p, at, at + 200 + rnd.nextInt(PAGE / 2 - 200), (byte) 'x');
+            }
             default -> {
                 int at = rnd.nextInt(PAGE);
                 p[at] ^= 1;

@@ -129,7 +129,7 @@ class XbzrleTest {
         for (int iter = 0; iter < 100; iter++) {
             byte[] old = Pages.page(Pages.Kind.TEXT, rnd);
             byte[] cur = Pages.mutate(old, rnd);
-            byte[] delta = encode(old, cur, Pages.PAGE);
+            byte[] delta = encode(old, cur, UNBOUNDED);
             MemorySegment deltaSeg = Pages.nativeCopy(arena, delta);
             for (int cut = 1; cut < delta.length; cut++) {
                 MemorySegment.copy(old, 0, page, java.lang.foreign.ValueLayout.JAVA_BYTE, 0, Pages.PAGE);
