@@ -3,47 +3,225 @@ package dev.ferry.compression;
 import dev.ferry.core.Capability;
 import dev.ferry.core.GuestMemory;
 import dev.ferry.core.MigrationParameters;
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.util.Set;
 
-/** Source side: encodes each page as the smallest negotiated encoding. */
+/**
+ * The source's page stages: turns one page into the smallest payload the negotiated stages
+ * produce (see {@link PageEncoding} for the payload formats).
+ *
+ * <p>Per page: a zero page is {@link PageEncoding#ZERO}. Otherwise, with XBZRLE negotiated, the
+ * page is diffed against the cached copy last sent (a page identical to it is an empty
+ * {@link PageEncoding#XBZRLE} payload). With compression enabled for the round, each negotiated
+ * compressor is tried on the page and on the delta. The smallest candidate wins; ties go to the
+ * cheaper one to decode, and anything not smaller than 4096 bytes is sent {@link PageEncoding#RAW}.
+ * The cache then holds the page as sent; a zero page is dropped from it instead, since zeros are
+ * cheaper to send as such than as a delta.
+ *
+ * <p>One encoder per sending thread, and the destination must apply a page's payloads in the
+ * order this encoder produced them: an XBZRLE delta is only valid against the page this encoder
+ * last sent for that index. So a page index must always be encoded by the same encoder (partition
+ * indices among threads and connections), never by two.
+ *
+ * <p>Nothing is allocated per page, provided the caller passes the same {@code page} segment
+ * each time (a new segment, e.g. a fresh slice, costs one ByteBuffer view when compressing).
+ */
 public final class PageEncoder implements AutoCloseable {
+    /** The largest payload {@link #encode} returns: a raw page. */
     public static final int MAX_PAYLOAD = GuestMemory.PAGE_SIZE;
-    private final boolean zero;
-    private int encoding;
 
+    private static final int PAGE = GuestMemory.PAGE_SIZE;
+    private static final ValueLayout.OfShort U16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final int SCRATCH = 2 + Math.max(Lz4Codec.maxCompressedLength(PAGE), ZstdCodec.maxCompressedLength(PAGE));
+
+    private final boolean zeroPages;
+    private final XbzrleCache cache;
+    private final Lz4Codec lz4;
+    private final ZstdCodec zstd;
+    private final Arena arena = Arena.ofShared();
+    private final MemorySegment delta;
+    private final ByteBuffer deltaBuffer;
+    private final MemorySegment pageCopy;
+    private final ByteBuffer pageCopyBuffer;
+    private final MemorySegment[] trials = new MemorySegment[2];
+    private final ByteBuffer[] trialBuffers = new ByteBuffer[2];
+    private final SegmentView pageView = new SegmentView();
+    private boolean compress = true;
+    private int encoding = -1;
+
+    private int bestCode;
+    private int bestLength;
+    private int bestTrial;
+
+    private final long[] pages = new long[PageEncoding.COUNT];
+    private final long[] saved = new long[PageEncoding.COUNT];
+    private long payloadBytes;
+    private long bytesBeforeCompression;
+    private long compressInputBytes;
+    private long compressNanos;
+
+    /** An encoder for the stages in {@code negotiated}, sized by {@code params}. */
     public PageEncoder(Set<Capability> negotiated, MigrationParameters params) {
-        this.zero = negotiated.contains(Capability.ZERO_PAGES);
-    }
-
-    public int encode(long index, MemorySegment page, long pageOff, MemorySegment dst, long dstOff) {
-        if (zero && isZero(page, pageOff)) {
-            encoding = PageEncoding.ZERO;
-            return 0;
+        this.zeroPages = negotiated.contains(Capability.ZERO_PAGES);
+        this.cache = negotiated.contains(Capability.XBZRLE) ? new XbzrleCache(params.xbzrleCacheSize()) : null;
+        this.lz4 = negotiated.contains(Capability.LZ4) ? new Lz4Codec() : null;
+        this.zstd = negotiated.contains(Capability.ZSTD) ? new ZstdCodec(params.zstdLevel()) : null;
+        this.delta = arena.allocate(PAGE, 64);
+        this.deltaBuffer = delta.asByteBuffer();
+        this.pageCopy = arena.allocate(PAGE, 64);
+        this.pageCopyBuffer = pageCopy.asByteBuffer();
+        for (int t = 0; t < 2; t++) {
+            trials[t] = arena.allocate(SCRATCH, 64);
+            trialBuffers[t] = trials[t].asByteBuffer();
         }
-        MemorySegment.copy(page, pageOff, dst, dstOff, GuestMemory.PAGE_SIZE);
-        encoding = PageEncoding.RAW;
-        return GuestMemory.PAGE_SIZE;
     }
 
-    private static boolean isZero(MemorySegment page, long off) {
-        for (int i = 0; i < GuestMemory.PAGE_SIZE; i += 8) {
-            if (page.get(ValueLayout.JAVA_LONG_UNALIGNED, off + i) != 0) {
-                return false;
+    /**
+     * Encodes page {@code index} whose bytes (a stable private copy) are at
+     * {@code page[pageOff..pageOff + 4096)}, writing the payload to {@code dst[dstOff..)}, which
+     * must have room for {@link #MAX_PAYLOAD} bytes. The chosen code is then {@link #encoding()}.
+     *
+     * @return the payload's length (0 for {@link PageEncoding#ZERO} and for an unchanged page)
+     */
+    public int encode(long index, MemorySegment page, long pageOff, MemorySegment dst, long dstOff) {
+        if (zeroPages && ZeroPages.isZero(page, pageOff)) {
+            if (cache != null) {
+                cache.invalidate(index);
+            }
+            return done(PageEncoding.ZERO, 0, 0);
+        }
+        bestCode = PageEncoding.RAW;
+        bestLength = PAGE;
+        bestTrial = -1;
+        int deltaLength = -1;
+        if (cache != null) {
+            long cached = cache.lookup(index);
+            if (cached >= 0) {
+                deltaLength = Xbzrle.encode(cache.segment(), cached, page, pageOff, delta, 0, PAGE);
+                if (deltaLength == 0) {
+                    return done(PageEncoding.XBZRLE, 0, 0);
+                }
+                if (deltaLength < 0) {
+                    cache.overflowed();
+                } else if (deltaLength < bestLength) {
+                    bestCode = PageEncoding.XBZRLE;
+                    bestLength = deltaLength;
+                }
             }
         }
-        return true;
+        int beforeCompression = bestLength;
+        if (compress && (lz4 != null || zstd != null)) {
+            tryCompressors(page, pageOff, deltaLength);
+        }
+        if (bestTrial >= 0) {
+            MemorySegment.copy(trials[bestTrial], 0, dst, dstOff, bestLength);
+        } else if (bestCode == PageEncoding.XBZRLE) {
+            MemorySegment.copy(delta, 0, dst, dstOff, bestLength);
+        } else {
+            MemorySegment.copy(page, pageOff, dst, dstOff, PAGE);
+        }
+        if (cache != null) {
+            cache.insert(index, page, pageOff);
+        }
+        return done(bestCode, bestLength, beforeCompression);
     }
 
+    private void tryCompressors(MemorySegment page, long pageOff, int deltaLength) {
+        long start = System.nanoTime();
+        ByteBuffer source;
+        int sourceOff;
+        if (page.isNative() && page.byteSize() <= Integer.MAX_VALUE) {
+            source = pageView.of(page);
+            sourceOff = (int) pageOff;
+        } else {
+            MemorySegment.copy(page, pageOff, pageCopy, 0, PAGE);
+            source = pageCopyBuffer;
+            sourceOff = 0;
+        }
+        if (lz4 != null) {
+            int t = freeTrial();
+            consider(PageEncoding.LZ4, lz4.compress(source, sourceOff, PAGE, trialBuffers[t], 0), t);
+            compressInputBytes += PAGE;
+            if (deltaLength > 0) {
+                t = freeTrial();
+                int n = lz4.compress(deltaBuffer, 0, deltaLength, trialBuffers[t], 2);
+                trials[t].set(U16, 0, (short) deltaLength);
+                consider(PageEncoding.XBZRLE_LZ4, 2 + n, t);
+                compressInputBytes += deltaLength;
+            }
+        }
+        if (zstd != null) {
+            int t = freeTrial();
+            consider(PageEncoding.ZSTD, zstd.compress(source, sourceOff, PAGE, trialBuffers[t], 0), t);
+            compressInputBytes += PAGE;
+            if (deltaLength > 0) {
+                t = freeTrial();
+                int n = zstd.compress(deltaBuffer, 0, deltaLength, trialBuffers[t], 2);
+                trials[t].set(U16, 0, (short) deltaLength);
+                consider(PageEncoding.XBZRLE_ZSTD, 2 + n, t);
+                compressInputBytes += deltaLength;
+            }
+        }
+        compressNanos += System.nanoTime() - start;
+    }
+
+    /** The trial buffer not holding the best candidate so far. */
+    private int freeTrial() {
+        return bestTrial == 0 ? 1 : 0;
+    }
+
+    private void consider(int code, int length, int trial) {
+        if (length < bestLength) {
+            bestCode = code;
+            bestLength = length;
+            bestTrial = trial;
+        }
+    }
+
+    private int done(int code, int length, int beforeCompression) {
+        encoding = code;
+        pages[code]++;
+        saved[code] += PAGE - length;
+        payloadBytes += length;
+        bytesBeforeCompression += beforeCompression;
+        return length;
+    }
+
+    /** The {@link PageEncoding} code of the payload the last {@link #encode} produced. */
     public int encoding() {
         return encoding;
     }
 
+    /**
+     * Whether LZ4 and zstd (those negotiated) are tried from now on; the adaptive chooser flips it
+     * per round. Zero pages and XBZRLE are always used when negotiated.
+     */
     public void compressionEnabled(boolean on) {
+        this.compress = on;
+    }
+
+    /** A snapshot of the figures so far; call from the encoding thread or after it stopped. */
+    public StageStats stats() {
+        return new StageStats(pages, saved, payloadBytes, bytesBeforeCompression, compressInputBytes, compressNanos,
+                cache == null ? 0 : cache.hits(), cache == null ? 0 : cache.misses(),
+                cache == null ? 0 : cache.overflows(), cache == null ? 0 : cache.evictions());
     }
 
     @Override
     public void close() {
+        if (cache != null) {
+            cache.close();
+        }
+        if (lz4 != null) {
+            lz4.close();
+        }
+        if (zstd != null) {
+            zstd.close();
+        }
+        arena.close();
     }
 }

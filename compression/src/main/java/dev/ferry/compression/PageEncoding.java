@@ -1,18 +1,42 @@
 package dev.ferry.compression;
 
-/** Wire codes of page encodings (part of the protocol). */
+/**
+ * The wire codes of a page payload; part of the protocol, so values never change. Every
+ * payload restores exactly 4096 bytes of one page.
+ *
+ * <pre>
+ * code  name         payload
+ *  0    raw          the 4096 page bytes
+ *  1    zero         empty; the page is all zeros
+ *  2    xbzrle       an {@link Xbzrle} delta (0..4096 bytes) against the page the destination
+ *                    holds, i.e. the copy the source last sent; empty means unchanged
+ *  3    lz4          one LZ4 block (no frame) that decompresses to exactly 4096 bytes
+ *  4    zstd         one zstd frame, magicless (ZSTD_f_zstd1_magicless), content size present,
+ *                    no checksum, decompressing to exactly 4096 bytes
+ *  5    xbzrle+lz4   u16 LE delta length n (1..4096), then an LZ4 block decompressing to exactly
+ *                    n bytes of xbzrle delta
+ *  6    xbzrle+zstd  u16 LE delta length n (1..4096), then a zstd frame (as for code 4)
+ *                    decompressing to exactly n bytes of xbzrle delta
+ * </pre>
+ */
 public final class PageEncoding {
     public static final int RAW = 0;
     public static final int ZERO = 1;
+    public static final int XBZRLE = 2;
+    public static final int LZ4 = 3;
+    public static final int ZSTD = 4;
+    public static final int XBZRLE_LZ4 = 5;
+    public static final int XBZRLE_ZSTD = 6;
+    /** Number of codes; codes are {@code 0 .. COUNT - 1}. */
+    public static final int COUNT = 7;
+
+    private static final String[] NAMES = {"raw", "zero", "xbzrle", "lz4", "zstd", "xbzrle+lz4", "xbzrle+zstd"};
 
     private PageEncoding() {
     }
 
+    /** The report name of {@code code}, or {@code "unknown(N)"}. */
     public static String name(int code) {
-        return switch (code) {
-            case RAW -> "normal";
-            case ZERO -> "zero";
-            default -> "unknown(" + code + ")";
-        };
+        return code >= 0 && code < COUNT ? NAMES[code] : "unknown(" + code + ")";
     }
 }

@@ -1,0 +1,160 @@
+package dev.ferry.compression;
+
+import dev.ferry.core.GuestMemory;
+import dev.ferry.core.JsonWriter;
+
+/**
+ * What a {@link PageEncoder} did: pages and bytes saved per encoding code, the XBZRLE cache's
+ * counters, and the compressors' cost. An immutable snapshot; {@link #minus} of two snapshots
+ * gives one round's figures.
+ *
+ * <p>Bytes saved for a code are {@code 4096 - payload length} summed over the pages sent with that
+ * code. {@link #bytesBeforeCompression} is what the payloads would have totalled had LZ4 and zstd
+ * been off (each page's best zero, XBZRLE or raw size); with {@link #payloadBytes} and
+ * {@link #compressNanos} it is what {@link CompressionChooser} needs.
+ */
+public final class StageStats {
+    private final long[] pages;
+    private final long[] saved;
+    private final long payloadBytes;
+    private final long bytesBeforeCompression;
+    private final long compressInputBytes;
+    private final long compressNanos;
+    private final long xbzrleHits;
+    private final long xbzrleMisses;
+    private final long xbzrleOverflows;
+    private final long xbzrleEvictions;
+
+    StageStats(long[] pages, long[] saved, long payloadBytes, long bytesBeforeCompression, long compressInputBytes,
+               long compressNanos, long xbzrleHits, long xbzrleMisses, long xbzrleOverflows, long xbzrleEvictions) {
+        this.pages = pages.clone();
+        this.saved = saved.clone();
+        this.payloadBytes = payloadBytes;
+        this.bytesBeforeCompression = bytesBeforeCompression;
+        this.compressInputBytes = compressInputBytes;
+        this.compressNanos = compressNanos;
+        this.xbzrleHits = xbzrleHits;
+        this.xbzrleMisses = xbzrleMisses;
+        this.xbzrleOverflows = xbzrleOverflows;
+        this.xbzrleEvictions = xbzrleEvictions;
+    }
+
+    /** Figures of all zeros. */
+    public static StageStats empty() {
+        return new StageStats(new long[PageEncoding.COUNT], new long[PageEncoding.COUNT], 0, 0, 0, 0, 0, 0, 0, 0);
+    }
+
+    /** Pages sent as {@code code} (a {@link PageEncoding} code). */
+    public long pagesOf(int code) {
+        return pages[code];
+    }
+
+    /** Bytes {@code code} saved against raw pages: 4096 minus the payload length, summed. */
+    public long bytesSavedOf(int code) {
+        return saved[code];
+    }
+
+    /** Pages encoded, all codes. */
+    public long pages() {
+        long n = 0;
+        for (long p : pages) {
+            n += p;
+        }
+        return n;
+    }
+
+    /** Bytes the raw pages would have taken: pages times 4096. */
+    public long rawBytes() {
+        return pages() * GuestMemory.PAGE_SIZE;
+    }
+
+    /** Payload bytes produced, all codes. */
+    public long payloadBytes() {
+        return payloadBytes;
+    }
+
+    /** Payload bytes had LZ4 and zstd not been tried. */
+    public long bytesBeforeCompression() {
+        return bytesBeforeCompression;
+    }
+
+    /** Bytes given to LZ4 and zstd (every attempt, kept or not). */
+    public long compressInputBytes() {
+        return compressInputBytes;
+    }
+
+    /** Time spent in LZ4 and zstd, kept or not. */
+    public long compressNanos() {
+        return compressNanos;
+    }
+
+    public long xbzrleHits() {
+        return xbzrleHits;
+    }
+
+    public long xbzrleMisses() {
+        return xbzrleMisses;
+    }
+
+    /** Deltas that exceeded their budget, so the page went another way. */
+    public long xbzrleOverflows() {
+        return xbzrleOverflows;
+    }
+
+    public long xbzrleEvictions() {
+        return xbzrleEvictions;
+    }
+
+    /** These figures less {@code earlier}'s: what happened in between. */
+    public StageStats minus(StageStats earlier) {
+        long[] p = new long[PageEncoding.COUNT];
+        long[] s = new long[PageEncoding.COUNT];
+        for (int c = 0; c < PageEncoding.COUNT; c++) {
+            p[c] = pages[c] - earlier.pages[c];
+            s[c] = saved[c] - earlier.saved[c];
+        }
+        return new StageStats(p, s, payloadBytes - earlier.payloadBytes,
+                bytesBeforeCompression - earlier.bytesBeforeCompression,
+                compressInputBytes - earlier.compressInputBytes, compressNanos - earlier.compressNanos,
+                xbzrleHits - earlier.xbzrleHits, xbzrleMisses - earlier.xbzrleMisses,
+                xbzrleOverflows - earlier.xbzrleOverflows, xbzrleEvictions - earlier.xbzrleEvictions);
+    }
+
+    /** Writes these figures as one JSON object (for the round report). */
+    public void writeJson(JsonWriter json) {
+        json.beginObject();
+        json.name("pages").beginObject();
+        for (int c = 0; c < PageEncoding.COUNT; c++) {
+            json.name(PageEncoding.name(c)).value(pages[c]);
+        }
+        json.endObject();
+        json.name("bytesSaved").beginObject();
+        for (int c = 0; c < PageEncoding.COUNT; c++) {
+            json.name(PageEncoding.name(c)).value(saved[c]);
+        }
+        json.endObject();
+        json.name("payloadBytes").value(payloadBytes);
+        json.name("bytesBeforeCompression").value(bytesBeforeCompression);
+        json.name("compressInputBytes").value(compressInputBytes);
+        json.name("compressNanos").value(compressNanos);
+        json.name("xbzrle").beginObject()
+                .name("hits").value(xbzrleHits)
+                .name("misses").value(xbzrleMisses)
+                .name("overflows").value(xbzrleOverflows)
+                .name("evictions").value(xbzrleEvictions)
+                .endObject();
+        json.endObject();
+    }
+
+    @Override
+    public String toString() {
+        StringBuilder sb = new StringBuilder("StageStats[");
+        for (int c = 0; c < PageEncoding.COUNT; c++) {
+            sb.append(PageEncoding.name(c)).append('=').append(pages[c]).append(" saved ").append(saved[c]).append(", ");
+        }
+        return sb.append("payload=").append(payloadBytes).append(", beforeCompression=").append(bytesBeforeCompression)
+                .append(", compressNanos=").append(compressNanos).append(", xbzrle hits=").append(xbzrleHits)
+                .append(" misses=").append(xbzrleMisses).append(" overflows=").append(xbzrleOverflows)
+                .append(" evictions=").append(xbzrleEvictions).append(']').toString();
+    }
+}

@@ -1,0 +1,106 @@
+package dev.ferry.compression;
+
+import dev.ferry.core.GuestMemory;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
+
+/**
+ * The source's copies of pages as last sent, against which {@link Xbzrle} deltas are taken.
+ *
+ * <p>Direct-mapped by page index like QEMU's {@code page_cache.c}: slot {@code index & (slots - 1)}
+ * holds at most one page, tagged with its index; inserting another page that maps to the slot
+ * evicts it. The slot count is the largest power of two whose pages fit in the configured size,
+ * and all slots are one off-heap allocation made up front.
+ *
+ * <p>Single-threaded: the {@link PageEncoder} that owns it is the only user.
+ */
+public final class XbzrleCache implements AutoCloseable {
+    private static final int PAGE = GuestMemory.PAGE_SIZE;
+    private static final long EMPTY = -1;
+
+    private final Arena arena = Arena.ofShared();
+    private final MemorySegment pages;
+    private final long[] tags;
+    private final int mask;
+    private long hits;
+    private long misses;
+    private long overflows;
+    private long evictions;
+
+    /** A cache of at most {@code sizeBytes} bytes of pages (at least one page). */
+    public XbzrleCache(long sizeBytes) {
+        long wanted = Math.max(1, Math.min(sizeBytes / PAGE, 1L << 30));
+        int slots = (int) Long.highestOneBit(wanted);
+        this.pages = arena.allocate((long) slots * PAGE, PAGE);
+        this.tags = new long[slots];
+        this.mask = slots - 1;
+        Arrays.fill(tags, EMPTY);
+    }
+
+    /** Pages the cache holds at most. */
+    public int slots() {
+        return tags.length;
+    }
+
+    /** The segment holding every slot; a {@link #lookup} offset points into it. */
+    public MemorySegment segment() {
+        return pages;
+    }
+
+    /** The offset in {@link #segment()} of page {@code index} as last sent, or -1 (counted as hit or miss). */
+    public long lookup(long index) {
+        int slot = (int) index & mask;
+        if (tags[slot] == index) {
+            hits++;
+            return (long) slot * PAGE;
+        }
+        misses++;
+        return -1;
+    }
+
+    /** Stores page {@code index} as sent, from {@code page[pageOff..]}, evicting whatever shared its slot. */
+    public void insert(long index, MemorySegment page, long pageOff) {
+        int slot = (int) index & mask;
+        long tag = tags[slot];
+        if (tag != index && tag != EMPTY) {
+            evictions++;
+        }
+        tags[slot] = index;
+        MemorySegment.copy(page, pageOff, pages, (long) slot * PAGE, PAGE);
+    }
+
+    /** Forgets page {@code index} if held, e.g. because it was sent in a form not worth caching. */
+    public void invalidate(long index) {
+        int slot = (int) index & mask;
+        if (tags[slot] == index) {
+            tags[slot] = EMPTY;
+        }
+    }
+
+    /** Counts a delta that did not fit its budget, so the page went another way. */
+    void overflowed() {
+        overflows++;
+    }
+
+    public long hits() {
+        return hits;
+    }
+
+    public long misses() {
+        return misses;
+    }
+
+    public long overflows() {
+        return overflows;
+    }
+
+    public long evictions() {
+        return evictions;
+    }
+
+    @Override
+    public void close() {
+        arena.close();
+    }
+}
