@@ -63,6 +63,7 @@ public final class PageEncoder implements AutoCloseable {
     private long bytesBeforeCompression;
     private long compressInputBytes;
     private long compressNanos;
+    private boolean xbzrleActive;
 
     /** An encoder for the stages in {@code negotiated}, sized by {@code params}. */
     public PageEncoder(Set<Capability> negotiated, MigrationParameters params) {
@@ -98,7 +99,7 @@ public final class PageEncoder implements AutoCloseable {
         bestLength = PAGE;
         bestTrial = -1;
         int deltaLength = -1;
-        if (cache != null) {
+        if (cache != null && xbzrleActive) {
             long cached = cache.lookup(index);
             if (cached >= 0) {
                 deltaLength = Xbzrle.encode(cache.segment(), cached, page, pageOff, delta, 0, PAGE);
@@ -124,7 +125,7 @@ public final class PageEncoder implements AutoCloseable {
         } else {
             MemorySegment.copy(page, pageOff, dst, dstOff, PAGE);
         }
-        if (cache != null) {
+        if (cache != null && xbzrleActive) {
             cache.insert(index, page, pageOff);
         }
         return done(bestCode, bestLength, beforeCompression);
@@ -189,6 +190,15 @@ public final class PageEncoder implements AutoCloseable {
         payloadBytes += length;
         bytesBeforeCompression += beforeCompression;
         return length;
+    }
+
+    /**
+     * Whether XBZRLE caches and deltas pages from now on. As in QEMU it starts after the bulk
+     * round: caching every page of the bulk round would fill the cache with pages that are never
+     * sent again and evict the few that are.
+     */
+    public void xbzrleActive(boolean on) {
+        xbzrleActive = on;
     }
 
     /** The {@link PageEncoding} code of the payload the last {@link #encode} produced. */

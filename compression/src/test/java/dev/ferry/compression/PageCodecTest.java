@@ -78,6 +78,7 @@ class PageCodecTest {
              Lz4Codec lz4 = new Lz4Codec(); ZstdCodec zstd = new ZstdCodec(3);
              XbzrleCache shadow = new XbzrleCache(16L * Pages.PAGE)) {
             encoder.compressionEnabled(compress);
+            encoder.xbzrleActive(true);
             for (int i = 0; i < PAGES; i++) {
                 source[i] = Pages.anyPage(rnd);
             }
@@ -176,6 +177,7 @@ class PageCodecTest {
             for (Set<Capability> caps : List.of(ALL, EnumSet.of(Capability.ZERO_PAGES, Capability.XBZRLE,
                     Capability.LZ4))) {
                 try (PageEncoder encoder = new PageEncoder(caps, params)) {
+                    encoder.xbzrleActive(true);
                     for (int iter = 0; iter < 300; iter++) {
                         seen[sendBadPayloads(encoder, decoder, dest, rnd)]++;
                     }
@@ -244,5 +246,28 @@ class PageCodecTest {
         assertTrue(e.getMessage().length() > 10);
         assertArrayEquals(old, Pages.bytes(dest.segment(), Pages.PAGE, Pages.PAGE),
                 "page changed by a rejected " + PageEncoding.name(code) + " payload " + what);
+    }
+
+    @Test
+    void xbzrleNeitherCachesNorDeltasUntilActivated() {
+        MigrationParameters params = MigrationParameters.defaults();
+        try (PageEncoder encoder = new PageEncoder(EnumSet.of(Capability.XBZRLE), params);
+             Arena arena = Arena.ofConfined()) {
+            MemorySegment page = arena.allocate(Pages.PAGE);
+            MemorySegment out = arena.allocate(PageEncoder.MAX_PAYLOAD);
+            page.fill((byte) 7);
+            encoder.encode(3, page, 0, out, 0);
+            page.set(ValueLayout.JAVA_BYTE, 100, (byte) 8);
+            encoder.encode(3, page, 0, out, 0);
+            assertEquals(PageEncoding.RAW, encoder.encoding(), "inactive: a re-sent page crosses raw");
+            assertEquals(0, encoder.stats().xbzrleHits() + encoder.stats().xbzrleMisses());
+
+            encoder.xbzrleActive(true);
+            encoder.encode(3, page, 0, out, 0);
+            page.set(ValueLayout.JAVA_BYTE, 200, (byte) 9);
+            int length = encoder.encode(3, page, 0, out, 0);
+            assertEquals(PageEncoding.XBZRLE, encoder.encoding(), "active: cached on the first send, delta on the next");
+            assertTrue(length > 0 && length < 16, "a one-byte change is a tiny delta, got " + length);
+        }
     }
 }

@@ -9,7 +9,11 @@ import dev.ferry.core.MigrationReport;
 import dev.ferry.core.MigrationState;
 import dev.ferry.core.PageDigest;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import java.util.EnumSet;
+import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
+import dev.ferry.core.Capability;
 import org.junit.jupiter.api.Test;
 
 class PrecopyMigrationTest {
@@ -45,6 +49,30 @@ class PrecopyMigrationTest {
                 assertEquals(1, meters.get("ferry.downtime").timer().count());
                 assertEquals(out.downtimeMs(), meters.get("ferry.downtime").timer().totalTime(TimeUnit.MILLISECONDS), 0.01);
                 assertEquals(out.rounds().size(), meters.get("ferry.bandwidth").summary().count());
+            }
+        }
+    }
+
+    @Test
+    void everyStageRoundTripsThroughARealMigration() throws Exception {
+        for (Capability compressor : List.of(Capability.LZ4, Capability.ZSTD)) {
+            try (TestGuest source = new TestGuest(SIZE, 11, true); TestGuest target = new TestGuest(SIZE, 0, false)) {
+                target.memory.segment().fill((byte) 0);
+                try (IncomingMigration in = Migration.destination(target).memory(target.memory).start()) {
+                    MigrationReport out = Migration.source(source.memory, source.dirty, source)
+                            .parameters(MigrationParameters.builder().downtimeLimitMillis(1).maxRounds(4)
+                                    .capabilities(EnumSet.of(Capability.ZERO_PAGES, Capability.XBZRLE, compressor))
+                                    .adaptiveCompression(false).build())
+                            .connect(in.address()).start().result().get(60, TimeUnit.SECONDS);
+                    assertTrue(out.succeeded(), out.error());
+                    assertTrue(source.memory.segment().mismatch(target.memory.segment()) < 0, "memories differ");
+                    Map<String, Long> pages = out.pagesByKind();
+                    assertTrue(pages.getOrDefault("zero", 0L) > 0, "zero pages used: " + pages);
+                    assertTrue(pages.keySet().stream().anyMatch(k -> k.startsWith("xbzrle")), "XBZRLE used: " + pages);
+                    assertTrue(pages.keySet().stream().anyMatch(k -> k.contains(compressor.wireName())), compressor + " used: " + pages);
+                    assertEquals(out.pagesByKind(), in.result().get(10, TimeUnit.SECONDS).pagesByKind(),
+                            "the destination decoded as many pages of each kind as were encoded");
+                }
             }
         }
     }

@@ -34,7 +34,6 @@ final class PageStreamWriter implements AutoCloseable {
     private final MigrationListener listener;
     private final Arena arena = Arena.ofConfined();
     private final MemorySegment scratch = arena.allocate(GuestMemory.PAGE_SIZE, 64);
-    private final long[] pagesByEncoding = new long[16];
 
     private ByteBuf frame;
     private MemorySegment frameSegment;
@@ -94,7 +93,6 @@ final class PageStreamWriter implements AutoCloseable {
         int headerAt = frame.writerIndex();
         int length = encoder.encode(page, scratch, 0, frameSegment, headerAt + Wire.RECORD_HEADER);
         int encoding = encoder.encoding();
-        pagesByEncoding[encoding]++;
         if (encoding == PageEncoding.ZERO) {
             digest.updateZero(page);
             if (zeroRunLengthIndex >= 0 && page == zeroRunNext && zeroRun < Wire.MAX_ZERO_RUN) {
@@ -131,11 +129,6 @@ final class PageStreamWriter implements AutoCloseable {
         frameSegment = null;
         zeroRunLengthIndex = -1;
         link.send(out);
-    }
-
-    /** Pages sent per encoding code. */
-    long pagesOf(int encoding) {
-        return pagesByEncoding[encoding];
     }
 
     /** Page records sent in all rounds. */

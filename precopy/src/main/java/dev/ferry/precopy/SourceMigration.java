@@ -1,7 +1,9 @@
 package dev.ferry.precopy;
 
 import dev.ferry.compression.PageEncoder;
+import dev.ferry.compression.CompressionChooser;
 import dev.ferry.compression.PageEncoding;
+import dev.ferry.compression.StageStats;
 import dev.ferry.core.Capability;
 import dev.ferry.core.DirtyLog;
 import dev.ferry.core.GuestMemory;
@@ -63,6 +65,8 @@ public final class SourceMigration {
     private boolean paused;
     private boolean streamComplete;
     private double lastExpectedMs = -1;
+    private PageEncoder encoder;
+    private CompressionChooser chooser;
 
     public SourceMigration(GuestMemory memory, DirtyLog dirtyLog, VmControl vm, MigrationParameters params,
             InetSocketAddress destination, EventLoopGroup group, NanoClock clock, MigrationMetrics metrics,
@@ -106,7 +110,10 @@ public final class SourceMigration {
             link = Link.connect(group, destination, params.maxBandwidth(), params.peerTimeoutMillis(), clock);
             handshake(link);
             sentDigest = new MemoryDigest(memory.pageCount());
-            PageEncoder encoder = new PageEncoder(negotiated, params);
+            encoder = new PageEncoder(negotiated, params);
+            chooser = negotiated.contains(Capability.LZ4) || negotiated.contains(Capability.ZSTD)
+                    ? new CompressionChooser() : null;
+            encoder.compressionEnabled(chooser == null || !params.adaptiveCompression() || chooser.current().compress());
             writer = new PageStreamWriter(link, memory, encoder, sentDigest, listener);
             PageBitmap toSend = new PageBitmap(memory.pageCount());
 
@@ -115,6 +122,7 @@ public final class SourceMigration {
             toSend.setAll();
             int round = 1;
             sendRound(link, writer, toSend, round, "bulk");
+            encoder.xbzrleActive(true);
             while (true) {
                 RoundRecord last = rounds.getLast();
                 RoundPlanner.Step step = planner.next(round, last.expectedDowntimeMs(), clock.nanoTime() - start);
@@ -160,6 +168,9 @@ public final class SourceMigration {
             if (writer != null) {
                 writer.close();
             }
+            if (encoder != null) {
+                encoder.close();
+            }
             if (link != null) {
                 wireBytes = link.bytesSent();
                 link.close();
@@ -186,7 +197,7 @@ public final class SourceMigration {
         long pages = rounds.stream().mapToLong(RoundRecord::pagesSent).sum();
         return new MigrationReport("source", params.mode(), memory.byteSize(), GuestMemory.PAGE_SIZE, state, verified,
                 (clock.nanoTime() - start) / 1e6, downtimeMs, lastExpectedMs, bytes, pages, List.copyOf(rounds),
-                pagesByKind(writer), negotiated, error, vmState, state == MigrationState.COMPLETED,
+                pagesByKind(encoder), negotiated, error, vmState, state == MigrationState.COMPLETED,
                 digestAtPause);
     }
 
@@ -249,14 +260,29 @@ public final class SourceMigration {
         checkCancelled();
         checkPeer(link);
         long before = link.bytesSent();
+        StageStats statsBefore = encoder.stats();
+        boolean compressed = compressionOn();
+        String reason = compressionReason();
         long began = clock.nanoTime();
         long pages = writer.sendRound(toSend, round, () -> cancelRequested && !paused);
         long nanos = clock.nanoTime() - began;
         long bytes = link.bytesSent() - before;
+        StageStats stats = encoder.stats().minus(statsBefore);
         long dirty = kind.equals("stop-and-copy") ? 0 : dirtyLog.sync(toSend);
         double expected = DowntimeEstimator.expectedDowntimeMillis(dirty, pages, bytes, nanos);
-        RoundRecord record = new RoundRecord(round, kind, pages, bytes, nanos / 1e6, dirty,
-                (long) DowntimeEstimator.bandwidth(bytes, nanos), expected, false, "not negotiated", Map.of());
+        long bandwidth = (long) DowntimeEstimator.bandwidth(bytes, nanos);
+        if (chooser != null && params.adaptiveCompression()) {
+            encoder.compressionEnabled(chooser.next(stats.payloadBytes(), nanos, stats.bytesBeforeCompression(),
+                    stats.compressNanos(), bandwidth).compress());
+        }
+        Map<String, Long> saved = new LinkedHashMap<>();
+        for (int code = 0; code < PageEncoding.COUNT; code++) {
+            if (stats.bytesSavedOf(code) != 0) {
+                saved.put(PageEncoding.name(code), stats.bytesSavedOf(code));
+            }
+        }
+        RoundRecord record = new RoundRecord(round, kind, pages, bytes, nanos / 1e6, dirty, bandwidth, expected,
+                compressed, reason, saved);
         rounds.add(record);
         metrics.sent(bytes, pages);
         metrics.round(record);
@@ -291,12 +317,24 @@ public final class SourceMigration {
         listener.onState(next);
     }
 
-    private static Map<String, Long> pagesByKind(PageStreamWriter writer) {
+    private boolean compressionOn() {
+        return chooser != null && (!params.adaptiveCompression() || chooser.current().compress());
+    }
+
+    private String compressionReason() {
+        if (chooser == null) {
+            return "no compressor negotiated";
+        }
+        return params.adaptiveCompression() ? chooser.current().reason() : "always on (adaptive choice off)";
+    }
+
+    private static Map<String, Long> pagesByKind(PageEncoder encoder) {
         Map<String, Long> kinds = new LinkedHashMap<>();
-        if (writer != null) {
-            for (int code = 0; code < 16; code++) {
-                if (writer.pagesOf(code) > 0) {
-                    kinds.put(PageEncoding.name(code), writer.pagesOf(code));
+        if (encoder != null) {
+            StageStats stats = encoder.stats();
+            for (int code = 0; code < PageEncoding.COUNT; code++) {
+                if (stats.pagesOf(code) > 0) {
+                    kinds.put(PageEncoding.name(code), stats.pagesOf(code));
                 }
             }
         }

@@ -27,7 +27,10 @@ public final class Ferry {
               --max-bandwidth BYTES_PER_SEC  QEMU max-bandwidth, 0 = unlimited (default 0)
               --max-rounds N                 switch over after N rounds whatever the estimate (default 30)
               --time-limit MS                switch over after MS whatever the estimate (default none)
-              --stages LIST                  none or a subset of zero,xbzrle,lz4,zstd (default zero)
+              --stages LIST                  auto (zero,xbzrle,lz4), none, or a subset of
+                                             zero,xbzrle,lz4,zstd (default auto)
+              --compression adaptive|always  whether LZ4/zstd are chosen per round by measurement
+                                             or used in every round (default adaptive)
               --xbzrle-cache-size SIZE       default 64m
               --zstd-level N                 default 1
               --peer-timeout MS              a silent peer is dead after MS (default 10000)

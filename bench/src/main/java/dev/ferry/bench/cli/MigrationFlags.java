@@ -10,7 +10,10 @@ import java.util.Set;
 /** The migration flags shared by {@code bench} and {@code source}, turned into parameters. */
 final class MigrationFlags {
     static final Set<String> VALUED = Set.of("mode", "downtime-limit", "max-bandwidth", "max-rounds", "time-limit",
-            "stages", "xbzrle-cache-size", "zstd-level", "peer-timeout");
+            "stages", "compression", "xbzrle-cache-size", "zstd-level", "peer-timeout");
+
+    /** The default stages: zero pages and XBZRLE always, LZ4 where the adaptive choice finds it pays. */
+    static final Set<Capability> AUTO_STAGES = EnumSet.of(Capability.ZERO_PAGES, Capability.XBZRLE, Capability.LZ4);
 
     private MigrationFlags() {
     }
@@ -36,7 +39,13 @@ final class MigrationFlags {
         } catch (IllegalArgumentException e) {
             throw new UsageException(e.getMessage());
         }
-        b.capabilities(stages(o.get("stages", "zero")));
+        String stages = o.get("stages", "auto");
+        b.capabilities(stages.equals("auto") ? AUTO_STAGES : stages(stages));
+        switch (o.get("compression", "adaptive")) {
+            case "adaptive" -> b.adaptiveCompression(true);
+            case "always" -> b.adaptiveCompression(false);
+            default -> throw new UsageException("--compression takes adaptive or always, got '" + o.get("compression") + "'");
+        }
         return b.build();
     }
 
