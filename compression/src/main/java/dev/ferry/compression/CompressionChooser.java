@@ -82,7 +82,7 @@ public final class CompressionChooser {
         }
         boolean cpuBound = compressed && roundNanos > 0 && compressNanos >= CPU_BOUND_SHARE * roundNanos;
         if (linkBandwidth > 0 && !cpuBound) {
-            linkRate = compressed && !Double.isNaN(linkRate) ? Math.max(linkRate, linkBandwidth) : linkBandwidth;
+            linkRate = linkBandwidth;
             linkAge = 0;
         }
         if (Double.isNaN(compressorRate)) {

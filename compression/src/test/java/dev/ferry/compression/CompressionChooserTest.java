@@ -1,0 +1,95 @@
+package dev.ferry.compression;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.ferry.compression.CompressionChooser.Decision;
+import dev.ferry.compression.CompressionChooser.State;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Synthetic rounds: 400 MB of pages before compression, which LZ4 halves at 500 MB/s of input
+ * (0.8 s of CPU per round).
+ */
+class CompressionChooserTest {
+    private static final long MB = 1_000_000;
+    private static final long SECOND = 1_000_000_000;
+    private static final long BEFORE = 400 * MB;
+    private static final long COMPRESSED = 200 * MB;
+    private static final long CPU = 800_000_000;
+
+    @Test
+    void loopbackAtGigabytesPerSecondTurnsCompressionOff() {
+        CompressionChooser chooser = new CompressionChooser();
+        assertTrue(chooser.current().compress(), "the first round probes the compressor");
+        // The probe round is CPU-bound (0.8 s of a 1 s round), so its 200 MB/s says nothing of the link.
+        Decision d = chooser.next(COMPRESSED, SECOND, BEFORE, CPU, 200 * MB);
+        assertEquals(State.PROBE_OFF, chooser.state(), d.reason());
+        assertFalse(d.compress());
+        // Uncompressed, 400 MB crosses in 0.2 s: a 2 GB/s link beats 250 MB/s of wire time saved.
+        d = chooser.next(BEFORE, SECOND / 5, BEFORE, 0, 2000 * MB);
+        assertEquals(State.OFF, chooser.state(), d.reason());
+        assertTrue(d.reason().startsWith("off: compressing saves 50% at 500 MB/s"), d.reason());
+        assertTrue(d.reason().contains("link 2000 MB/s"), d.reason());
+    }
+
+    @Test
+    void aHundredMegabytesPerSecondLinkTurnsCompressionOn() {
+        CompressionChooser chooser = new CompressionChooser();
+        // 200 MB at 100 MB/s takes 2 s; compressing took 0.8 s of it, so the link figure holds.
+        Decision d = chooser.next(COMPRESSED, 2 * SECOND, BEFORE, CPU, 100 * MB);
+        assertEquals(State.ON, chooser.state(), d.reason());
+        assertTrue(d.compress());
+        assertTrue(d.reason().startsWith("on: compressing saves 50% at 500 MB/s, 250 MB/s of wire time saved"),
+                d.reason());
+        for (int round = 0; round < 5; round++) {
+            assertTrue(chooser.next(COMPRESSED, 2 * SECOND, BEFORE, CPU, 100 * MB).compress());
+        }
+    }
+
+    @Test
+    void incompressiblePagesTurnItOffEvenOnASlowLink() {
+        CompressionChooser chooser = new CompressionChooser();
+        Decision d = chooser.next(BEFORE * 98 / 100, 5 * SECOND, BEFORE, CPU, 100 * MB);
+        assertFalse(d.compress(), d.reason());
+        assertEquals(State.OFF, chooser.state());
+    }
+
+    @Test
+    void whileOffItProbesTheCompressorAgainAndLearnsTheLinkGotSlower() {
+        CompressionChooser chooser = new CompressionChooser();
+        chooser.next(COMPRESSED, SECOND, BEFORE, CPU, 200 * MB);
+        chooser.next(BEFORE, SECOND / 5, BEFORE, 0, 2000 * MB);
+        int offRounds = 1;
+        while (!chooser.next(BEFORE, SECOND / 5, BEFORE, 0, 2000 * MB).compress()) {
+            offRounds++;
+        }
+        assertEquals(CompressionChooser.PROBE_INTERVAL, offRounds + 1, "a probe within the interval, not before");
+        assertEquals(State.PROBE_ON, chooser.state());
+        // Meanwhile the link fell to 100 MB/s: the probe round shows compression now pays.
+        Decision d = chooser.next(COMPRESSED, 2 * SECOND, BEFORE, CPU, 100 * MB);
+        assertEquals(State.ON, chooser.state(), d.reason());
+    }
+
+    @Test
+    void staysOnNearTheThresholdButNeedsAMarginToSwitchOn() {
+        // Compression is worth 250 MB/s; a 220 MB/s link is below that but within the 25% switch-on margin.
+        CompressionChooser on = new CompressionChooser();
+        on.next(COMPRESSED, 2 * SECOND, BEFORE, CPU, 100 * MB);
+        assertEquals(State.ON, on.state());
+        assertTrue(on.next(COMPRESSED, 2 * SECOND, BEFORE, CPU, 220 * MB).compress(), "250 MB/s saved still beats 220 MB/s");
+        CompressionChooser off = new CompressionChooser();
+        off.next(COMPRESSED, SECOND, BEFORE, CPU, 200 * MB);
+        off.next(BEFORE, 2 * SECOND, BEFORE, 0, 220 * MB);
+        assertEquals(State.OFF, off.state(), "250 MB/s saved is not 25% above a 220 MB/s link");
+    }
+
+    @Test
+    void anEmptyRoundKeepsWhatItKnows() {
+        CompressionChooser chooser = new CompressionChooser();
+        chooser.next(COMPRESSED, 2 * SECOND, BEFORE, CPU, 100 * MB);
+        Decision d = chooser.next(0, SECOND / 1000, 0, 0, 0);
+        assertTrue(d.compress(), d.reason());
+    }
+}
