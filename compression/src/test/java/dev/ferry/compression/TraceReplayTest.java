@@ -57,6 +57,7 @@ class TraceReplayTest {
         int slots = 1 << 16;
         try (Arena arena = Arena.ofConfined(); PageEncoder encoder = new PageEncoder(all, params);
              PageDecoder decoder = new PageDecoder(); GuestMemory dest = GuestMemory.anonymous((long) slots * Pages.PAGE)) {
+            encoder.xbzrleActive(true);
             MemorySegment page = arena.allocate(Pages.PAGE);
             MemorySegment payload = arena.allocate(PageEncoder.MAX_PAYLOAD);
             long xbzrleOnly = 0;
