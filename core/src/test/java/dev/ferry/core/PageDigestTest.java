@@ -1,0 +1,128 @@
+package dev.ferry.core;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.Random;
+import java.util.SplittableRandom;
+import net.openhft.hashing.LongHashFunction;
+import org.junit.jupiter.api.Test;
+
+class PageDigestTest {
+    private static final long PAGES = 256;
+
+    @Test
+    void runningDigestEqualsAFullScanAfterRandomUpdates() {
+        try (GuestMemory memory = GuestMemory.anonymous(PAGES * GuestMemory.PAGE_SIZE);
+                MemoryDigest digest = new MemoryDigest(PAGES)) {
+            SplittableRandom random = new SplittableRandom(7);
+            for (int i = 0; i < 5_000; i++) {
+                long page = random.nextLong(PAGES);
+                if (random.nextInt(4) == 0) {
+                    pageOf(memory, page).fill((byte) 0);
+                    digest.updateZero(page);
+                } else {
+                    pageOf(memory, page).set(ValueLayout.JAVA_LONG, 8L * random.nextInt(512), random.nextLong());
+                    digest.update(page, PageDigest.contentHash(memory.segment(), page << GuestMemory.PAGE_SHIFT));
+                }
+                if (i % 500 == 0) {
+                    assertEquals(PageDigest.scan(memory), digest.value(), "after update " + i);
+                }
+            }
+            assertEquals(PageDigest.scan(memory), digest.value());
+        }
+    }
+
+    /** Post-copy delivers pages in any order; the digest must not care. */
+    @Test
+    void digestIsIndependentOfArrivalOrder() {
+        SplittableRandom random = new SplittableRandom(11);
+        long[] contentHashes = new long[(int) PAGES];
+        for (int i = 0; i < contentHashes.length; i++) {
+            contentHashes[i] = random.nextLong();
+        }
+        List<Integer> order = new ArrayList<>();
+        for (int i = 0; i < PAGES; i++) {
+            order.add(i);
+        }
+        try (MemoryDigest inOrder = new MemoryDigest(PAGES); MemoryDigest shuffled = new MemoryDigest(PAGES)) {
+            for (int i : order) {
+                inOrder.update(i, contentHashes[i]);
+            }
+            Collections.shuffle(order, new Random(3));
+            for (int i : order) {
+                // an earlier, superseded copy of the page first: only the last update may count
+                shuffled.update(i, contentHashes[i] ^ 1);
+            }
+            Collections.shuffle(order, new Random(4));
+            for (int i : order) {
+                shuffled.update(i, contentHashes[i]);
+            }
+            assertEquals(inOrder.value(), shuffled.value());
+        }
+    }
+
+    @Test
+    void movingContentToAnotherIndexChangesTheDigest() {
+        try (GuestMemory a = GuestMemory.anonymous(PAGES * GuestMemory.PAGE_SIZE);
+                GuestMemory b = GuestMemory.anonymous(PAGES * GuestMemory.PAGE_SIZE)) {
+            pageOf(a, 3).fill((byte) 0x5A);
+            pageOf(b, 4).fill((byte) 0x5A);
+            assertNotEquals(PageDigest.scan(a), PageDigest.scan(b));
+
+            // swapping two distinct pages keeps the multiset of contents but not the binding
+            pageOf(a, 4).fill((byte) 0x33);
+            pageOf(b, 3).fill((byte) 0x33);
+            assertNotEquals(PageDigest.scan(a), PageDigest.scan(b));
+        }
+    }
+
+    @Test
+    void zeroMemoryMatchesAScanOfFreshMemory() {
+        try (GuestMemory fresh = GuestMemory.anonymous(PAGES * GuestMemory.PAGE_SIZE);
+                MemoryDigest digest = new MemoryDigest(PAGES)) {
+            assertEquals(PageDigest.scan(fresh), PageDigest.zeroMemory(PAGES));
+            assertEquals(PageDigest.zeroMemory(PAGES), digest.value());
+            assertEquals(LongHashFunction.xx3().hashBytes(new byte[GuestMemory.PAGE_SIZE]), PageDigest.ZERO_CONTENT_HASH);
+        }
+    }
+
+    /**
+     * The rule as docs/protocol.md states it, written out independently: the wrapping sum over pages
+     * of fmix64(xxh3(page) ^ index * 0x9E3779B97F4A7C15). Both sides of a migration must agree on it.
+     */
+    @Test
+    void digestFollowsTheDocumentedRule() {
+        try (GuestMemory memory = GuestMemory.anonymous(PAGES * GuestMemory.PAGE_SIZE)) {
+            SplittableRandom random = new SplittableRandom(5);
+            for (long p = 0; p < PAGES; p += 3) {
+                pageOf(memory, p).set(ValueLayout.JAVA_LONG, 8L * random.nextInt(512), random.nextLong());
+            }
+            LongHashFunction xxh3 = LongHashFunction.xx3();
+            long expected = 0;
+            byte[] page = new byte[GuestMemory.PAGE_SIZE];
+            for (long p = 0; p < PAGES; p++) {
+                MemorySegment.copy(memory.segment(), ValueLayout.JAVA_BYTE, p << GuestMemory.PAGE_SHIFT, page, 0, page.length);
+                expected += fmix64(xxh3.hashBytes(page) ^ (p * 0x9E3779B97F4A7C15L));
+            }
+            assertEquals(expected, PageDigest.scan(memory));
+        }
+    }
+
+    private static long fmix64(long h) {
+        h ^= h >>> 33;
+        h *= 0xff51afd7ed558ccdL;
+        h ^= h >>> 33;
+        h *= 0xc4ceb9fe1a85ec53L;
+        return h ^ (h >>> 33);
+    }
+
+    private static MemorySegment pageOf(GuestMemory memory, long page) {
+        return memory.segment().asSlice(page << GuestMemory.PAGE_SHIFT, GuestMemory.PAGE_SIZE);
+    }
+}

@@ -1,0 +1,205 @@
+package dev.ferry.transport;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.ferry.core.NanoClock;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufUtil;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.channel.EventLoopGroup;
+import java.io.OutputStream;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.time.Duration;
+import java.util.SplittableRandom;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+
+/** Link and LinkServer over real loopback sockets. */
+class LinkTest {
+    private static final long WAIT = TimeUnit.SECONDS.toNanos(10);
+    private static final InetSocketAddress ANY_PORT = new InetSocketAddress(InetAddress.getLoopbackAddress(), 0);
+
+    private final EventLoopGroup group = Transports.group(1);
+
+    @AfterEach
+    void shutDown() {
+        group.shutdownGracefully(0, 1, TimeUnit.SECONDS).awaitUninterruptibly(5000);
+    }
+
+    @Test
+    void framesCrossBothWays() throws Exception {
+        BlockingQueue<byte[]> atServer = new LinkedBlockingQueue<>();
+        try (LinkServer server = LinkServer.bind(group, ANY_PORT, 5000, () -> new Echo(atServer));
+                Link link = Link.connect(group, server.localAddress(), 0, 5000, NanoClock.SYSTEM)) {
+            byte[] state = new byte[1 << 20];
+            new SplittableRandom(1).nextBytes(state);
+
+            ByteBuf out = link.buffer(64);
+            Wire.writeHello(out, new Wire.Hello(Wire.VERSION, 4096, 1L << 30, 1, 0));
+            link.sendNow(out);
+            ByteBuf big = link.buffer(state.length + Wire.FRAME_HEADER);
+            Wire.writeDeviceState(big, state);
+            link.send(big);
+            ByteBuf end = link.buffer(32);
+            Wire.writeEnd(end, 42, 7);
+            link.sendNow(end);
+            assertEquals(32 + state.length + Wire.FRAME_HEADER + 21, link.bytesSent());
+
+            Wire.Hello hello = Wire.readHello(body(atServer.poll(10, TimeUnit.SECONDS), Wire.HELLO));
+            assertEquals(1L << 30, hello.memoryBytes());
+            assertArrayEquals(state, ByteBufUtil.getBytes(body(atServer.poll(10, TimeUnit.SECONDS), Wire.DEVICE_STATE)));
+
+            // the echo comes back through the Link's own framing
+            ByteBuf helloBack = link.receive(WAIT);
+            assertEquals(Wire.HELLO, helloBack.readUnsignedByte());
+            assertEquals(hello, Wire.readHello(helloBack));
+            helloBack.release();
+            ByteBuf stateBack = link.receive(WAIT);
+            assertEquals(Wire.DEVICE_STATE, stateBack.readUnsignedByte());
+            assertArrayEquals(state, ByteBufUtil.getBytes(stateBack));
+            stateBack.release();
+            ByteBuf endBack = link.receive(WAIT);
+            assertEquals(Wire.END, endBack.readUnsignedByte());
+            assertEquals(42, endBack.readLong());
+            endBack.release();
+            assertNull(link.poll());
+            assertTrue(link.isOpen());
+        }
+    }
+
+    @Test
+    void anErrorFromThePeerBecomesTheCloseReason() throws Exception {
+        try (LinkServer server = LinkServer.bind(group, ANY_PORT, 5000, Refuse::new);
+                Link link = Link.connect(group, server.localAddress(), 0, 5000, NanoClock.SYSTEM)) {
+            ByteBuf error = link.receive(WAIT);
+            assertNotNull(error, "no ERROR frame");
+            assertEquals(Wire.ERROR, error.readUnsignedByte());
+            assertEquals("go away", Wire.readError(error));
+            error.release();
+            LinkException closed = assertThrows(LinkException.class, () -> link.receive(WAIT));
+            assertEquals("peer reported: go away", closed.getMessage());
+            assertThrows(LinkException.class, link::poll, "a closed link stays closed");
+        }
+    }
+
+    /** A peer that accepts and never reads must fail the sender within the peer timeout, not hang it. */
+    @Test
+    void aPeerThatStopsReadingFailsTheSender() throws Exception {
+        try (ServerSocket listener = new ServerSocket()) {
+            listener.setReceiveBufferSize(64 << 10);
+            listener.bind(ANY_PORT);
+            Link link = Link.connect(group, (InetSocketAddress) listener.getLocalSocketAddress(), 0, 500, NanoClock.SYSTEM);
+            try (Socket stuck = listener.accept()) {
+                LinkException e = assertTimeoutPreemptively(Duration.ofSeconds(30), () -> assertThrows(LinkException.class,
+                        () -> {
+                            // far more than the socket buffers and Netty's high-water mark together
+                            for (int i = 0; i < 1024; i++) {
+                                ByteBuf frame = link.buffer((1 << 20) + Wire.FRAME_HEADER);
+                                Wire.writeDeviceState(frame, new byte[1 << 20]);
+                                link.send(frame);
+                            }
+                        }));
+                assertTrue(e.getMessage().startsWith("peer stopped reading"), e.getMessage());
+            } finally {
+                link.close();
+            }
+        }
+    }
+
+    @Test
+    void aFrameLongerThanMaxFrameClosesTheLinkAsMalformed() throws Exception {
+        try (ServerSocket listener = new ServerSocket(0, 1, InetAddress.getLoopbackAddress());
+                Link link = Link.connect(group, (InetSocketAddress) listener.getLocalSocketAddress(), 0, 5000, NanoClock.SYSTEM);
+                Socket peer = listener.accept()) {
+            OutputStream out = peer.getOutputStream();
+            out.write(new byte[] {0x01, 0x00, 0x00, 0x01, Wire.PAGES}); // length MAX_FRAME + 1
+            out.flush();
+            LinkException e = assertThrows(LinkException.class, () -> link.receive(WAIT));
+            assertTrue(e.getMessage().startsWith("link failed: malformed frame"), e.getMessage());
+            assertTrue(waitClosed(link), "the channel stays open after a malformed frame");
+        }
+    }
+
+    @Test
+    void aSilentSourceIsDroppedAfterThePeerTimeout() throws Exception {
+        BlockingQueue<String> failures = new LinkedBlockingQueue<>();
+        try (LinkServer server = LinkServer.bind(group, ANY_PORT, 200, () -> new ChannelInboundHandlerAdapter() {
+                    @Override
+                    public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+                        failures.add(Frames.describe(cause));
+                        ctx.close();
+                    }
+                });
+                Socket silent = new Socket(server.localAddress().getAddress(), server.localAddress().getPort())) {
+            String reason = failures.poll(10, TimeUnit.SECONDS);
+            assertEquals("peer silent past the peer timeout: it is dead or stuck", reason);
+            assertEquals(-1, silent.getInputStream().read(), "the server closes the connection");
+        }
+    }
+
+    @Test
+    void connectingToNothingFailsWithTheAddress() throws Exception {
+        InetSocketAddress nobody;
+        try (ServerSocket probe = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+            nobody = (InetSocketAddress) probe.getLocalSocketAddress();
+        }
+        LinkException e = assertThrows(LinkException.class, () -> Link.connect(group, nobody, 0, 2000, NanoClock.SYSTEM));
+        assertTrue(e.getMessage().startsWith("cannot connect to " + nobody), e.getMessage());
+    }
+
+    private static ByteBuf body(byte[] frame, int type) {
+        assertNotNull(frame, "no frame arrived");
+        ByteBuf buf = io.netty.buffer.Unpooled.wrappedBuffer(frame);
+        assertEquals(type, buf.readUnsignedByte());
+        return buf;
+    }
+
+    private static boolean waitClosed(Link link) throws InterruptedException {
+        for (int i = 0; i < 100 && link.isOpen(); i++) {
+            Thread.sleep(50);
+        }
+        return !link.isOpen();
+    }
+
+    /** Keeps a copy of every frame and sends it back re-framed. */
+    private static final class Echo extends ChannelInboundHandlerAdapter {
+        private final BlockingQueue<byte[]> received;
+
+        Echo(BlockingQueue<byte[]> received) {
+            this.received = received;
+        }
+
+        @Override
+        public void channelRead(ChannelHandlerContext ctx, Object msg) {
+            ByteBuf frame = (ByteBuf) msg;
+            received.add(ByteBufUtil.getBytes(frame));
+            ByteBuf out = ctx.alloc().buffer(frame.readableBytes() + 4);
+            out.writeInt(frame.readableBytes()).writeBytes(frame);
+            frame.release();
+            ctx.writeAndFlush(out);
+        }
+    }
+
+    /** Answers every connection with an ERROR and closes, as a busy destination does. */
+    private static final class Refuse extends ChannelInboundHandlerAdapter {
+        @Override
+        public void channelActive(ChannelHandlerContext ctx) {
+            ByteBuf error = ctx.alloc().buffer(16);
+            Wire.writeError(error, "go away");
+            ctx.writeAndFlush(error).addListener(io.netty.channel.ChannelFutureListener.CLOSE);
+        }
+    }
+}

@@ -1,0 +1,270 @@
+package dev.ferry.transport;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+
+import dev.ferry.core.Capability;
+import dev.ferry.core.PageDigest;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufUtil;
+import io.netty.buffer.Unpooled;
+import io.netty.channel.embedded.EmbeddedChannel;
+import java.io.IOException;
+import java.lang.reflect.Field;
+import java.lang.reflect.Modifier;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.junit.jupiter.api.DynamicTest;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestFactory;
+
+/**
+ * docs/protocol.md against the code: each {@code ```hex} example is split by the real framing
+ * stage, decoded with {@link Wire}, compared field by field with the {@code <!-- expect: -->} line
+ * that follows it, and re-encoded to the same bytes; the frame, constant and capability tables
+ * must list exactly what Wire and Capability define, with the same values.
+ */
+class ProtocolDocTest {
+    private static final Pattern EXAMPLE = Pattern.compile("```hex\\n(.*?)```\\s*<!-- expect: (.*?) -->", Pattern.DOTALL);
+    private static final Pattern EXPECT_FIELD = Pattern.compile("(\\w+)=(\"[^\"]*\"|\\S+)");
+    private static final Pattern ROW = Pattern.compile("^\\|\\s*`(\\w+)`\\s*\\|\\s*`([^`]+)`\\s*\\|(.*)$", Pattern.MULTILINE);
+
+    private static final String DOC = read();
+
+    private static String read() {
+        Path doc = Path.of(System.getProperty("user.dir")).getParent().resolve("docs/protocol.md");
+        try {
+            return Files.readString(doc);
+        } catch (IOException e) {
+            throw new IllegalStateException("cannot read " + doc, e);
+        }
+    }
+
+    @TestFactory
+    List<DynamicTest> everyExampleDecodesToWhatTheDocSays() {
+        List<DynamicTest> tests = new ArrayList<>();
+        Matcher m = EXAMPLE.matcher(DOC);
+        while (m.find()) {
+            byte[] bytes = hex(m.group(1));
+            Map<String, String> expect = expectations(m.group(2));
+            tests.add(DynamicTest.dynamicTest(m.group(2), () -> check(bytes, expect)));
+        }
+        int blocks = DOC.split("```hex", -1).length - 1;
+        assertEquals(blocks, tests.size(), "every ```hex block needs an expect line right after it");
+        assertTrue(tests.size() >= 8, "examples of every frame type: " + tests.size());
+        Set<String> types = new TreeSet<>();
+        Matcher t = EXAMPLE.matcher(DOC);
+        while (t.find()) {
+            types.add(expectations(t.group(2)).get("type"));
+        }
+        assertEquals(new TreeSet<>(frameTypes().keySet()), types, "an example of every frame type");
+        return tests;
+    }
+
+    @Test
+    void framesTableListsEveryFrameTypeWithItsCode() {
+        Map<String, String> rows = rows("Frames");
+        Map<String, Integer> types = frameTypes();
+        assertEquals(types.keySet(), rows.keySet());
+        types.forEach((name, code) -> assertEquals(code, Integer.decode(rows.get(name)), name));
+    }
+
+    @Test
+    void constantsTableMatchesWire() throws ReflectiveOperationException {
+        Map<String, String> rows = rows("Constants");
+        assertTrue(rows.keySet().containsAll(Set.of("MAGIC", "VERSION", "MAX_FRAME", "FRAME_HEADER", "RECORD_HEADER",
+                "MAX_ZERO_RUN")), rows.keySet().toString());
+        for (Map.Entry<String, String> row : rows.entrySet()) {
+            Field field = Wire.class.getField(row.getKey());
+            assertEquals(((Number) field.get(null)).longValue(), Long.decode(row.getValue()), row.getKey());
+        }
+    }
+
+    @Test
+    void capabilitiesTableMatchesCapability() {
+        Map<String, String> rows = rows("Capabilities");
+        Set<String> names = new HashSet<>();
+        for (Capability c : Capability.values()) {
+            names.add(c.name());
+            assertNotNull(rows.get(c.name()), c + " missing from the table");
+            assertEquals(c.bit(), Integer.decode(rows.get(c.name())), c.name());
+            Matcher row = Pattern.compile("^\\|\\s*`" + c.name() + "`\\s*\\|[^|]*\\|\\s*`([^`]+)`", Pattern.MULTILINE)
+                    .matcher(section("Capabilities"));
+            assertTrue(row.find());
+            assertEquals(c.wireName(), row.group(1), c.name());
+        }
+        assertEquals(names, rows.keySet());
+    }
+
+    private static void check(byte[] bytes, Map<String, String> expect) throws ProtocolException {
+        EmbeddedChannel framing = new EmbeddedChannel(Frames.decoder());
+        framing.writeInbound(Unpooled.wrappedBuffer(bytes));
+        ByteBuf frame = framing.readInbound();
+        assertNotNull(frame, "the length field asks for more bytes than the example has");
+        assertNull(framing.readInbound(), "one frame per example");
+        assertEquals(bytes.length, Wire.FRAME_HEADER - 1 + frame.readableBytes(), "bytes after the frame's end");
+        Set<String> unchecked = new HashSet<>(expect.keySet());
+        int type = frame.readUnsignedByte();
+        assertEquals(expect.get("type"), Wire.typeName(type));
+        unchecked.remove("type");
+        ByteBuf again = Unpooled.buffer();
+        switch (type) {
+            case Wire.HELLO -> {
+                Wire.Hello hello = Wire.readHello(frame);
+                field(expect, unchecked, "version", hello.version());
+                field(expect, unchecked, "pageSize", hello.pageSize());
+                field(expect, unchecked, "memoryBytes", hello.memoryBytes());
+                field(expect, unchecked, "capabilities", hello.capabilities());
+                field(expect, unchecked, "mode", hello.mode());
+                Wire.writeHello(again, hello);
+            }
+            case Wire.WELCOME -> {
+                int accepted = Wire.readWelcome(frame);
+                field(expect, unchecked, "capabilities", accepted);
+                Wire.writeWelcome(again, accepted);
+            }
+            case Wire.PAGES -> {
+                Wire.writeHeader(again, Wire.PAGES, 0);
+                int records = 0;
+                while (frame.isReadable()) {
+                    assertTrue(frame.readableBytes() >= Wire.RECORD_HEADER, "cut record header");
+                    long index = frame.readLong();
+                    int encoding = frame.readUnsignedByte();
+                    int length = frame.readUnsignedShort();
+                    field(expect, unchecked, "index" + records, index);
+                    field(expect, unchecked, "encoding" + records, encoding);
+                    field(expect, unchecked, "length" + records, length);
+                    int payload = encoding == 1 ? 0 : length; // ZERO: the length is a run count
+                    again.writeLong(index).writeByte(encoding).writeShort(length).writeBytes(frame, payload);
+                    records++;
+                }
+                field(expect, unchecked, "records", records);
+                Wire.patchLength(again, 0);
+            }
+            case Wire.ROUND_END -> {
+                Wire.expectBody("ROUND_END", frame, 12);
+                int round = frame.readInt();
+                long records = frame.readLong();
+                field(expect, unchecked, "round", round);
+                field(expect, unchecked, "records", records);
+                Wire.writeRoundEnd(again, round, records);
+            }
+            case Wire.DEVICE_STATE -> {
+                byte[] state = ByteBufUtil.getBytes(frame);
+                assertEquals(expect.get("state"), ByteBufUtil.hexDump(state));
+                unchecked.remove("state");
+                Wire.writeDeviceState(again, state);
+            }
+            case Wire.END, Wire.RESUMED -> {
+                Wire.expectBody(Wire.typeName(type), frame, 16);
+                long digest = frame.readLong();
+                long nanos = frame.readLong();
+                field(expect, unchecked, "digest", digest);
+                field(expect, unchecked, type == Wire.END ? "pauseNanos" : "resumeNanos", nanos);
+                if (expect.containsKey("zeroPages")) {
+                    assertEquals(PageDigest.zeroMemory(Long.parseLong(expect.get("zeroPages"))), digest,
+                            "digest of that many zero pages by the verification rule");
+                    unchecked.remove("zeroPages");
+                }
+                if (type == Wire.END) {
+                    Wire.writeEnd(again, digest, nanos);
+                } else {
+                    Wire.writeResumed(again, digest, nanos);
+                }
+            }
+            case Wire.ERROR -> {
+                String reason = Wire.readError(frame);
+                assertEquals(expect.get("reason"), reason);
+                unchecked.remove("reason");
+                Wire.writeError(again, reason);
+            }
+            default -> fail("no example decoder for " + Wire.typeName(type));
+        }
+        frame.release();
+        framing.finishAndReleaseAll();
+        assertTrue(unchecked.isEmpty(), "expect fields the frame does not have: " + unchecked);
+        assertArrayEquals(bytes, ByteBufUtil.getBytes(again), "re-encoding with Wire gives other bytes");
+    }
+
+    private static void field(Map<String, String> expect, Set<String> unchecked, String name, long actual) {
+        String value = expect.get(name);
+        assertNotNull(value, "the expect line lacks " + name);
+        assertEquals(Long.decode(value).longValue(), actual, name);
+        unchecked.remove(name);
+    }
+
+    /** The frame type constants of Wire, by the name Wire gives them. */
+    private static Map<String, Integer> frameTypes() {
+        Map<String, Integer> types = new LinkedHashMap<>();
+        for (Field f : Wire.class.getFields()) {
+            if (f.getType() == int.class && Modifier.isStatic(f.getModifiers())) {
+                try {
+                    int code = f.getInt(null);
+                    if (f.getName().equals(Wire.typeName(code))) {
+                        types.put(f.getName(), code);
+                    }
+                } catch (IllegalAccessException e) {
+                    throw new IllegalStateException(e);
+                }
+            }
+        }
+        return types;
+    }
+
+    /** The rows {@code | `NAME` | `value` | ...} of the table under heading {@code ## title}. */
+    private static Map<String, String> rows(String title) {
+        Map<String, String> rows = new LinkedHashMap<>();
+        Matcher m = ROW.matcher(section(title));
+        while (m.find()) {
+            assertNull(rows.put(m.group(1), m.group(2)), "duplicate row " + m.group(1));
+        }
+        return rows;
+    }
+
+    private static String section(String title) {
+        int start = DOC.indexOf("\n## " + title + "\n");
+        assertTrue(start >= 0, "no section ## " + title);
+        int end = DOC.indexOf("\n## ", start + 1);
+        return DOC.substring(start, end < 0 ? DOC.length() : end);
+    }
+
+    private static Map<String, String> expectations(String line) {
+        Map<String, String> fields = new LinkedHashMap<>();
+        Matcher m = EXPECT_FIELD.matcher(line);
+        while (m.find()) {
+            String value = m.group(2);
+            fields.put(m.group(1), value.startsWith("\"") ? value.substring(1, value.length() - 1) : value);
+        }
+        return fields;
+    }
+
+    /** The bytes of a hex block: pairs of hex digits, {@code #} to the end of a line is a comment. */
+    private static byte[] hex(String block) {
+        ByteBuf out = Unpooled.buffer();
+        for (String line : block.split("\n")) {
+            int comment = line.indexOf('#');
+            String data = (comment < 0 ? line : line.substring(0, comment)).trim();
+            if (data.isEmpty()) {
+                continue;
+            }
+            for (String token : data.split("\\s+")) {
+                assertTrue(token.matches("[0-9a-f]{2}"), "not a hex byte: '" + token + "' in: " + line);
+                out.writeByte(Integer.parseInt(token, 16));
+            }
+        }
+        return ByteBufUtil.getBytes(out);
+    }
+}
