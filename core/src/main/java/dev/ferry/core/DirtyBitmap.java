@@ -34,6 +34,9 @@ public final class DirtyBitmap implements DirtyLog {
 
     /** Records that page {@code page} was written; call after the write's bytes are stored. */
     public void mark(long page) {
+        if (page < 0 || page >= pageCount) {
+            throw new IndexOutOfBoundsException("page " + page + " of " + pageCount);
+        }
         long bit = 1L << page;
         int word = (int) (page >>> 6);
         // A plain read first keeps hot pages from bouncing the cache line on every write; the

@@ -45,6 +45,9 @@ public final class PageBitmap {
 
     /** Adds {@code page}; returns whether it was absent. */
     public boolean set(long page) {
+        if (page < 0 || page >= pageCount) {
+            throw new IndexOutOfBoundsException("page " + page + " of " + pageCount);
+        }
         int w = (int) (page >>> 6);
         long bit = 1L << page;
         if ((words[w] & bit) != 0) {

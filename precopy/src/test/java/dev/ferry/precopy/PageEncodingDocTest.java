@@ -38,7 +38,7 @@ class PageEncodingDocTest {
 
         int defined = 0;
         for (Field f : PageEncoding.class.getFields()) {
-            if (f.getType() == int.class && Modifier.isStatic(f.getModifiers())) {
+            if (f.getType() == int.class && Modifier.isStatic(f.getModifiers()) && !f.getName().equals("COUNT")) {
                 assertEquals(f.getInt(null), table.get(f.getName()), "PageEncoding." + f.getName() + " in the table");
                 defined++;
             }

@@ -22,7 +22,7 @@ import java.nio.charset.StandardCharsets;
  *                      index u64, encoding u8, length u16, payload (length bytes);
  *                      for ZERO (1) there is no payload and length counts the run of
  *                      consecutive zero pages starting at index (1 .. 65535)
- *   ROUND_END    0x11  round u32, records u64 (page records sent in the round)
+ *   ROUND_END    0x11  round u32, pages u64 (pages sent in the round; a zero run counts its pages)
  *   DEVICE_STATE 0x12  the device state, opaque, the whole body
  *   END          0x13  digest u64 (memory digest at the pause), pauseNanos u64
  *   RESUMED      0x20  (dst→src) digest u64 (as applied), resumeNanos u64
@@ -129,6 +129,10 @@ public final class Wire {
     public static void writeError(ByteBuf out, String reason) {
         byte[] bytes = reason.getBytes(StandardCharsets.UTF_8);
         int length = Math.min(bytes.length, 4096);
+        // never split a character: back up over UTF-8 continuation bytes (10xxxxxx)
+        while (length < bytes.length && (bytes[length] & 0xC0) == 0x80) {
+            length--;
+        }
         writeHeader(out, ERROR, length);
         out.writeBytes(bytes, 0, length);
     }
