@@ -14,8 +14,8 @@ import java.nio.ByteOrder;
  * decompressed into a scratch page or delta first, deltas are validated before they patch. So a
  * payload that throws {@link MalformedPayloadException} leaves the page as it was.
  *
- * <p>One decoder per receiving thread. Nothing is allocated per page, provided the caller passes
- * the same payload segment each time.
+ * <p>One decoder per receiving thread. Nothing is allocated per page, provided the caller takes
+ * payloads from at most four segments it reuses.
  */
 public final class PageDecoder implements AutoCloseable {
     private static final int PAGE = GuestMemory.PAGE_SIZE;

@@ -27,8 +27,9 @@ import java.util.Set;
  * last sent for that index. So a page index must always be encoded by the same encoder (partition
  * indices among threads and connections), never by two.
  *
- * <p>Nothing is allocated per page, provided the caller passes the same {@code page} segment
- * each time (a new segment, e.g. a fresh slice, costs one ByteBuffer view when compressing).
+ * <p>Nothing is allocated per page, provided the caller takes {@code page} from at most four
+ * segments it reuses (a new segment, e.g. a fresh slice, costs one ByteBuffer view when
+ * compressing).
  */
 public final class PageEncoder implements AutoCloseable {
     /** The largest payload {@link #encode} returns: a raw page. */
