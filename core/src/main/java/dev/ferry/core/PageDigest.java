@@ -23,8 +23,12 @@ public final class PageDigest {
 
     /** xxh3 of the page that starts at {@code offset} of a native segment. */
     public static long contentHash(MemorySegment segment, long offset) {
-        MemorySegment page = segment.asSlice(offset, GuestMemory.PAGE_SIZE);
-        return XXH3.hashMemory(page.address(), GuestMemory.PAGE_SIZE);
+        // by address, not through a slice: this runs once per page on both sides
+        java.util.Objects.checkFromIndexSize(offset, GuestMemory.PAGE_SIZE, segment.byteSize());
+        if (!segment.isNative()) {
+            throw new IllegalArgumentException("page hashing needs a native segment");
+        }
+        return XXH3.hashMemory(segment.address() + offset, GuestMemory.PAGE_SIZE);
     }
 
     /** xxh3 of {@code length} bytes at a native address. */

@@ -1,5 +1,6 @@
 package dev.ferry.bench.trace;
 
+import dev.ferry.core.JsonReader;
 import java.io.IOException;
 import java.io.InputStream;
 import java.lang.foreign.MemorySegment;
@@ -129,9 +130,9 @@ public final class TraceReader implements AutoCloseable {
             throw new TraceFormatException(at + buffer.position(), "expected UTF-8 meta: " + e);
         }
         try {
-            return new TraceMeta(text, Json.parseObject(text));
-        } catch (Json.SyntaxError e) {
-            long byteIndex = text.substring(0, e.index).getBytes(StandardCharsets.UTF_8).length;
+            return new TraceMeta(text, JsonReader.parseObject(text));
+        } catch (JsonReader.SyntaxError e) {
+            long byteIndex = text.substring(0, e.index()).getBytes(StandardCharsets.UTF_8).length;
             throw new TraceFormatException(at + byteIndex, "meta is not a JSON object: " + e.getMessage());
         }
     }

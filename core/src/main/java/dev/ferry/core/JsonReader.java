@@ -1,4 +1,4 @@
-package dev.ferry.bench.trace;
+package dev.ferry.core;
 
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -6,13 +6,13 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * A strict JSON parser (RFC 8259) for trace meta: objects become {@code Map}s, arrays
+ * A strict JSON parser (RFC 8259), for trace meta and for reading reports back: objects become {@code Map}s, arrays
  * {@code List}s, strings {@code String}s, numbers {@code Double}s, and {@code true}, {@code false},
  * {@code null} become {@code Boolean}s and {@link #NULL}.
  */
-final class Json {
+public final class JsonReader {
     /** The JSON {@code null}, distinct from an absent key. */
-    static final Object NULL = new Object() {
+    public static final Object NULL = new Object() {
         @Override
         public String toString() {
             return "null";
@@ -22,25 +22,31 @@ final class Json {
     private static final int MAX_DEPTH = 256;
 
     /** A syntax error at character {@code index} of the text. */
-    static final class SyntaxError extends Exception {
-        final int index;
+    public static final class SyntaxError extends Exception {
+        private static final long serialVersionUID = 1L;
+        private final int index;
 
         SyntaxError(int index, String message) {
             super(message);
             this.index = index;
+        }
+
+        /** Where in the text the error is. */
+        public int index() {
+            return index;
         }
     }
 
     private final String text;
     private int index;
 
-    private Json(String text) {
+    private JsonReader(String text) {
         this.text = text;
     }
 
     /** Parses {@code text}, which must hold exactly one JSON object. */
-    static Map<String, Object> parseObject(String text) throws SyntaxError {
-        Json json = new Json(text);
+    public static Map<String, Object> parseObject(String text) throws SyntaxError {
+        JsonReader json = new JsonReader(text);
         json.whitespace();
         if (json.peek() != '{') {
             throw new SyntaxError(json.index, "expected a JSON object ('{')");
