@@ -5,16 +5,17 @@ import java.util.Locale;
 /**
  * Decides per round, by measurement, whether LZ4/zstd are worth their CPU time.
  *
- * <p>Compressing a round pays when the wire time it saves exceeds the time spent compressing:
- * {@code (before - wire) / link > compressTime}, i.e. when
- * {@code compressorRate * savedFraction > link}, where {@code compressorRate} is bytes before
- * compression per second of compressing and {@code savedFraction = (before - wire) / before}. On
- * loopback (GB/s) the compressor is slower than the link, so compression stays off; behind a
- * 100 MB/s limit it pays.
+ * <p>Compressing pays when pages cross faster with it than without: the sender compresses while
+ * the socket drains, so with compression pages cross at
+ * {@code min(compressorRate, link / (1 - savedFraction))} and without it at {@code link}, where
+ * {@code compressorRate} is bytes before compression per second of compressing and
+ * {@code savedFraction = (before - wire) / before}. On loopback (GB/s) the compressor is slower
+ * than the link, so compression stays off; behind a 100 MB/s limit it pays whenever it saves.
  *
  * <p>States:
  * <pre>
- * PROBE_ON   compress this round only to measure the compressor (the first round starts here)
+ * PROBE_ON   compress a sample of this round's pages (one in {@link #PROBE_SAMPLE}) to measure
+ *            the compressor (the first round starts here)
  * PROBE_OFF  send uncompressed this round only to measure the link
  * ON, OFF    steady
  * </pre>
@@ -27,23 +28,33 @@ import java.util.Locale;
  * <p>A compressed round's link figure is trusted only when compressing took under half the round:
  * otherwise the sender, not the link, was the bottleneck and the measured rate is too low.
  *
+ * <p>What this class calls a round is one call of {@link #next}: the source calls it every 32 MiB
+ * chunk of a migration round, so a long bulk round is decided on its way, not after it.
+ *
  * <p>Time comes only from the arguments; the chooser never reads a clock.
  */
 public final class CompressionChooser {
     /** Rounds after which an estimate is re-measured by a probe. */
     public static final int PROBE_INTERVAL = 8;
+    /** A compressor probe tries one page in this many, so probing costs a fraction of compressing. */
+    public static final int PROBE_SAMPLE = 16;
     private static final double ENABLE_MARGIN = 1.25;
     private static final double CPU_BOUND_SHARE = 0.5;
 
     /** The chooser's states; see the class comment. */
     public enum State { PROBE_ON, PROBE_OFF, ON, OFF }
 
-    /** Whether to compress next round, and why (for the round report). */
-    public record Decision(boolean compress, String reason) {
+    /**
+     * Whether to compress next round, on which pages, and why (for the round report).
+     *
+     * @param compressEvery 0 on no page, 1 on every page, {@link #PROBE_SAMPLE} when probing
+     *                      (see {@link PageEncoder#compressEvery})
+     */
+    public record Decision(boolean compress, int compressEvery, String reason) {
     }
 
     private State state = State.PROBE_ON;
-    private Decision decision = new Decision(true, "probe: compressing to measure the compressor");
+    private Decision decision = new Decision(true, PROBE_SAMPLE, "probe: compressing a sample to measure the compressor");
     private double compressorRate = Double.NaN;
     private double savedFraction = Double.NaN;
     private double linkRate = Double.NaN;
@@ -63,10 +74,11 @@ public final class CompressionChooser {
     /**
      * Takes the figures of the round just finished and decides the next one.
      *
-     * @param wireBytes payload bytes sent ({@link StageStats#payloadBytes()} of the round)
+     * @param wireBytes payload bytes sent for the pages the compressors were tried on
+     *     ({@link StageStats#triedPayloadBytes()} of the round)
      * @param roundNanos how long the round took
-     * @param bytesBeforeCompression what they would have been without LZ4/zstd
-     *     ({@link StageStats#bytesBeforeCompression()} of the round)
+     * @param bytesBeforeCompression what those would have been without LZ4/zstd
+     *     ({@link StageStats#triedBeforeBytes()} of the round)
      * @param compressNanos time spent compressing ({@link StageStats#compressNanos()} of the round)
      * @param linkBandwidth the link's rate measured over the round, bytes per second (0 if unknown)
      */
@@ -93,12 +105,15 @@ public final class CompressionChooser {
                     "probe: link not measured yet (compressing took %.0f%% of the round)",
                     roundNanos > 0 ? 100.0 * compressNanos / roundNanos : 0.0));
         }
-        double wireSaved = compressorRate * savedFraction;
+        // Compressing overlaps the wire (the sender compresses the next frame while the socket
+        // drains the last), so pages cross at the slower of the compressor and the link's rate
+        // inflated by what compression saves; uncompressed, at the link's rate.
+        double compressedRate = Math.min(compressorRate, linkRate / Math.max(1e-9, 1 - savedFraction));
         double needed = linkRate * (state == State.ON ? 1.0 : ENABLE_MARGIN);
         String figures = String.format(Locale.ROOT,
-                "compressing saves %.0f%% at %.0f MB/s, %.0f MB/s of wire time saved per CPU second vs link %.0f MB/s",
-                100 * savedFraction, compressorRate / 1e6, wireSaved / 1e6, linkRate / 1e6);
-        if (wireSaved > needed) {
+                "compressing saves %.0f%% at %.0f MB/s, so pages would cross at %.0f MB/s against %.0f MB/s uncompressed (link %.0f MB/s)",
+                100 * savedFraction, compressorRate / 1e6, compressedRate / 1e6, linkRate / 1e6, linkRate / 1e6);
+        if (compressedRate > needed) {
             if (linkAge >= PROBE_INTERVAL) {
                 return decide(State.PROBE_OFF, "probe: re-measuring the link; " + figures);
             }
@@ -112,7 +127,12 @@ public final class CompressionChooser {
 
     private Decision decide(State next, String reason) {
         state = next;
-        decision = new Decision(next == State.ON || next == State.PROBE_ON, reason);
+        int every = switch (next) {
+            case ON -> 1;
+            case PROBE_ON -> PROBE_SAMPLE;
+            case PROBE_OFF, OFF -> 0;
+        };
+        decision = new Decision(every > 0, every, reason);
         return decision;
     }
 }

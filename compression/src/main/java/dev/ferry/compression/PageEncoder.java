@@ -51,7 +51,8 @@ public final class PageEncoder implements AutoCloseable {
     private final MemorySegment[] trials = new MemorySegment[2];
     private final ByteBuffer[] trialBuffers = new ByteBuffer[2];
     private final SegmentView pageView = new SegmentView();
-    private boolean compress = true;
+    private int compressEvery = 1;
+    private int untilSample;
     private int encoding = -1;
 
     private int bestCode;
@@ -64,6 +65,8 @@ public final class PageEncoder implements AutoCloseable {
     private long bytesBeforeCompression;
     private long compressInputBytes;
     private long compressNanos;
+    private long triedBeforeBytes;
+    private long triedPayloadBytes;
     private boolean xbzrleActive;
 
     /** An encoder for the stages in {@code negotiated}, sized by {@code params}. */
@@ -116,8 +119,11 @@ public final class PageEncoder implements AutoCloseable {
             }
         }
         int beforeCompression = bestLength;
-        if (compress && (lz4 != null || zstd != null)) {
+        boolean tried = false;
+        if (compressEvery > 0 && (lz4 != null || zstd != null) && --untilSample <= 0) {
+            untilSample = compressEvery;
             tryCompressors(page, pageOff, deltaLength);
+            tried = true;
         }
         if (bestTrial >= 0) {
             MemorySegment.copy(trials[bestTrial], 0, dst, dstOff, bestLength);
@@ -128,6 +134,10 @@ public final class PageEncoder implements AutoCloseable {
         }
         if (cache != null && xbzrleActive) {
             cache.insert(index, page, pageOff);
+        }
+        if (tried) {
+            triedBeforeBytes += beforeCompression;
+            triedPayloadBytes += bestLength;
         }
         return done(bestCode, bestLength, beforeCompression);
     }
@@ -208,17 +218,23 @@ public final class PageEncoder implements AutoCloseable {
     }
 
     /**
-     * Whether LZ4 and zstd (those negotiated) are tried from now on; the adaptive chooser flips it
-     * per round. Zero pages and XBZRLE are always used when negotiated.
+     * On which pages LZ4 and zstd (those negotiated) are tried from now on: 0 on none, 1 on every
+     * page, {@code n} on one page in {@code n} (a probe that measures the compressors for a
+     * fraction of their cost). The adaptive chooser sets it as it goes. Zero pages and XBZRLE are
+     * always used when negotiated.
      */
-    public void compressionEnabled(boolean on) {
-        this.compress = on;
+    public void compressEvery(int n) {
+        if (n < 0) {
+            throw new IllegalArgumentException("compressEvery must be >= 0, got " + n);
+        }
+        this.compressEvery = n;
+        this.untilSample = Math.min(untilSample, n);
     }
 
     /** A snapshot of the figures so far; call from the encoding thread or after it stopped. */
     public StageStats stats() {
         return new StageStats(pages, saved, payloadBytes, bytesBeforeCompression, compressInputBytes, compressNanos,
-                cache == null ? 0 : cache.hits(), cache == null ? 0 : cache.misses(),
+                triedBeforeBytes, triedPayloadBytes, cache == null ? 0 : cache.hits(), cache == null ? 0 : cache.misses(),
                 cache == null ? 0 : cache.overflows(), cache == null ? 0 : cache.evictions());
     }
 

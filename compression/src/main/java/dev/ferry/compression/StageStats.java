@@ -20,19 +20,24 @@ public final class StageStats {
     private final long bytesBeforeCompression;
     private final long compressInputBytes;
     private final long compressNanos;
+    private final long triedBeforeBytes;
+    private final long triedPayloadBytes;
     private final long xbzrleHits;
     private final long xbzrleMisses;
     private final long xbzrleOverflows;
     private final long xbzrleEvictions;
 
     StageStats(long[] pages, long[] saved, long payloadBytes, long bytesBeforeCompression, long compressInputBytes,
-               long compressNanos, long xbzrleHits, long xbzrleMisses, long xbzrleOverflows, long xbzrleEvictions) {
+               long compressNanos, long triedBeforeBytes, long triedPayloadBytes, long xbzrleHits, long xbzrleMisses,
+               long xbzrleOverflows, long xbzrleEvictions) {
         this.pages = pages.clone();
         this.saved = saved.clone();
         this.payloadBytes = payloadBytes;
         this.bytesBeforeCompression = bytesBeforeCompression;
         this.compressInputBytes = compressInputBytes;
         this.compressNanos = compressNanos;
+        this.triedBeforeBytes = triedBeforeBytes;
+        this.triedPayloadBytes = triedPayloadBytes;
         this.xbzrleHits = xbzrleHits;
         this.xbzrleMisses = xbzrleMisses;
         this.xbzrleOverflows = xbzrleOverflows;
@@ -41,7 +46,7 @@ public final class StageStats {
 
     /** Figures of all zeros. */
     public static StageStats empty() {
-        return new StageStats(new long[PageEncoding.COUNT], new long[PageEncoding.COUNT], 0, 0, 0, 0, 0, 0, 0, 0);
+        return new StageStats(new long[PageEncoding.COUNT], new long[PageEncoding.COUNT], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
     }
 
     /** Pages sent as {@code code} (a {@link PageEncoding} code). */
@@ -88,6 +93,19 @@ public final class StageStats {
         return compressNanos;
     }
 
+    /**
+     * Over the pages LZ4/zstd were tried on (all pages when compressing, a sample when probing):
+     * their payload bytes had the compressors not been tried.
+     */
+    public long triedBeforeBytes() {
+        return triedBeforeBytes;
+    }
+
+    /** Over the same pages: their payload bytes as sent. */
+    public long triedPayloadBytes() {
+        return triedPayloadBytes;
+    }
+
     public long xbzrleHits() {
         return xbzrleHits;
     }
@@ -116,6 +134,7 @@ public final class StageStats {
         return new StageStats(p, s, payloadBytes - earlier.payloadBytes,
                 bytesBeforeCompression - earlier.bytesBeforeCompression,
                 compressInputBytes - earlier.compressInputBytes, compressNanos - earlier.compressNanos,
+                triedBeforeBytes - earlier.triedBeforeBytes, triedPayloadBytes - earlier.triedPayloadBytes,
                 xbzrleHits - earlier.xbzrleHits, xbzrleMisses - earlier.xbzrleMisses,
                 xbzrleOverflows - earlier.xbzrleOverflows, xbzrleEvictions - earlier.xbzrleEvictions);
     }
@@ -137,6 +156,8 @@ public final class StageStats {
         json.name("bytesBeforeCompression").value(bytesBeforeCompression);
         json.name("compressInputBytes").value(compressInputBytes);
         json.name("compressNanos").value(compressNanos);
+        json.name("triedBeforeBytes").value(triedBeforeBytes);
+        json.name("triedPayloadBytes").value(triedPayloadBytes);
         json.name("xbzrle").beginObject()
                 .name("hits").value(xbzrleHits)
                 .name("misses").value(xbzrleMisses)

@@ -23,6 +23,7 @@ class CompressionChooserTest {
     void loopbackAtGigabytesPerSecondTurnsCompressionOff() {
         CompressionChooser chooser = new CompressionChooser();
         assertTrue(chooser.current().compress(), "the first round probes the compressor");
+        assertEquals(CompressionChooser.PROBE_SAMPLE, chooser.current().compressEvery(), "on a sample of its pages");
         // The probe round is CPU-bound (0.8 s of a 1 s round), so its 200 MB/s says nothing of the link.
         Decision d = chooser.next(COMPRESSED, SECOND, BEFORE, CPU, 200 * MB);
         assertEquals(State.PROBE_OFF, chooser.state(), d.reason());
@@ -41,7 +42,8 @@ class CompressionChooserTest {
         Decision d = chooser.next(COMPRESSED, 2 * SECOND, BEFORE, CPU, 100 * MB);
         assertEquals(State.ON, chooser.state(), d.reason());
         assertTrue(d.compress());
-        assertTrue(d.reason().startsWith("on: compressing saves 50% at 500 MB/s, 250 MB/s of wire time saved"),
+        assertEquals(1, d.compressEvery(), "on: every page");
+        assertTrue(d.reason().startsWith("on: compressing saves 50% at 500 MB/s, so pages would cross at 200 MB/s"),
                 d.reason());
         for (int round = 0; round < 5; round++) {
             assertTrue(chooser.next(COMPRESSED, 2 * SECOND, BEFORE, CPU, 100 * MB).compress());
@@ -74,15 +76,16 @@ class CompressionChooserTest {
 
     @Test
     void staysOnNearTheThresholdButNeedsAMarginToSwitchOn() {
-        // Compression is worth 250 MB/s; a 220 MB/s link is below that but within the 25% switch-on margin.
+        // Against a 450 MB/s link, compressing (500 MB/s, halving) moves pages at 500 MB/s: faster,
+        // but not by the 25% switch-on margin.
         CompressionChooser on = new CompressionChooser();
         on.next(COMPRESSED, 2 * SECOND, BEFORE, CPU, 100 * MB);
         assertEquals(State.ON, on.state());
-        assertTrue(on.next(COMPRESSED, 2 * SECOND, BEFORE, CPU, 220 * MB).compress(), "250 MB/s saved still beats 220 MB/s");
+        assertTrue(on.next(COMPRESSED, 2 * SECOND, BEFORE, CPU, 450 * MB).compress(), "500 MB/s still beats 450 MB/s");
         CompressionChooser off = new CompressionChooser();
         off.next(COMPRESSED, SECOND, BEFORE, CPU, 200 * MB);
-        off.next(BEFORE, 2 * SECOND, BEFORE, 0, 220 * MB);
-        assertEquals(State.OFF, off.state(), "250 MB/s saved is not 25% above a 220 MB/s link");
+        off.next(BEFORE, 2 * SECOND, BEFORE, 0, 450 * MB);
+        assertEquals(State.OFF, off.state(), "500 MB/s is not 25% above a 450 MB/s link");
     }
 
     @Test

@@ -77,7 +77,7 @@ class PageCodecTest {
              GuestMemory dest = GuestMemory.anonymous((long) PAGES * Pages.PAGE);
              Lz4Codec lz4 = new Lz4Codec(); ZstdCodec zstd = new ZstdCodec(3);
              XbzrleCache shadow = new XbzrleCache(16L * Pages.PAGE)) {
-            encoder.compressionEnabled(compress);
+            encoder.compressEvery(compress ? 1 : 0);
             encoder.xbzrleActive(true);
             for (int i = 0; i < PAGES; i++) {
                 source[i] = Pages.anyPage(rnd);
@@ -209,7 +209,7 @@ class PageCodecTest {
         decoder.decode(encoder.encoding(), 1, payload, 0, first, dest);
         byte[] cur = rnd.nextBoolean() ? Pages.mutate(old, rnd) : Pages.anyPage(rnd);
         MemorySegment.copy(cur, 0, page, ValueLayout.JAVA_BYTE, 0, Pages.PAGE);
-        encoder.compressionEnabled(rnd.nextBoolean());
+        encoder.compressEvery(rnd.nextBoolean() ? 1 : 0);
         int len = encoder.encode(1, page, 0, payload, 0);
         int code = encoder.encoding();
         byte[] good = Pages.bytes(payload, 0, len);
@@ -268,6 +268,31 @@ class PageCodecTest {
             int length = encoder.encode(3, page, 0, out, 0);
             assertEquals(PageEncoding.XBZRLE, encoder.encoding(), "active: cached on the first send, delta on the next");
             assertTrue(length > 0 && length < 16, "a one-byte change is a tiny delta, got " + length);
+        }
+    }
+
+    @Test
+    void aProbeCompressesOnePageInNAndCountsWhatItTried() {
+        MigrationParameters params = MigrationParameters.defaults();
+        try (PageEncoder encoder = new PageEncoder(EnumSet.of(Capability.LZ4), params);
+             Arena arena = Arena.ofConfined()) {
+            MemorySegment page = arena.allocate(Pages.PAGE);
+            MemorySegment out = arena.allocate(PageEncoder.MAX_PAYLOAD);
+            encoder.compressEvery(4);
+            long payload = 0;
+            for (int i = 0; i < 16; i++) {
+                page.fill((byte) ('a' + i));
+                payload += encoder.encode(i, page, 0, out, 0);
+            }
+            StageStats stats = encoder.stats();
+            assertEquals(4, stats.pagesOf(PageEncoding.LZ4), "one page in four tried, and a uniform page compresses");
+            assertEquals(12, stats.pagesOf(PageEncoding.RAW));
+            assertEquals(4L * Pages.PAGE, stats.triedBeforeBytes());
+            assertEquals(payload - 12L * Pages.PAGE, stats.triedPayloadBytes());
+
+            encoder.compressEvery(0);
+            encoder.encode(99, page, 0, out, 0);
+            assertEquals(PageEncoding.RAW, encoder.encoding(), "off means no page is tried");
         }
     }
 }

@@ -26,6 +26,8 @@ final class PageStreamWriter implements AutoCloseable {
     private static final int FRAME_CAPACITY = Wire.PAGES_FRAME_TARGET + Wire.FRAME_HEADER
             + Wire.RECORD_HEADER + PageEncoder.MAX_PAYLOAD;
     private static final long PROGRESS_EVERY = 8 << 20;
+    /** Pages between two calls of a round's chunk hook: 32 MiB of guest memory. */
+    static final int CHUNK_PAGES = 8192;
 
     private final Link link;
     private final GuestMemory memory;
@@ -54,10 +56,12 @@ final class PageStreamWriter implements AutoCloseable {
 
     /**
      * Sends every page of {@code pages}, removing each as it goes, then a ROUND_END, and flushes.
+     * {@code afterChunk} runs every {@link #CHUNK_PAGES} pages, between frames.
      *
-     * @return page records sent (a zero run counts its pages)
+     * @return pages sent (a zero run counts its pages)
      */
-    long sendRound(PageBitmap pages, int round, BooleanSupplier cancelled) throws LinkException, CancelledException {
+    long sendRound(PageBitmap pages, int round, BooleanSupplier cancelled, Runnable afterChunk)
+            throws LinkException, CancelledException {
         long sent = 0;
         MemorySegment guest = memory.segment();
         for (long page = pages.nextSetBit(0); page >= 0; page = pages.nextSetBit(page + 1)) {
@@ -71,12 +75,16 @@ final class PageStreamWriter implements AutoCloseable {
             MemorySegment.copy(guest, page << GuestMemory.PAGE_SHIFT, scratch, 0, GuestMemory.PAGE_SIZE);
             appendPage(page);
             sent++;
-            if (frame.writerIndex() - frameStart >= Wire.PAGES_FRAME_TARGET) {
+            boolean chunkDone = sent % CHUNK_PAGES == 0;
+            if (chunkDone || frame.writerIndex() - frameStart >= Wire.PAGES_FRAME_TARGET) {
                 sendFrame();
                 if (link.bytesSent() >= nextProgress) {
                     nextProgress = link.bytesSent() + PROGRESS_EVERY;
                     listener.onProgress(link.bytesSent(), round, pages.cardinality());
                 }
+            }
+            if (chunkDone) {
+                afterChunk.run();
             }
         }
         if (frame != null) {

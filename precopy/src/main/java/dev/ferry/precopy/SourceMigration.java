@@ -67,6 +67,9 @@ public final class SourceMigration {
     private double lastExpectedMs = -1;
     private PageEncoder encoder;
     private CompressionChooser chooser;
+    private StageStats chunkStats;
+    private long chunkStart;
+    private long chunkBytes;
 
     public SourceMigration(GuestMemory memory, DirtyLog dirtyLog, VmControl vm, MigrationParameters params,
             InetSocketAddress destination, EventLoopGroup group, NanoClock clock, MigrationMetrics metrics,
@@ -113,7 +116,7 @@ public final class SourceMigration {
             encoder = new PageEncoder(negotiated, params);
             chooser = negotiated.contains(Capability.LZ4) || negotiated.contains(Capability.ZSTD)
                     ? new CompressionChooser() : null;
-            encoder.compressionEnabled(chooser == null || !params.adaptiveCompression() || chooser.current().compress());
+            encoder.compressEvery(chooser == null || !params.adaptiveCompression() ? 1 : chooser.current().compressEvery());
             writer = new PageStreamWriter(link, memory, encoder, sentDigest, listener);
             PageBitmap toSend = new PageBitmap(memory.pageCount());
 
@@ -261,20 +264,16 @@ public final class SourceMigration {
         checkPeer(link);
         long before = link.bytesSent();
         StageStats statsBefore = encoder.stats();
-        boolean compressed = compressionOn();
-        String reason = compressionReason();
         long began = clock.nanoTime();
-        long pages = writer.sendRound(toSend, round, () -> cancelRequested && !paused);
+        startChunk(link, began);
+        long pages = writer.sendRound(toSend, round, () -> cancelRequested && !paused, () -> adaptCompression(link));
         long nanos = clock.nanoTime() - began;
         long bytes = link.bytesSent() - before;
         StageStats stats = encoder.stats().minus(statsBefore);
         long dirty = kind.equals("stop-and-copy") ? 0 : dirtyLog.sync(toSend);
         double expected = DowntimeEstimator.expectedDowntimeMillis(dirty, pages, bytes, nanos);
         long bandwidth = (long) DowntimeEstimator.bandwidth(bytes, nanos);
-        if (chooser != null && params.adaptiveCompression()) {
-            encoder.compressionEnabled(chooser.next(stats.payloadBytes(), nanos, stats.bytesBeforeCompression(),
-                    stats.compressNanos(), bandwidth).compress());
-        }
+        adaptCompression(link);
         Map<String, Long> saved = new LinkedHashMap<>();
         for (int code = 0; code < PageEncoding.COUNT; code++) {
             if (stats.bytesSavedOf(code) != 0) {
@@ -282,7 +281,7 @@ public final class SourceMigration {
             }
         }
         RoundRecord record = new RoundRecord(round, kind, pages, bytes, nanos / 1e6, dirty, bandwidth, expected,
-                compressed, reason, saved);
+                stats.compressNanos() > 0, compressionReason(), saved);
         rounds.add(record);
         metrics.sent(bytes, pages);
         metrics.round(record);
@@ -317,8 +316,31 @@ public final class SourceMigration {
         listener.onState(next);
     }
 
-    private boolean compressionOn() {
-        return chooser != null && (!params.adaptiveCompression() || chooser.current().compress());
+    private void startChunk(Link link, long now) {
+        chunkStart = now;
+        chunkBytes = link.bytesSent();
+        chunkStats = encoder.stats();
+    }
+
+    /**
+     * The adaptive choice, made every chunk of a round rather than once a round: the bulk round
+     * is most of the bytes, so it must be able to switch compression on (a slow link) or off
+     * (loopback) as soon as the first chunks have measured both sides.
+     */
+    private void adaptCompression(Link link) {
+        if (chooser == null || !params.adaptiveCompression()) {
+            return;
+        }
+        long now = clock.nanoTime();
+        StageStats chunk = encoder.stats().minus(chunkStats);
+        if (chunk.pages() == 0) {
+            return;
+        }
+        long nanos = now - chunkStart;
+        CompressionChooser.Decision decision = chooser.next(chunk.triedPayloadBytes(), nanos, chunk.triedBeforeBytes(),
+                chunk.compressNanos(), (long) DowntimeEstimator.bandwidth(link.bytesSent() - chunkBytes, nanos));
+        encoder.compressEvery(decision.compressEvery());
+        startChunk(link, now);
     }
 
     private String compressionReason() {
