@@ -31,11 +31,19 @@ import java.util.Set;
  *                           hand-over is in doubt; null on the destination
  * @param destinationResumed whether the destination resumed the guest
  * @param digest             the memory digest at the pause as this side computed it
+ * @param postcopy           what post-copy did, or null when the guest moved by pre-copy
  */
 public record MigrationReport(String role, MigrationMode mode, long memoryBytes, int pageSize, MigrationState outcome,
         boolean verified, double totalTimeMs, double downtimeMs, double expectedDowntimeMs, long bytesSent,
         long pagesSent, List<RoundRecord> rounds, Map<String, Long> pagesByKind, Set<Capability> capabilities,
-        String error, String sourceVmState, boolean destinationResumed, long digest) {
+        String error, String sourceVmState, boolean destinationResumed, long digest, PostcopyReport postcopy) {
+
+    /** This report with {@code value} as its post-copy figures. */
+    public MigrationReport withPostcopy(PostcopyReport value) {
+        return new MigrationReport(role, mode, memoryBytes, pageSize, outcome, verified, totalTimeMs, downtimeMs,
+                expectedDowntimeMs, bytesSent, pagesSent, rounds, pagesByKind, capabilities, error, sourceVmState,
+                destinationResumed, digest, value);
+    }
 
     /** Whether the migration completed and was verified. */
     public boolean succeeded() {
@@ -74,6 +82,9 @@ public record MigrationReport(String role, MigrationMode mode, long memoryBytes,
         }
         json.name("destinationResumed").value(destinationResumed)
                 .name("digest").value(String.format("%016x", digest));
+        if (postcopy != null) {
+            postcopy.writeJsonMembers(json);
+        }
     }
 
     /** The report as one JSON object. */

@@ -47,7 +47,7 @@ class JsonWriterTest {
                 Double.POSITIVE_INFINITY, false, "n/a", Map.of());
         MigrationReport report = new MigrationReport("source", MigrationMode.PRECOPY, 1L << 30, 4096, MigrationState.FAILED,
                 false, 20.0, -1, 0.2, 4_170_000, 1017, List.of(bulk, last), Map.of("normal", 900L, "zero", 117L),
-                EnumSet.of(Capability.ZERO_PAGES, Capability.LZ4), NASTY, "RUNNING", false, 0xFEDCBA9876543210L);
+                EnumSet.of(Capability.ZERO_PAGES, Capability.LZ4), NASTY, "RUNNING", false, 0xFEDCBA9876543210L, null);
 
         Map<String, Object> json = JsonReader.parseObject(report.toJson());
         assertEquals("source", json.get("role"));
@@ -74,7 +74,7 @@ class JsonWriterTest {
     void destinationReportOmitsSourceOnlyMembers() throws JsonReader.SyntaxError {
         MigrationReport report = new MigrationReport("destination", MigrationMode.POSTCOPY, 4096, 4096,
                 MigrationState.COMPLETED, true, 1, 0.5, -1, 100, 1, List.of(), Map.of(), EnumSet.noneOf(Capability.class),
-                null, null, true, 1);
+                null, null, true, 1, null);
         Map<String, Object> json = JsonReader.parseObject(report.toJson());
         assertFalse(json.containsKey("error"));
         assertFalse(json.containsKey("sourceVmState"));

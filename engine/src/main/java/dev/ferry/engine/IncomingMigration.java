@@ -32,6 +32,14 @@ public final class IncomingMigration implements AutoCloseable {
         return migration.result();
     }
 
+    /**
+     * What guest threads on this side call before touching a page: open until post-copy starts,
+     * then the fault path that fetches missing pages. Ask for it when resuming the guest.
+     */
+    public dev.ferry.core.PageGate pageGate() {
+        return migration.pageGate();
+    }
+
     /** The guest memory being received, once a source's handshake fixed it; else null. */
     public GuestMemory memory() {
         return migration.memory();

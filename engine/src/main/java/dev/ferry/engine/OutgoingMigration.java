@@ -33,10 +33,20 @@ public final class OutgoingMigration {
 
     /**
      * Asks the migration to stop. Before the switch-over it ends CANCELLED with the guest running
-     * here; once the guest is paused for the hand-over the request is ignored.
+     * here; once the guest is paused for a stop-and-copy the request is ignored.
+     *
+     * @throws IllegalStateException during post-copy, which cannot give the guest back
      */
     public void cancel() {
         migration.cancel();
+    }
+
+    /**
+     * Switches a running migration to post-copy at its next frame (QEMU's
+     * {@code migrate-start-postcopy}); needs the postcopy capability in the parameters.
+     */
+    public void startPostcopy() {
+        migration.startPostcopy();
     }
 
     /** Completes with the report when the migration ends, whatever the outcome. */

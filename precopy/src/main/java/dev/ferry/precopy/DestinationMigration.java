@@ -12,6 +12,11 @@ import dev.ferry.core.MigrationState;
 import dev.ferry.core.NanoClock;
 import dev.ferry.core.PageBitmap;
 import dev.ferry.core.PageDigest;
+import dev.ferry.core.PageGate;
+import dev.ferry.core.PostcopyReport;
+import dev.ferry.postcopy.FaultLatency;
+import dev.ferry.postcopy.PresentPages;
+import dev.ferry.postcopy.SoftwareFaults;
 import dev.ferry.core.VmControl;
 import dev.ferry.transport.Frames;
 import dev.ferry.transport.ProtocolException;
@@ -37,7 +42,7 @@ import java.util.function.LongFunction;
  * FAILED with the reason, and the guest is never resumed.
  */
 public final class DestinationMigration extends ChannelInboundHandlerAdapter {
-    private enum Phase { AWAIT_HELLO, RECEIVING, DONE }
+    private enum Phase { AWAIT_HELLO, RECEIVING, POSTCOPY, DONE }
 
     private final LongFunction<GuestMemory> memoryForSize;
     private final VmControl vm;
@@ -57,6 +62,11 @@ public final class DestinationMigration extends ChannelInboundHandlerAdapter {
     private long startNanos;
     private long bytesReceived;
     private long pagesReceived;
+    private PresentPages present;
+    private final FaultLatency faultLatency = new FaultLatency();
+    private volatile SoftwareFaults faults;
+    private long pauseNanos = -1;
+    private long resumeNanos = -1;
 
     /**
      * @param memoryForSize gives the guest memory for the size the source announces, or throws
@@ -80,6 +90,15 @@ public final class DestinationMigration extends ChannelInboundHandlerAdapter {
     /** The guest memory, once the handshake has fixed it. */
     public GuestMemory memory() {
         return memory;
+    }
+
+    /**
+     * Where guest threads on this side must check a page before touching it: open until post-copy
+     * starts, then the software fault path that requests missing pages and waits for them.
+     */
+    public PageGate pageGate() {
+        SoftwareFaults f = faults;
+        return f != null ? f : PageGate.OPEN;
     }
 
     @Override
@@ -115,6 +134,8 @@ public final class DestinationMigration extends ChannelInboundHandlerAdapter {
                     frame.readBytes(deviceState);
                 }
                 case Wire.END -> end(ctx, frame);
+                case Wire.DISCARD -> discard(frame);
+                case Wire.POSTCOPY_START -> postcopyStart(ctx, frame);
                 case Wire.ERROR -> throw new ProtocolException("source failed: " + Wire.readError(frame));
                 default -> throw new ProtocolException("unexpected " + Wire.typeName(type) + " frame from the source");
             }
@@ -171,7 +192,10 @@ public final class DestinationMigration extends ChannelInboundHandlerAdapter {
                     throw new ProtocolException("zero run of " + length + " pages at " + index + " does not fit " + pageCount + " pages");
                 }
                 for (long p = index; p < index + length; p++) {
-                    zeroPage(p);
+                    if (phase != Phase.POSTCOPY || !present.isPresent(p)) {
+                        zeroPage(p);
+                        installed(p);
+                    }
                 }
                 pagesByEncoding[encoding] += length;
                 pagesReceived += length;
@@ -183,13 +207,76 @@ public final class DestinationMigration extends ChannelInboundHandlerAdapter {
             if (encoding >= pagesByEncoding.length) {
                 throw new MalformedPayloadException("unknown page encoding " + encoding + " for page " + index);
             }
+            if (phase == Phase.POSTCOPY && present.isPresent(index)) {
+                // a requested page that the push had already sent, or the reverse: the first copy won
+                frame.skipBytes(length);
+                continue;
+            }
             decoder.decode(encoding, index, bytes, frame.readerIndex(), length, memory);
             frame.skipBytes(length);
             written.set(index);
             digest.update(index, PageDigest.contentHash(memory.segment(), index << GuestMemory.PAGE_SHIFT));
+            installed(index);
             pagesByEncoding[encoding]++;
             pagesReceived++;
         }
+    }
+
+    private void installed(long page) {
+        if (phase == Phase.POSTCOPY) {
+            present.markPresent(page);
+        }
+    }
+
+    /** Pages dirtied on the source since they were sent: stale here until they come again. */
+    private void discard(ByteBuf frame) throws ProtocolException {
+        if (!negotiated.contains(Capability.POSTCOPY)) {
+            throw new ProtocolException("DISCARD without the postcopy capability");
+        }
+        if (frame.readableBytes() % Wire.DISCARD_RUN != 0) {
+            throw new ProtocolException("malformed DISCARD frame: " + frame.readableBytes() + " bytes is not a whole number of runs");
+        }
+        if (present == null) {
+            present = new PresentPages(memory.pageCount());
+        }
+        while (frame.isReadable()) {
+            long first = frame.readLong();
+            long count = frame.readUnsignedInt();
+            if (first < 0 || count == 0 || first + count > memory.pageCount()) {
+                throw new ProtocolException("discard run of " + count + " pages at " + first + " does not fit " + memory.pageCount() + " pages");
+            }
+            for (long p = first; p < first + count; p++) {
+                present.markMissing(p);
+            }
+        }
+    }
+
+    /** The switch-over to post-copy: the guest runs here from now on, with the discarded pages missing. */
+    private void postcopyStart(ChannelHandlerContext ctx, ByteBuf frame) throws ProtocolException {
+        Wire.expectBody("POSTCOPY_START", frame, 8);
+        if (!negotiated.contains(Capability.POSTCOPY)) {
+            throw new ProtocolException("POSTCOPY_START without the postcopy capability");
+        }
+        if (deviceState == null) {
+            throw new ProtocolException("POSTCOPY_START before DEVICE_STATE");
+        }
+        pauseNanos = frame.readLong();
+        if (present == null) {
+            present = new PresentPages(memory.pageCount());
+        }
+        io.netty.channel.Channel out = ctx.channel();
+        faults = new SoftwareFaults(present, page -> {
+            ByteBuf request = out.alloc().buffer(Wire.FRAME_HEADER + 8);
+            Wire.writePageRequest(request, page);
+            out.writeAndFlush(request);
+        }, faultLatency, clock);
+        phase = Phase.POSTCOPY;
+        vm.loadDeviceState(deviceState);
+        vm.resume();
+        resumeNanos = clock.nanoTime();
+        ByteBuf running = ctx.alloc().buffer(Wire.FRAME_HEADER + 8);
+        Wire.writePostcopyRunning(running, resumeNanos);
+        ctx.writeAndFlush(running);
     }
 
     /** Untouched memory is already zero: skip the fill so a sparse guest stays sparse. */
@@ -203,35 +290,50 @@ public final class DestinationMigration extends ChannelInboundHandlerAdapter {
     private void end(ChannelHandlerContext ctx, ByteBuf frame) throws ProtocolException {
         Wire.expectBody("END", frame, 16);
         long sourceDigest = frame.readLong();
-        long pauseNanos = frame.readLong();
+        long endPauseNanos = frame.readLong();
         if (deviceState == null) {
             throw new ProtocolException("END before DEVICE_STATE");
         }
-        if (sourceDigest != digest.value()) {
-            throw new ProtocolException(String.format("memory digest mismatch: source %016x, applied %016x; not resuming",
-                    sourceDigest, digest.value()));
+        boolean postcopy = phase == Phase.POSTCOPY;
+        if (postcopy && present.missing() > 0) {
+            throw new ProtocolException("END with " + present.missing() + " pages still missing");
         }
-        vm.loadDeviceState(deviceState);
-        vm.resume();
-        long resumeNanos = clock.nanoTime();
+        if (sourceDigest != digest.value()) {
+            throw new ProtocolException(String.format("memory digest mismatch: source %016x, applied %016x; %s",
+                    sourceDigest, digest.value(), postcopy ? "the guest runs on corrupt memory" : "not resuming"));
+        }
+        if (!postcopy) {
+            pauseNanos = endPauseNanos;
+            vm.loadDeviceState(deviceState);
+            vm.resume();
+            resumeNanos = clock.nanoTime();
+        }
         phase = Phase.DONE;
         ByteBuf resumed = ctx.alloc().buffer(32);
         Wire.writeResumed(resumed, digest.value(), resumeNanos);
         ctx.writeAndFlush(resumed).addListener(ChannelFutureListener.CLOSE);
         result.complete(report(MigrationState.COMPLETED, true, (resumeNanos - pauseNanos) / 1e6, null, true));
+        if (present != null) {
+            present.fail("the migration is over");
+        }
     }
 
     private void fail(ChannelHandlerContext ctx, String reason) {
         if (phase == Phase.DONE) {
             return;
         }
+        if (phase == Phase.POSTCOPY) {
+            reason = "post-copy failed with " + present.missing() + " pages never received, so the guest cannot continue here: " + reason;
+            present.fail(reason);
+        }
+        boolean resumed = phase == Phase.POSTCOPY;
         phase = Phase.DONE;
         if (ctx.channel().isActive()) {
             ByteBuf error = ctx.alloc().buffer(64);
             Wire.writeError(error, reason);
             ctx.writeAndFlush(error).addListener(ChannelFutureListener.CLOSE);
         }
-        result.complete(report(MigrationState.FAILED, false, -1, reason, false));
+        result.complete(report(MigrationState.FAILED, false, resumed ? (resumeNanos - pauseNanos) / 1e6 : -1, reason, resumed));
     }
 
     @Override
@@ -260,6 +362,15 @@ public final class DestinationMigration extends ChannelInboundHandlerAdapter {
         }
         return new MigrationReport("destination", mode, memory == null ? 0 : memory.byteSize(), GuestMemory.PAGE_SIZE,
                 outcome, verified, (clock.nanoTime() - startNanos) / 1e6, downtimeMs, -1, bytesReceived, pagesReceived,
-                List.of(), kinds, negotiated, error, null, resumed, digest == null ? 0 : digest.value());
+                List.of(), kinds, negotiated, error, null, resumed, digest == null ? 0 : digest.value(), postcopyReport());
+    }
+
+    private PostcopyReport postcopyReport() {
+        SoftwareFaults f = faults;
+        if (f == null) {
+            return null;
+        }
+        return new PostcopyReport(0, f.faults(), 0, 0, 0, 0, "software", faultLatency.quantile(0.5),
+                faultLatency.quantile(0.99), faultLatency.max(), faultLatency.histogram());
     }
 }

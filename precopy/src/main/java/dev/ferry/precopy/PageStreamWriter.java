@@ -14,7 +14,6 @@ import dev.ferry.transport.Wire;
 import io.netty.buffer.ByteBuf;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.util.function.BooleanSupplier;
 
 /**
  * Turns a set of pages into PAGES frames: each page is copied once out of guest memory (a stable
@@ -55,23 +54,26 @@ final class PageStreamWriter implements AutoCloseable {
     }
 
     /**
-     * Sends every page of {@code pages}, removing each as it goes, then a ROUND_END, and flushes.
-     * {@code afterChunk} runs every {@link #CHUNK_PAGES} pages, between frames.
+     * Sends the pages of {@code pages}, removing each as it goes, then a ROUND_END, and flushes.
+     * {@code control} is asked between frames; {@link RoundControl#afterChunk} runs every
+     * {@link #CHUNK_PAGES} pages. A round stopped early leaves its unsent pages in {@code pages}.
      *
      * @return pages sent (a zero run counts its pages)
      */
-    long sendRound(PageBitmap pages, int round, BooleanSupplier cancelled, Runnable afterChunk)
-            throws LinkException, CancelledException {
+    long sendRound(PageBitmap pages, int round, RoundControl control) throws LinkException, CancelledException {
         long sent = 0;
         MemorySegment guest = memory.segment();
         for (long page = pages.nextSetBit(0); page >= 0; page = pages.nextSetBit(page + 1)) {
-            pages.clear(page);
             if (frame == null) {
-                if (cancelled.getAsBoolean()) {
+                if (control.cancelled()) {
                     throw new CancelledException();
+                }
+                if (control.stopEarly()) {
+                    break;
                 }
                 openFrame();
             }
+            pages.clear(page);
             MemorySegment.copy(guest, page << GuestMemory.PAGE_SHIFT, scratch, 0, GuestMemory.PAGE_SIZE);
             appendPage(page);
             sent++;
@@ -84,7 +86,7 @@ final class PageStreamWriter implements AutoCloseable {
                 }
             }
             if (chunkDone) {
-                afterChunk.run();
+                control.afterChunk();
             }
         }
         if (frame != null) {
@@ -95,6 +97,53 @@ final class PageStreamWriter implements AutoCloseable {
         link.sendNow(end);
         records += sent;
         return sent;
+    }
+
+    /**
+     * Sends up to {@code max} pages of {@code pages} from {@code from} on (wrapping to the start),
+     * removing them, as one flushed frame: the post-copy push, a batch at a time so that page
+     * requests can go between batches.
+     *
+     * @return where the next batch starts
+     */
+    long sendBatch(PageBitmap pages, long from, int max) throws LinkException {
+        long page = pages.nextSetBit(from);
+        if (page < 0) {
+            page = pages.nextSetBit(0);
+        }
+        openFrame();
+        for (int n = 0; n < max && page >= 0; n++) {
+            pages.clear(page);
+            MemorySegment.copy(memory.segment(), page << GuestMemory.PAGE_SHIFT, scratch, 0, GuestMemory.PAGE_SIZE);
+            appendPage(page);
+            page = pages.nextSetBit(page + 1);
+        }
+        sendFrame();
+        link.flush();
+        return page < 0 ? 0 : page;
+    }
+
+    /**
+     * Sends {@code pages} as DISCARD runs: at the switch to post-copy, the pages the destination
+     * holds stale copies of (or none at all).
+     */
+    void sendDiscard(PageBitmap pages) throws LinkException {
+        int maxRuns = Wire.PAGES_FRAME_TARGET / Wire.DISCARD_RUN;
+        long page = pages.nextSetBit(0);
+        while (page >= 0) {
+            ByteBuf out = link.buffer(Wire.FRAME_HEADER + maxRuns * Wire.DISCARD_RUN);
+            int start = out.writerIndex();
+            Wire.writeHeader(out, Wire.DISCARD, 0);
+            for (int runs = 0; runs < maxRuns && page >= 0; runs++) {
+                long end = pages.nextClearBit(page);
+                long stop = end < 0 ? pages.pageCount() : end;
+                long count = Math.min(stop - page, 0xFFFF_FFFFL);
+                out.writeLong(page).writeInt((int) count);
+                page = pages.nextSetBit(page + count);
+            }
+            Wire.patchLength(out, start);
+            link.send(out);
+        }
     }
 
     private void appendPage(long page) {

@@ -16,6 +16,7 @@ import dev.ferry.core.MigrationState;
 import dev.ferry.core.NanoClock;
 import dev.ferry.core.PageBitmap;
 import dev.ferry.core.PageDigest;
+import dev.ferry.core.PostcopyReport;
 import dev.ferry.core.RoundRecord;
 import dev.ferry.core.VmControl;
 import dev.ferry.transport.Link;
@@ -63,7 +64,11 @@ public final class SourceMigration {
     private volatile boolean cancelRequested;
     private Set<Capability> negotiated = EnumSet.noneOf(Capability.class);
     private boolean paused;
-    private boolean streamComplete;
+    private boolean handedOver;
+    private volatile boolean postcopyRequested;
+    private boolean postcopyStarted;
+    private long postcopyPauseNanos;
+    private PostcopyReport postcopyReport;
     private double lastExpectedMs = -1;
     private PageEncoder encoder;
     private CompressionChooser chooser;
@@ -91,9 +96,30 @@ public final class SourceMigration {
         return state;
     }
 
-    /** Asks the migration to stop; it ends CANCELLED unless the hand-over already began. */
+    /**
+     * Asks the migration to stop; it ends CANCELLED unless the hand-over already began.
+     *
+     * @throws IllegalStateException during post-copy: the guest already ran on the destination and
+     *                               cannot be given back to the source
+     */
     public void cancel() {
+        if (state == MigrationState.POSTCOPY) {
+            throw new IllegalStateException("cannot cancel during post-copy: the guest already runs on the destination"
+                    + " and its newest pages exist only there");
+        }
         cancelRequested = true;
+    }
+
+    /**
+     * Asks a running pre-copy migration to switch to post-copy now (QEMU's
+     * {@code migrate-start-postcopy}): the round in progress stops at its next frame. Needs the
+     * postcopy capability, offered and accepted.
+     */
+    public void startPostcopy() {
+        if (!params.capabilities().contains(Capability.POSTCOPY)) {
+            throw new IllegalStateException("post-copy was not offered: add the postcopy capability to the parameters");
+        }
+        postcopyRequested = true;
     }
 
     /** Runs the migration to its end and reports it; never throws for a migration failure. */
@@ -126,9 +152,12 @@ public final class SourceMigration {
             int round = 1;
             sendRound(link, writer, toSend, round, "bulk");
             encoder.xbzrleActive(true);
+            RoundPlanner.Step step;
             while (true) {
                 RoundRecord last = rounds.getLast();
-                RoundPlanner.Step step = planner.next(round, last.expectedDowntimeMs(), clock.nanoTime() - start);
+                long previousDirty = rounds.size() > 1 ? rounds.get(rounds.size() - 2).dirtyPages() : -1;
+                step = planner.next(round, last.expectedDowntimeMs(), clock.nanoTime() - start, last.dirtyPages(),
+                        previousDirty, postcopyRequested && postcopyNegotiated());
                 lastExpectedMs = last.expectedDowntimeMs();
                 if (step != RoundPlanner.Step.ITERATE) {
                     break;
@@ -138,20 +167,28 @@ public final class SourceMigration {
             }
             checkCancelled();
 
-            enter(MigrationState.STOP_AND_COPY);
-            vm.pause();
-            paused = true;
-            pauseNanos = clock.nanoTime();
-            dirtyLog.sync(toSend);
-            sendRound(link, writer, toSend, ++round, "stop-and-copy");
-            ByteBuf tail = link.buffer(64 * 1024);
-            Wire.writeDeviceState(tail, vm.saveDeviceState());
+            PostcopyPush push = null;
+            if (step == RoundPlanner.Step.SWITCH_POSTCOPY) {
+                push = postcopy(link, writer, toSend, round);
+                pauseNanos = postcopyPauseNanos;
+            } else {
+                enter(MigrationState.STOP_AND_COPY);
+                vm.pause();
+                paused = true;
+                pauseNanos = clock.nanoTime();
+                dirtyLog.sync(toSend);
+                sendRound(link, writer, toSend, ++round, "stop-and-copy");
+                ByteBuf tail = link.buffer(64 * 1024);
+                Wire.writeDeviceState(tail, vm.saveDeviceState());
+                link.sendNow(tail);
+            }
             digestAtPause = sentDigest.value();
-            Wire.writeEnd(tail, digestAtPause, pauseNanos);
-            link.sendNow(tail);
-            streamComplete = true;
+            ByteBuf end = link.buffer(Wire.FRAME_HEADER + 16);
+            Wire.writeEnd(end, digestAtPause, pauseNanos);
+            link.sendNow(end);
+            handedOver = true;
 
-            long[] resumed = awaitResumed(link);
+            long[] resumed = awaitResumed(link, push);
             destinationDigest = resumed[0];
             resumeNanos = resumed[1];
             enter(MigrationState.COMPLETED);
@@ -185,7 +222,11 @@ public final class SourceMigration {
         String vmState;
         if (state == MigrationState.COMPLETED) {
             vmState = "STOPPED";
-        } else if (paused && streamComplete) {
+        } else if (paused && postcopyStarted) {
+            vmState = "PAUSED";
+            error = "post-copy failed (" + error + "): the guest ran on the destination, so it stays paused here"
+                    + " with the memory it had at the switch-over";
+        } else if (paused && handedOver) {
             vmState = "PAUSED";
             error = "hand-over in doubt (" + error + "): the destination may have resumed, so the guest stays paused here";
         } else {
@@ -201,7 +242,49 @@ public final class SourceMigration {
         return new MigrationReport("source", params.mode(), memory.byteSize(), GuestMemory.PAGE_SIZE, state, verified,
                 (clock.nanoTime() - start) / 1e6, downtimeMs, lastExpectedMs, bytes, pages, List.copyOf(rounds),
                 pagesByKind(encoder), negotiated, error, vmState, state == MigrationState.COMPLETED,
-                digestAtPause);
+                digestAtPause, postcopyReport);
+    }
+
+    /**
+     * The switch to post-copy: pause, tell the destination which pages it holds stale copies of,
+     * send the device state and let it resume; then push what it lacks, serving its requests first.
+     */
+    private PostcopyPush postcopy(Link link, PageStreamWriter writer, PageBitmap toSend, int round)
+            throws LinkException, ProtocolException {
+        enter(MigrationState.POSTCOPY);
+        vm.pause();
+        paused = true;
+        postcopyPauseNanos = clock.nanoTime();
+        dirtyLog.sync(toSend);
+        writer.sendDiscard(toSend);
+        ByteBuf start = link.buffer(64 * 1024);
+        Wire.writeDeviceState(start, vm.saveDeviceState());
+        Wire.writePostcopyStart(start, postcopyPauseNanos);
+        postcopyStarted = true;
+        link.sendNow(start);
+        // the destination may have dropped its stale copies: deltas against them are no use
+        encoder.xbzrleActive(false);
+        link.lowLatency();
+        long began = clock.nanoTime();
+        long bytesBefore = link.bytesSent();
+        long pages = toSend.cardinality();
+        PostcopyPush push = new PostcopyPush(link, writer, toSend);
+        push.run();
+        long nanos = clock.nanoTime() - began;
+        long bytes = link.bytesSent() - bytesBefore;
+        RoundRecord record = new RoundRecord(round + 1, "postcopy", pages, bytes, nanos / 1e6, 0,
+                (long) DowntimeEstimator.bandwidth(bytes, nanos), 0, false, compressionReason(), Map.of());
+        rounds.add(record);
+        metrics.sent(bytes, pages);
+        metrics.round(record);
+        listener.onRound(record);
+        postcopyReport = new PostcopyReport(round, 0, push.pagesRequested(), push.pagesPushed(), nanos / 1e6, 0,
+                null, 0, 0, 0, List.of());
+        return push;
+    }
+
+    private boolean postcopyNegotiated() {
+        return negotiated.contains(Capability.POSTCOPY);
     }
 
     private void handshake(Link link) throws LinkException, ProtocolException {
@@ -223,17 +306,31 @@ public final class SourceMigration {
                 throw new ProtocolException("destination accepted capabilities that were not offered: " + Capability.fromMask(accepted));
             }
             negotiated = Capability.fromMask(accepted);
+            if (params.mode() != dev.ferry.core.MigrationMode.PRECOPY && !negotiated.contains(Capability.POSTCOPY)) {
+                throw new ProtocolException("the " + params.mode().name().toLowerCase(java.util.Locale.ROOT)
+                        + " mode needs post-copy, which the destination did not accept (or it was not offered)");
+            }
         } finally {
             reply.release();
         }
     }
 
-    private long[] awaitResumed(Link link) throws LinkException, ProtocolException {
+    /** Waits for RESUMED; during post-copy, late page requests and POSTCOPY_RUNNING may come first. */
+    private long[] awaitResumed(Link link, PostcopyPush push) throws LinkException, ProtocolException {
         ByteBuf reply = awaitFrame(link, "RESUMED");
+        while (push != null && reply.getUnsignedByte(reply.readerIndex()) != Wire.RESUMED
+                && reply.getUnsignedByte(reply.readerIndex()) != Wire.ERROR) {
+            try {
+                push.handle(reply);
+            } finally {
+                reply.release();
+            }
+            reply = awaitFrame(link, "RESUMED");
+        }
         try {
             int type = reply.readUnsignedByte();
             if (type == Wire.ERROR) {
-                streamComplete = false;
+                handedOver = false;
                 throw new ProtocolException("destination did not resume: " + Wire.readError(reply));
             }
             if (type != Wire.RESUMED) {
@@ -266,7 +363,22 @@ public final class SourceMigration {
         StageStats statsBefore = encoder.stats();
         long began = clock.nanoTime();
         startChunk(link, began);
-        long pages = writer.sendRound(toSend, round, () -> cancelRequested && !paused, () -> adaptCompression(link));
+        long pages = writer.sendRound(toSend, round, new RoundControl() {
+            @Override
+            public boolean cancelled() {
+                return cancelRequested && !paused;
+            }
+
+            @Override
+            public boolean stopEarly() {
+                return postcopyRequested && !paused && postcopyNegotiated();
+            }
+
+            @Override
+            public void afterChunk() {
+                adaptCompression(link);
+            }
+        });
         long nanos = clock.nanoTime() - began;
         long bytes = link.bytesSent() - before;
         StageStats stats = encoder.stats().minus(statsBefore);

@@ -101,6 +101,14 @@ public final class Link implements AutoCloseable {
         flush();
     }
 
+    /**
+     * Keeps less queued in front of the socket, so that an urgent frame (a requested page during
+     * post-copy) waits behind little: throughput matters less than latency from here on.
+     */
+    public void lowLatency() {
+        channel.config().setWriteBufferWaterMark(new WriteBufferWaterMark(16 << 10, 64 << 10));
+    }
+
     /** Pushes queued frames to the socket. */
     public void flush() {
         channel.flush();

@@ -25,7 +25,12 @@ import java.nio.charset.StandardCharsets;
  *   ROUND_END    0x11  round u32, pages u64 (pages sent in the round; a zero run counts its pages)
  *   DEVICE_STATE 0x12  the device state, opaque, the whole body
  *   END          0x13  digest u64 (memory digest at the pause), pauseNanos u64
+ *   DISCARD      0x14  runs to the end of the frame: first u64, count u32; pages the
+ *                      destination must treat as missing (dirtied since they were sent)
+ *   POSTCOPY_START 0x15 pauseNanos u64; the destination resumes now, pages still missing
  *   RESUMED      0x20  (dst→src) digest u64 (as applied), resumeNanos u64
+ *   POSTCOPY_RUNNING 0x21 (dst→src) resumeNanos u64: the guest runs on the destination
+ *   PAGE_REQUEST 0x22  (dst→src) page indices u64 to the end of the frame, wanted now
  *   ERROR        0x7F  (either way) UTF-8 reason; the sender closes after it
  * </pre>
  */
@@ -51,7 +56,13 @@ public final class Wire {
     public static final int ROUND_END = 0x11;
     public static final int DEVICE_STATE = 0x12;
     public static final int END = 0x13;
+    public static final int DISCARD = 0x14;
+    public static final int POSTCOPY_START = 0x15;
     public static final int RESUMED = 0x20;
+    public static final int POSTCOPY_RUNNING = 0x21;
+    public static final int PAGE_REQUEST = 0x22;
+    /** Bytes of one DISCARD run. */
+    public static final int DISCARD_RUN = 12;
     public static final int ERROR = 0x7F;
 
     static final int HELLO_BODY = 8 + 2 + 4 + 8 + 4 + 1;
@@ -69,7 +80,11 @@ public final class Wire {
             case ROUND_END -> "ROUND_END";
             case DEVICE_STATE -> "DEVICE_STATE";
             case END -> "END";
+            case DISCARD -> "DISCARD";
+            case POSTCOPY_START -> "POSTCOPY_START";
             case RESUMED -> "RESUMED";
+            case POSTCOPY_RUNNING -> "POSTCOPY_RUNNING";
+            case PAGE_REQUEST -> "PAGE_REQUEST";
             case ERROR -> "ERROR";
             default -> String.format("unknown(0x%02x)", type);
         };
@@ -124,6 +139,21 @@ public final class Wire {
         writeHeader(out, RESUMED, 16);
         out.writeLong(digest);
         out.writeLong(resumeNanos);
+    }
+
+    public static void writePostcopyStart(ByteBuf out, long pauseNanos) {
+        writeHeader(out, POSTCOPY_START, 8);
+        out.writeLong(pauseNanos);
+    }
+
+    public static void writePostcopyRunning(ByteBuf out, long resumeNanos) {
+        writeHeader(out, POSTCOPY_RUNNING, 8);
+        out.writeLong(resumeNanos);
+    }
+
+    public static void writePageRequest(ByteBuf out, long page) {
+        writeHeader(out, PAGE_REQUEST, 8);
+        out.writeLong(page);
     }
 
     public static void writeError(ByteBuf out, String reason) {

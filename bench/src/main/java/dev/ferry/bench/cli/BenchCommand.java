@@ -9,6 +9,7 @@ import dev.ferry.core.JsonWriter;
 import dev.ferry.core.MigrationParameters;
 import dev.ferry.core.MigrationReport;
 import dev.ferry.core.PageGate;
+import dev.ferry.core.PostcopyReport;
 import dev.ferry.engine.IncomingMigration;
 import dev.ferry.engine.Migration;
 import dev.ferry.engine.OutgoingMigration;
@@ -43,17 +44,20 @@ final class BenchCommand {
         try (Guest guest = Guest.create(o)) {
             try (GuestMemory target = GuestMemory.anonymous(guest.memory.byteSize())) {
                 DirtyBitmap targetLog = new DirtyBitmap(target.pageCount());
-                WorkloadVm sourceVm = new WorkloadVm(guest.workload, guest.memory, guest.log);
-                WorkloadVm targetVm = new WorkloadVm(guest.workload, target, targetLog);
+                WorkloadVm sourceVm = new WorkloadVm(guest.workload, guest.memory, guest.log, () -> PageGate.OPEN);
+                java.util.concurrent.atomic.AtomicReference<IncomingMigration> incoming = new java.util.concurrent.atomic.AtomicReference<>();
+                WorkloadVm targetVm = new WorkloadVm(guest.workload, target, targetLog, () -> incoming.get().pageGate());
                 guest.workload.start(guest.memory, guest.log, PageGate.OPEN);
                 MigrationReport source;
                 MigrationReport destination;
                 try (IncomingMigration in = Migration.destination(targetVm).memory(target).start()) {
+                    incoming.set(in);
                     OutgoingMigration migration = Migration.source(guest.memory, guest.log, sourceVm)
                             .parameters(params).connect(in.address()).listener(ProgressDisplay.forConsole()).start();
                     source = migration.result().get(maxWaitMillis(params), TimeUnit.MILLISECONDS);
                     destination = in.result().get(params.peerTimeoutMillis() + 5000, TimeUnit.MILLISECONDS);
                 }
+                source = source.withPostcopy(PostcopyReport.merge(source.postcopy(), destination.postcopy()));
                 long writesAfter = guestRunsOn(guest.workload, targetVm);
                 guest.workload.close();
                 double loopback = LoopbackBaseline.bytesPerSecond(Math.max(source.bytesSent(), 1 << 20));
@@ -84,7 +88,7 @@ final class BenchCommand {
         InetSocketAddress address = DestCommand.address("connect", o.get("connect"));
         MigrationParameters params = MigrationFlags.parameters(o);
         try (Guest guest = Guest.create(o)) {
-            WorkloadVm vm = new WorkloadVm(guest.workload, guest.memory, guest.log);
+            WorkloadVm vm = new WorkloadVm(guest.workload, guest.memory, guest.log, () -> PageGate.OPEN);
             guest.workload.start(guest.memory, guest.log, PageGate.OPEN);
             OutgoingMigration migration = Migration.source(guest.memory, guest.log, vm)
                     .parameters(params).connect(address).listener(ProgressDisplay.forConsole()).start();

@@ -16,7 +16,9 @@ public final class Ferry {
               jmh          run the JMH suite (arguments go to JMH)
 
             migration options (bench, source):
-              --mode precopy                 how to hand over (post-copy and hybrid: not yet)
+              --mode precopy|postcopy|hybrid how to hand over (default precopy); postcopy switches
+                                             after the bulk round, hybrid once pre-copy stops converging
+              --postcopy-after-rounds N      hybrid: switch to post-copy after N rounds at the latest
               --workload SPEC                idle | uniform:MBPS | hotset:FRACTION:MBPS | zipf:S:MBPS |
                                              sequential:MBPS | trace:PATH[:SPEED]   (default idle)
               --memory SIZE                  guest RAM, e.g. 512m, 1g (not needed for trace:)

@@ -10,7 +10,7 @@ import java.util.Set;
 /** The migration flags shared by {@code bench} and {@code source}, turned into parameters. */
 final class MigrationFlags {
     static final Set<String> VALUED = Set.of("mode", "downtime-limit", "max-bandwidth", "max-rounds", "time-limit",
-            "stages", "compression", "xbzrle-cache-size", "zstd-level", "peer-timeout");
+            "stages", "compression", "xbzrle-cache-size", "postcopy-after-rounds", "zstd-level", "peer-timeout");
 
     /** The default stages: zero pages and XBZRLE always, LZ4 where the adaptive choice finds it pays. */
     static final Set<Capability> AUTO_STAGES = EnumSet.of(Capability.ZERO_PAGES, Capability.XBZRLE, Capability.LZ4);
@@ -25,9 +25,6 @@ final class MigrationFlags {
         } catch (IllegalArgumentException e) {
             throw new UsageException("--mode takes precopy, postcopy or hybrid, got '" + o.get("mode") + "'");
         }
-        if (b.build().mode() != MigrationMode.PRECOPY) {
-            throw new UsageException("--mode " + o.get("mode") + " is not implemented yet; only precopy is");
-        }
         try {
             b.downtimeLimitMillis(o.getLong("downtime-limit", 300))
                     .maxBandwidth(o.getLong("max-bandwidth", 0))
@@ -35,12 +32,18 @@ final class MigrationFlags {
                     .totalTimeLimitMillis(o.getLong("time-limit", 0))
                     .xbzrleCacheSize(o.getSize("xbzrle-cache-size", 64L << 20))
                     .zstdLevel((int) o.getLong("zstd-level", 1))
-                    .peerTimeoutMillis(o.getLong("peer-timeout", 10_000));
+                    .peerTimeoutMillis(o.getLong("peer-timeout", 10_000))
+                    .postcopyAfterRounds((int) o.getLong("postcopy-after-rounds", -1));
         } catch (IllegalArgumentException e) {
             throw new UsageException(e.getMessage());
         }
         String stages = o.get("stages", "auto");
-        b.capabilities(stages.equals("auto") ? AUTO_STAGES : stages(stages));
+        EnumSet<Capability> capabilities = EnumSet.noneOf(Capability.class);
+        capabilities.addAll(stages.equals("auto") ? AUTO_STAGES : stages(stages));
+        if (b.build().mode() != MigrationMode.PRECOPY) {
+            capabilities.add(Capability.POSTCOPY);
+        }
+        b.capabilities(capabilities);
         switch (o.get("compression", "adaptive")) {
             case "adaptive" -> b.adaptiveCompression(true);
             case "always" -> b.adaptiveCompression(false);

@@ -16,14 +16,20 @@ final class WorkloadVm implements VmControl {
     private final Workload workload;
     private final GuestMemory memory;
     private final DirtyBitmap log;
+    private final java.util.function.Supplier<PageGate> gate;
     private volatile boolean resumed;
     private volatile long resumedAtPagesWritten = -1;
     private byte[] loadedState;
 
-    WorkloadVm(Workload workload, GuestMemory memory, DirtyBitmap log) {
+    /**
+     * @param gate where the guest's threads check pages on this side, asked at each resume: the
+     *             destination's is the post-copy fault path
+     */
+    WorkloadVm(Workload workload, GuestMemory memory, DirtyBitmap log, java.util.function.Supplier<PageGate> gate) {
         this.workload = workload;
         this.memory = memory;
         this.log = log;
+        this.gate = gate;
     }
 
     @Override
@@ -34,7 +40,7 @@ final class WorkloadVm implements VmControl {
     @Override
     public void resume() {
         resumedAtPagesWritten = workload.pagesWritten();
-        workload.resume(memory, log, PageGate.OPEN);
+        workload.resume(memory, log, gate.get());
         resumed = true;
     }
 

@@ -64,7 +64,7 @@ class TwoProcessMigrationTest {
             int port = dest.awaitListeningPort();
             workload.fill(memory);
             DirtyBitmap log = new DirtyBitmap(memory.pageCount());
-            WorkloadVm vm = new WorkloadVm(workload, memory, log);
+            WorkloadVm vm = new WorkloadVm(workload, memory, log, () -> PageGate.OPEN);
             workload.start(memory, log, PageGate.OPEN);
             OutgoingMigration migration = Migration.source(memory, log, vm)
                     .parameters(MigrationParameters.builder().maxBandwidth(40_000_000).build())
@@ -150,7 +150,7 @@ class TwoProcessMigrationTest {
             workload.fill(memory);
             long digest = PageDigest.scan(memory);
             DirtyBitmap log = new DirtyBitmap(memory.pageCount());
-            WorkloadVm vm = new WorkloadVm(workload, memory, log);
+            WorkloadVm vm = new WorkloadVm(workload, memory, log, () -> PageGate.OPEN);
             Thread acceptor = new Thread(() -> {
                 try {
                     silent.accept();
