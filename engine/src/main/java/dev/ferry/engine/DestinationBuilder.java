@@ -4,6 +4,7 @@ import dev.ferry.core.Capability;
 import dev.ferry.core.GuestMemory;
 import dev.ferry.core.NanoClock;
 import dev.ferry.core.VmControl;
+import dev.ferry.postcopy.FaultMechanism;
 import dev.ferry.precopy.DestinationMigration;
 import dev.ferry.transport.LinkException;
 import dev.ferry.transport.LinkServer;
@@ -24,6 +25,7 @@ public final class DestinationBuilder {
     private Set<Capability> capabilities = EnumSet.allOf(Capability.class);
     private long peerTimeoutMillis = 10_000;
     private NanoClock clock = NanoClock.SYSTEM;
+    private FaultMechanism faultMechanism = FaultMechanism.AUTO;
 
     DestinationBuilder(VmControl vm) {
         this.vm = Objects.requireNonNull(vm);
@@ -68,6 +70,16 @@ public final class DestinationBuilder {
         return this;
     }
 
+    /**
+     * How post-copy catches guest accesses to missing pages (default {@link FaultMechanism#AUTO}:
+     * userfaultfd where the kernel allows it). With userfaultfd, guest threads must store through
+     * {@link IncomingMigration#pageGate()} and never load or store guest memory from Java directly.
+     */
+    public DestinationBuilder faultMechanism(FaultMechanism value) {
+        this.faultMechanism = Objects.requireNonNull(value);
+        return this;
+    }
+
     /** The time source (default the monotonic system clock). */
     public DestinationBuilder clock(NanoClock value) {
         this.clock = Objects.requireNonNull(value);
@@ -84,7 +96,7 @@ public final class DestinationBuilder {
         }
         EventLoopGroup group = Transports.group(1);
         AtomicReference<DestinationMigration> current = new AtomicReference<>();
-        DestinationMigration migration = new DestinationMigration(memoryForSize, vm, clock, capabilities);
+        DestinationMigration migration = new DestinationMigration(memoryForSize, vm, clock, capabilities, faultMechanism);
         try {
             LinkServer server = LinkServer.bind(group, address, peerTimeoutMillis,
                     () -> current.compareAndSet(null, migration) ? migration : new RefuseSecondSource());

@@ -16,7 +16,11 @@ import dev.ferry.core.PageGate;
 import dev.ferry.core.PostcopyReport;
 import dev.ferry.postcopy.FaultLatency;
 import dev.ferry.postcopy.PresentPages;
+import dev.ferry.postcopy.FaultMechanism;
+import dev.ferry.postcopy.PageRequester;
 import dev.ferry.postcopy.SoftwareFaults;
+import dev.ferry.postcopy.UserfaultFaults;
+import dev.ferry.postcopy.uffd.Userfaultfd;
 import dev.ferry.core.VmControl;
 import dev.ferry.transport.Frames;
 import dev.ferry.transport.ProtocolException;
@@ -64,7 +68,12 @@ public final class DestinationMigration extends ChannelInboundHandlerAdapter {
     private long pagesReceived;
     private PresentPages present;
     private final FaultLatency faultLatency = new FaultLatency();
-    private volatile SoftwareFaults faults;
+    private final FaultMechanism faultMechanism;
+    private volatile PageGate postcopyGate;
+    private SoftwareFaults softwareFaults;
+    private UserfaultFaults userfaultFaults;
+    private String softwareReason;
+    private GuestMemory scratch;
     private long pauseNanos = -1;
     private long resumeNanos = -1;
 
@@ -73,9 +82,11 @@ public final class DestinationMigration extends ChannelInboundHandlerAdapter {
      *                      IllegalArgumentException (with the reason) when it cannot
      * @param vm            loads the device state and resumes the guest once memory is verified
      * @param supported     the capabilities this destination accepts
+     * @param faultMechanism how post-copy catches accesses to missing pages
      */
     public DestinationMigration(LongFunction<GuestMemory> memoryForSize, VmControl vm, NanoClock clock,
-            Set<Capability> supported) {
+            Set<Capability> supported, FaultMechanism faultMechanism) {
+        this.faultMechanism = faultMechanism;
         this.memoryForSize = memoryForSize;
         this.vm = vm;
         this.clock = clock;
@@ -97,8 +108,8 @@ public final class DestinationMigration extends ChannelInboundHandlerAdapter {
      * starts, then the software fault path that requests missing pages and waits for them.
      */
     public PageGate pageGate() {
-        SoftwareFaults f = faults;
-        return f != null ? f : PageGate.OPEN;
+        PageGate gate = postcopyGate;
+        return gate != null ? gate : PageGate.OPEN;
     }
 
     @Override
@@ -168,6 +179,10 @@ public final class DestinationMigration extends ChannelInboundHandlerAdapter {
         negotiated = accepted;
         digest = new MemoryDigest(memory.pageCount());
         written = new PageBitmap(memory.pageCount());
+        if (accepted.contains(Capability.POSTCOPY) && faultMechanism != FaultMechanism.SOFTWARE
+                && Userfaultfd.available()) {
+            UserfaultFaults.warmUp();
+        }
         ByteBuf welcome = ctx.alloc().buffer(32);
         Wire.writeWelcome(welcome, Capability.mask(accepted));
         ctx.writeAndFlush(welcome);
@@ -192,9 +207,16 @@ public final class DestinationMigration extends ChannelInboundHandlerAdapter {
                     throw new ProtocolException("zero run of " + length + " pages at " + index + " does not fit " + pageCount + " pages");
                 }
                 for (long p = index; p < index + length; p++) {
-                    if (phase != Phase.POSTCOPY || !present.isPresent(p)) {
+                    if (phase != Phase.POSTCOPY) {
                         zeroPage(p);
-                        installed(p);
+                    } else if (!present.isPresent(p)) {
+                        if (userfaultFaults != null) {
+                            digest.updateZero(p);
+                            userfaultFaults.installZero(p);
+                        } else {
+                            zeroPage(p);
+                            present.markPresent(p);
+                        }
                     }
                 }
                 pagesByEncoding[encoding] += length;
@@ -212,19 +234,23 @@ public final class DestinationMigration extends ChannelInboundHandlerAdapter {
                 frame.skipBytes(length);
                 continue;
             }
-            decoder.decode(encoding, index, bytes, frame.readerIndex(), length, memory);
-            frame.skipBytes(length);
+            if (userfaultFaults != null && phase == Phase.POSTCOPY) {
+                // registered memory is never touched from Java: decode aside, install atomically
+                decoder.decode(encoding, 0, bytes, frame.readerIndex(), length, scratch);
+                frame.skipBytes(length);
+                digest.update(index, PageDigest.contentHash(scratch.segment(), 0));
+                userfaultFaults.install(index, scratch.segment(), 0);
+            } else {
+                decoder.decode(encoding, index, bytes, frame.readerIndex(), length, memory);
+                frame.skipBytes(length);
+                digest.update(index, PageDigest.contentHash(memory.segment(), index << GuestMemory.PAGE_SHIFT));
+                if (phase == Phase.POSTCOPY) {
+                    present.markPresent(index);
+                }
+            }
             written.set(index);
-            digest.update(index, PageDigest.contentHash(memory.segment(), index << GuestMemory.PAGE_SHIFT));
-            installed(index);
             pagesByEncoding[encoding]++;
             pagesReceived++;
-        }
-    }
-
-    private void installed(long page) {
-        if (phase == Phase.POSTCOPY) {
-            present.markPresent(page);
         }
     }
 
@@ -265,11 +291,12 @@ public final class DestinationMigration extends ChannelInboundHandlerAdapter {
             present = new PresentPages(memory.pageCount());
         }
         io.netty.channel.Channel out = ctx.channel();
-        faults = new SoftwareFaults(present, page -> {
+        PageRequester requester = page -> {
             ByteBuf request = out.alloc().buffer(Wire.FRAME_HEADER + 8);
             Wire.writePageRequest(request, page);
             out.writeAndFlush(request);
-        }, faultLatency, clock);
+        };
+        startFaultPath(requester);
         phase = Phase.POSTCOPY;
         vm.loadDeviceState(deviceState);
         vm.resume();
@@ -277,6 +304,28 @@ public final class DestinationMigration extends ChannelInboundHandlerAdapter {
         ByteBuf running = ctx.alloc().buffer(Wire.FRAME_HEADER + 8);
         Wire.writePostcopyRunning(running, resumeNanos);
         ctx.writeAndFlush(running);
+    }
+
+    private void startFaultPath(PageRequester requester) {
+        if (faultMechanism != FaultMechanism.SOFTWARE) {
+            String unavailable = Userfaultfd.unavailableReason();
+            if (unavailable == null) {
+                try {
+                    scratch = GuestMemory.anonymous(GuestMemory.PAGE_SIZE);
+                    userfaultFaults = UserfaultFaults.start(memory, present, requester, faultLatency, clock);
+                    postcopyGate = userfaultFaults;
+                    return;
+                } catch (RuntimeException e) {
+                    unavailable = e.getMessage();
+                }
+            }
+            if (faultMechanism == FaultMechanism.USERFAULTFD) {
+                throw new IllegalStateException("userfaultfd was asked for and cannot be used: " + unavailable);
+            }
+            softwareReason = unavailable;
+        }
+        softwareFaults = new SoftwareFaults(present, requester, faultLatency, clock);
+        postcopyGate = softwareFaults;
     }
 
     /** Untouched memory is already zero: skip the fill so a sparse guest stays sparse. */
@@ -312,10 +361,11 @@ public final class DestinationMigration extends ChannelInboundHandlerAdapter {
         ByteBuf resumed = ctx.alloc().buffer(32);
         Wire.writeResumed(resumed, digest.value(), resumeNanos);
         ctx.writeAndFlush(resumed).addListener(ChannelFutureListener.CLOSE);
-        result.complete(report(MigrationState.COMPLETED, true, (resumeNanos - pauseNanos) / 1e6, null, true));
-        if (present != null) {
-            present.fail("the migration is over");
+        if (userfaultFaults != null) {
+            // every page is present: plain access is safe again
+            userfaultFaults.close();
         }
+        result.complete(report(MigrationState.COMPLETED, true, (resumeNanos - pauseNanos) / 1e6, null, true));
     }
 
     private void fail(ChannelHandlerContext ctx, String reason) {
@@ -325,6 +375,9 @@ public final class DestinationMigration extends ChannelInboundHandlerAdapter {
         if (phase == Phase.POSTCOPY) {
             reason = "post-copy failed with " + present.missing() + " pages never received, so the guest cannot continue here: " + reason;
             present.fail(reason);
+            if (userfaultFaults != null) {
+                userfaultFaults.close();
+            }
         }
         boolean resumed = phase == Phase.POSTCOPY;
         phase = Phase.DONE;
@@ -366,11 +419,13 @@ public final class DestinationMigration extends ChannelInboundHandlerAdapter {
     }
 
     private PostcopyReport postcopyReport() {
-        SoftwareFaults f = faults;
-        if (f == null) {
+        if (postcopyGate == null) {
             return null;
         }
-        return new PostcopyReport(0, f.faults(), 0, 0, 0, 0, "software", faultLatency.quantile(0.5),
+        long faultCount = userfaultFaults != null ? userfaultFaults.faults() : softwareFaults.faults();
+        String mechanism = userfaultFaults != null ? "userfaultfd"
+                : softwareReason == null ? "software" : "software (userfaultfd: " + softwareReason + ")";
+        return new PostcopyReport(0, faultCount, 0, 0, 0, 0, mechanism, faultLatency.quantile(0.5),
                 faultLatency.quantile(0.99), faultLatency.max(), faultLatency.histogram());
     }
 }

@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.ferry.compression.PageEncoding;
 import dev.ferry.core.Capability;
+import dev.ferry.postcopy.FaultMechanism;
 import dev.ferry.core.GuestMemory;
 import dev.ferry.core.MemoryDigest;
 import dev.ferry.core.MigrationReport;
@@ -70,7 +71,7 @@ class DestinationRobustnessTest {
                 throw new IllegalArgumentException("source memory is " + bytes + " bytes, destination has " + memory.byteSize());
             }
             return memory;
-        }, vm, () -> NOW, EnumSet.allOf(Capability.class));
+        }, vm, () -> NOW, EnumSet.allOf(Capability.class), FaultMechanism.AUTO);
         server = LinkServer.bind(group, new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 10_000, () -> migration);
     }
 

@@ -10,6 +10,7 @@ import dev.ferry.core.MigrationParameters;
 import dev.ferry.core.MigrationReport;
 import dev.ferry.core.PageGate;
 import dev.ferry.core.PostcopyReport;
+import dev.ferry.postcopy.FaultMechanism;
 import dev.ferry.engine.IncomingMigration;
 import dev.ferry.engine.Migration;
 import dev.ferry.engine.OutgoingMigration;
@@ -50,7 +51,8 @@ final class BenchCommand {
                 guest.workload.start(guest.memory, guest.log, PageGate.OPEN);
                 MigrationReport source;
                 MigrationReport destination;
-                try (IncomingMigration in = Migration.destination(targetVm).memory(target).start()) {
+                try (IncomingMigration in = Migration.destination(targetVm).memory(target)
+                        .faultMechanism(faultMechanism(o)).start()) {
                     incoming.set(in);
                     OutgoingMigration migration = Migration.source(guest.memory, guest.log, sourceVm)
                             .parameters(params).connect(in.address()).listener(ProgressDisplay.forConsole()).start();
@@ -111,8 +113,19 @@ final class BenchCommand {
         }
     }
 
+    static FaultMechanism faultMechanism(Options o) {
+        return switch (o.get("fault-mechanism", "auto")) {
+            case "auto" -> FaultMechanism.AUTO;
+            case "userfaultfd" -> FaultMechanism.USERFAULTFD;
+            case "software" -> FaultMechanism.SOFTWARE;
+            default -> throw new UsageException("--fault-mechanism takes auto, userfaultfd or software, got '"
+                    + o.get("fault-mechanism") + "'");
+        };
+    }
+
     private static Set<String> valued() {
         Set<String> valued = new HashSet<>(MigrationFlags.VALUED);
+        valued.add("fault-mechanism");
         valued.addAll(Set.of("workload", "memory", "fill", "seed", "json"));
         return valued;
     }

@@ -19,6 +19,9 @@ public final class Ferry {
               --mode precopy|postcopy|hybrid how to hand over (default precopy); postcopy switches
                                              after the bulk round, hybrid once pre-copy stops converging
               --postcopy-after-rounds N      hybrid: switch to post-copy after N rounds at the latest
+              --fault-mechanism auto|userfaultfd|software
+                                             how the destination catches accesses to missing pages
+                                             during post-copy (default auto: userfaultfd if allowed)
               --workload SPEC                idle | uniform:MBPS | hotset:FRACTION:MBPS | zipf:S:MBPS |
                                              sequential:MBPS | trace:PATH[:SPEED]   (default idle)
               --memory SIZE                  guest RAM, e.g. 512m, 1g (not needed for trace:)
@@ -43,6 +46,7 @@ public final class Ferry {
                                              "listening on HOST:PORT" is printed first)
               --memory SIZE                  refuse sources of another size (default: from the handshake)
               --accept-timeout MS            give up when no source connects in time (default 300000)
+              --fault-mechanism ...          as above
               --json FILE                    write this side's report as JSON
 
             exit status: 0 when the migration completed and was verified, 1 when it did not,

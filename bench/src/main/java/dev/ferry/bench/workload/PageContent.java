@@ -48,15 +48,18 @@ final class PageContent {
         }
     }
 
-    /** Stores 64 bytes in the style of {@code page} at {@code offset} (64-byte aligned, within the page). */
-    void write(MemorySegment memory, long page, long offset, SplittableRandom random) {
+    /**
+     * Composes the 64 bytes a guest write of {@code page} stores, in the page's style, into
+     * {@code staging} (the caller then stores them through its {@code PageGate}).
+     */
+    void compose(MemorySegment staging, long page, SplittableRandom random) {
         if (kind(page) == Kind.RANDOM) {
             for (int i = 0; i < WRITE_SIZE; i += 8) {
-                memory.set(ValueLayout.JAVA_LONG_UNALIGNED, offset + i, random.nextLong());
+                staging.set(ValueLayout.JAVA_LONG_UNALIGNED, i, random.nextLong());
             }
         } else {
             // Text pages stay text; a zero page that the guest writes gets text too (structured data).
-            MemorySegment.copy(text, random.nextInt(TEXT_BYTES - WRITE_SIZE), memory, offset, WRITE_SIZE);
+            MemorySegment.copy(text, random.nextInt(TEXT_BYTES - WRITE_SIZE), staging, 0, WRITE_SIZE);
         }
     }
 

@@ -74,6 +74,8 @@ final class SyntheticWorkload extends GuestWorkload {
         private final PageChooser chooser;
         private final SplittableRandom random;
         private final TokenBucket bucket;
+        /** Where a write is composed before it is stored: native, so any path to memory can copy it. */
+        private final MemorySegment staging = java.lang.foreign.Arena.ofAuto().allocate(PageContent.WRITE_SIZE, 64);
 
         Writer(GuestWorkload owner, PageContent content, PageChooser chooser, SplittableRandom random,
                TokenBucket bucket) {
@@ -91,7 +93,6 @@ final class SyntheticWorkload extends GuestWorkload {
                 sleep(bucket.nanosUntilToken());
                 return true;
             }
-            MemorySegment memory = target.memory().segment();
             DirtyBitmap log = target.log();
             PageGate gate = target.gate();
             for (long i = 0; i < allowed; i++) {
@@ -102,7 +103,8 @@ final class SyntheticWorkload extends GuestWorkload {
                 long page = chooser.next(random);
                 gate.awaitPresent(page);
                 long offset = (page << GuestMemory.PAGE_SHIFT) + ((long) random.nextInt(64) << 6);
-                content.write(memory, page, offset, random);
+                content.compose(staging, page, random);
+                gate.store(staging, 0, target.memory(), offset, PageContent.WRITE_SIZE);
                 log.mark(page);
                 wrote();
             }

@@ -102,7 +102,6 @@ final class TraceWorkload extends GuestWorkload {
                 sleep(wait);
                 return true;
             }
-            MemorySegment memory = target.memory().segment();
             MemorySegment data = epoch.data();
             DirtyBitmap log = target.log();
             PageGate gate = target.gate();
@@ -112,7 +111,7 @@ final class TraceWorkload extends GuestWorkload {
                 }
                 long page = epoch.pageIndex(nextPage);
                 gate.awaitPresent(page);
-                MemorySegment.copy(data, TraceEpoch.dataOffset(nextPage), memory,
+                gate.store(data, TraceEpoch.dataOffset(nextPage), target.memory(),
                         page << GuestMemory.PAGE_SHIFT, GuestMemory.PAGE_SIZE);
                 log.mark(page);
                 wrote();

@@ -309,13 +309,20 @@ public final class MissingPageRegion implements AutoCloseable {
      * dropped, so no guest thread may be accessing it.
      */
     public void discard(long page) {
-        Objects.checkIndex(page, memory.pageCount());
+        discard(page, 1);
+    }
+
+    /** Makes {@code count} pages from {@code first} on missing again, with one system call. */
+    public void discard(long first, long count) {
+        Objects.checkFromIndexSize(first, count, memory.pageCount());
         enterOrThrow();
         try (Arena frame = Arena.ofConfined()) {
             MemorySegment capture = Libc.newCapture(frame);
-            MemorySegment range = memory.segment().asSlice(page << PAGE_SHIFT, PAGE_SIZE);
-            if (Libc.madvise(capture, range, PAGE_SIZE, Libc.MADV_DONTNEED) != 0) {
-                throw new UserfaultfdException("madvise(MADV_DONTNEED) of page " + page, Libc.errno(capture));
+            long bytes = count << PAGE_SHIFT;
+            MemorySegment range = memory.segment().asSlice(first << PAGE_SHIFT, bytes);
+            if (Libc.madvise(capture, range, bytes, Libc.MADV_DONTNEED) != 0) {
+                throw new UserfaultfdException("madvise(MADV_DONTNEED) of " + count + " pages at " + first,
+                        Libc.errno(capture));
             }
         } finally {
             exit();

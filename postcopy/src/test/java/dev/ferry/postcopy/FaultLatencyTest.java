@@ -1,0 +1,48 @@
+package dev.ferry.postcopy;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.Arrays;
+import java.util.SplittableRandom;
+import org.junit.jupiter.api.Test;
+
+class FaultLatencyTest {
+    @Test
+    void everyValueFallsInABucketThatHoldsIt() {
+        for (long v = 0; v < 1 << 20; v = v < 64 ? v + 1 : v + v / 7) {
+            int b = FaultLatency.bucket(v);
+            assertTrue(FaultLatency.upperBound(b) >= v, "bucket " + b + " ends below " + v);
+            assertTrue(b == 0 || FaultLatency.upperBound(b - 1) < v, "bucket " + (b - 1) + " already holds " + v);
+        }
+    }
+
+    @Test
+    void quantilesAreWithinAnEighthOfTheExactOnes() {
+        FaultLatency latency = new FaultLatency();
+        SplittableRandom random = new SplittableRandom(9);
+        long[] values = new long[20_000];
+        for (int i = 0; i < values.length; i++) {
+            values[i] = (long) Math.exp(random.nextDouble() * Math.log(200_000));
+            latency.record(values[i]);
+        }
+        Arrays.sort(values);
+        assertEquals(values.length, latency.count());
+        assertEquals(values[values.length - 1], latency.max());
+        for (double q : new double[] {0.5, 0.9, 0.99}) {
+            long exact = values[(int) Math.ceil(q * values.length) - 1];
+            long estimate = latency.quantile(q);
+            assertTrue(estimate >= exact && estimate <= exact + exact / 8 + 1, "q" + q + ": " + estimate + " vs " + exact);
+        }
+        long inHistogram = latency.histogram().stream().mapToLong(b -> b[1]).sum();
+        assertEquals(values.length, inHistogram);
+    }
+
+    @Test
+    void anEmptyHistogramSaysZero() {
+        FaultLatency latency = new FaultLatency();
+        assertEquals(0, latency.quantile(0.99));
+        assertEquals(0, latency.max());
+        assertTrue(latency.histogram().isEmpty());
+    }
+}
