@@ -48,6 +48,7 @@ final class BenchCommand {
                 WorkloadVm sourceVm = new WorkloadVm(guest.workload, guest.memory, guest.log, () -> PageGate.OPEN);
                 java.util.concurrent.atomic.AtomicReference<IncomingMigration> incoming = new java.util.concurrent.atomic.AtomicReference<>();
                 WorkloadVm targetVm = new WorkloadVm(guest.workload, target, targetLog, () -> incoming.get().pageGate());
+                long guestStart = System.nanoTime();
                 guest.workload.start(guest.memory, guest.log, PageGate.OPEN);
                 MigrationReport source;
                 MigrationReport destination;
@@ -59,6 +60,8 @@ final class BenchCommand {
                     source = migration.result().get(maxWaitMillis(params), TimeUnit.MILLISECONDS);
                     destination = in.result().get(params.peerTimeoutMillis() + 5000, TimeUnit.MILLISECONDS);
                 }
+                long migrationEnd = System.nanoTime();
+                long writesAtEnd = guest.workload.pagesWritten();
                 source = source.withPostcopy(PostcopyReport.merge(source.postcopy(), destination.postcopy()));
                 long writesAfter = guestRunsOn(guest.workload, targetVm);
                 guest.workload.close();
@@ -71,7 +74,18 @@ final class BenchCommand {
                         .name("destination").beginObject();
                 destination.writeJsonMembers(json);
                 json.endObject()
-                        .name("guestWritesOnDestination").value(writesAfter)
+                        .name("guestWritesOnDestination").value(writesAfter);
+                if (source.postcopy() != null && targetVm.resumed()) {
+                    // the guest's own pace before the migration paused it, and on the destination
+                    // while pages were still missing
+                    long during = writesAtEnd - targetVm.resumedAtPagesWritten();
+                    json.name("guestPagesPerSecBefore").value(sourceVm.pausedAtPagesWritten() * 1e9
+                                    / (sourceVm.pausedAtNanos() - guestStart))
+                            .name("guestWritesDuringPostcopy").value(during)
+                            .name("guestPagesPerSecDuringPostcopy").value(during * 1e9
+                                    / Math.max(1, migrationEnd - targetVm.resumedAtNanos()));
+                }
+                json
                         .name("wireBytesPerSec").value(source.bytesSent() * 1000.0 / source.totalTimeMs())
                         .name("loopbackBytesPerSec").value(loopback)
                         .name("throughputVsLoopback").value(source.bytesSent() * 1000.0 / source.totalTimeMs() / loopback)

@@ -28,7 +28,7 @@ final class DestCommand {
     int run(String[] args) throws Exception {
         Options o = Options.parse(args, 1, Set.of("listen", "memory", "json", "accept-timeout", "peer-timeout", "fault-mechanism"), Set.of());
         InetSocketAddress listen = address("listen", o.get("listen", "127.0.0.1:0"));
-        ReceivedGuest guest = new ReceivedGuest();
+        ReceivedGuest guest = new ReceivedGuest(out);
         DestinationBuilder builder = Migration.destination(guest).listen(listen).peerTimeoutMillis(o.getLong("peer-timeout", 10_000))
                 .faultMechanism(BenchCommand.faultMechanism(o));
         dev.ferry.core.GuestMemory fixed = o.has("memory") ? dev.ferry.core.GuestMemory.anonymous(o.getSize("memory", 0)) : null;
@@ -86,9 +86,17 @@ final class DestCommand {
         }
     }
 
-    /** The destination's guest in a process of its own: it keeps the device state and notes the resume. */
+    /**
+     * The destination's guest in a process of its own: it keeps the device state and says when it
+     * resumes ("resumed" on a line of its own; during post-copy that is before all pages are here).
+     */
     private static final class ReceivedGuest implements VmControl {
+        private final PrintStream out;
         private byte[] deviceState;
+
+        ReceivedGuest(PrintStream out) {
+            this.out = out;
+        }
 
         @Override
         public void pause() {
@@ -96,6 +104,8 @@ final class DestCommand {
 
         @Override
         public void resume() {
+            out.println("resumed");
+            out.flush();
         }
 
         @Override

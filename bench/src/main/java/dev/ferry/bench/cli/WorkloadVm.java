@@ -19,6 +19,9 @@ final class WorkloadVm implements VmControl {
     private final java.util.function.Supplier<PageGate> gate;
     private volatile boolean resumed;
     private volatile long resumedAtPagesWritten = -1;
+    private volatile long resumedAtNanos;
+    private volatile long pausedAtPagesWritten = -1;
+    private volatile long pausedAtNanos;
     private byte[] loadedState;
 
     /**
@@ -35,11 +38,14 @@ final class WorkloadVm implements VmControl {
     @Override
     public void pause() {
         workload.pause();
+        pausedAtNanos = System.nanoTime();
+        pausedAtPagesWritten = workload.pagesWritten();
     }
 
     @Override
     public void resume() {
         resumedAtPagesWritten = workload.pagesWritten();
+        resumedAtNanos = System.nanoTime();
         workload.resume(memory, log, gate.get());
         resumed = true;
     }
@@ -62,6 +68,20 @@ final class WorkloadVm implements VmControl {
     /** The workload's write count when this side resumed it, or -1. */
     long resumedAtPagesWritten() {
         return resumedAtPagesWritten;
+    }
+
+    /** When this side paused the guest, and its write count then (-1 if it never did). */
+    long pausedAtNanos() {
+        return pausedAtNanos;
+    }
+
+    long pausedAtPagesWritten() {
+        return pausedAtPagesWritten;
+    }
+
+    /** When this side resumed the guest. */
+    long resumedAtNanos() {
+        return resumedAtNanos;
     }
 
     byte[] loadedState() {

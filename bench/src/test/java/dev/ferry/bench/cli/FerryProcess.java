@@ -49,17 +49,23 @@ final class FerryProcess implements AutoCloseable {
 
     /** Waits for the destination's "listening on HOST:PORT" line and returns the port. */
     int awaitListeningPort() throws Exception {
+        String line = awaitLine("listening on ");
+        return Integer.parseInt(line.substring(line.lastIndexOf(':') + 1));
+    }
+
+    /** Waits (bounded) for a line of output that starts with {@code prefix}. */
+    String awaitLine(String prefix) throws Exception {
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
         while (System.nanoTime() < deadline) {
             String line = lines.poll(100, TimeUnit.MILLISECONDS);
-            if (line != null && line.startsWith("listening on ")) {
-                return Integer.parseInt(line.substring(line.lastIndexOf(':') + 1));
+            if (line != null && line.startsWith(prefix)) {
+                return line;
             }
             if (line == null && !process.isAlive()) {
                 break;
             }
         }
-        throw new AssertionError("destination never listened; output:\n" + Files.readString(output));
+        throw new AssertionError("no line '" + prefix + "...'; output:\n" + Files.readString(output));
     }
 
     /** Waits (bounded) for the exit code. */

@@ -103,6 +103,26 @@ class TwoProcessMigrationTest {
     }
 
     @Test
+    void sourceKilledDuringPostcopyIsReportedAsALostGuestNeverAsSuccess() throws Exception {
+        Path destJson = dir.resolve("dest.json");
+        try (FerryProcess dest = FerryProcess.start(dir, "dest", "--listen", "127.0.0.1:0", "--json", destJson.toString())) {
+            int port = dest.awaitListeningPort();
+            try (FerryProcess source = FerryProcess.start(dir, "source", "--connect", "127.0.0.1:" + port,
+                    "--mode", "postcopy", "--workload", "uniform:50", "--memory", "32m", "--max-bandwidth", "10000000")) {
+                dest.awaitLine("resumed");
+                source.process.destroyForcibly();
+            }
+            assertEquals(1, dest.awaitExit(30), dest::outputText);
+        }
+        String d = Files.readString(destJson);
+        assertEquals("FAILED", field(d, "outcome"));
+        assertEquals("false", field(d, "verified"));
+        assertEquals("true", field(d, "destinationResumed"), "it had resumed: that is what post-copy is");
+        assertTrue(field(d, "error").contains("post-copy failed with"), d);
+        assertTrue(field(d, "error").contains("pages never received, so the guest cannot continue here"), d);
+    }
+
+    @Test
     void destinationRefusesAStreamThatIsNotFerry() throws Exception {
         Path destJson = dir.resolve("dest.json");
         try (FerryProcess dest = FerryProcess.start(dir, "dest", "--listen", "127.0.0.1:0", "--json", destJson.toString())) {

@@ -1,0 +1,137 @@
+package dev.ferry.bench.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.ferry.bench.workload.Fill;
+import dev.ferry.bench.workload.Workload;
+import dev.ferry.bench.workload.Workloads;
+import dev.ferry.core.Capability;
+import dev.ferry.core.DirtyBitmap;
+import dev.ferry.core.GuestMemory;
+import dev.ferry.core.JsonReader;
+import dev.ferry.core.MigrationParameters;
+import dev.ferry.core.MigrationReport;
+import dev.ferry.core.MigrationState;
+import dev.ferry.core.PageGate;
+import dev.ferry.engine.IncomingMigration;
+import dev.ferry.engine.Migration;
+import dev.ferry.engine.OutgoingMigration;
+import dev.ferry.postcopy.FaultMechanism;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.EnumSet;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicReference;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Post-copy under load: the guest runs on the destination while pages are still missing. */
+class PostcopyMigrationTest {
+    @TempDir
+    Path dir;
+
+    @Test
+    void postcopyWithRealPageFaultsWhileSafepointsAreForced() throws Exception {
+        AtomicBoolean stop = new AtomicBoolean();
+        Thread collector = new Thread(() -> {
+            while (!stop.get()) {
+                System.gc();
+            }
+        }, "safepoint-forcer");
+        collector.start();
+        Map<String, Object> report;
+        try {
+            report = bench("--fault-mechanism", "userfaultfd");
+        } finally {
+            stop.set(true);
+            collector.join(10_000);
+        }
+        assertPostcopyCompleted(report, "userfaultfd");
+    }
+
+    @Test
+    void postcopyWithTheSoftwareFaultPath() throws Exception {
+        assertPostcopyCompleted(bench("--fault-mechanism", "software"), "software");
+    }
+
+    private static void assertPostcopyCompleted(Map<String, Object> report, String mechanism) {
+        assertEquals("COMPLETED", report.get("outcome"), String.valueOf(report.get("error")));
+        assertEquals(true, report.get("verified"));
+        assertEquals(mechanism, report.get("faultMechanism"));
+        assertEquals(1.0, report.get("switchoverRound"));
+        double faults = (Double) report.get("faults");
+        double requested = (Double) report.get("pagesRequested");
+        double pushed = (Double) report.get("pagesPushed");
+        assertTrue(faults > 0, "the guest touched missing pages: " + report);
+        assertTrue(requested > 0 && requested <= faults, "each requested page was a fault: " + report);
+        assertTrue(pushed > 0, "the rest came by the push");
+        Map<?, ?> rounds = (Map<?, ?>) ((java.util.List<?>) report.get("rounds")).get(1);
+        assertEquals("postcopy", rounds.get("kind"));
+        assertEquals(requested + pushed, (Double) rounds.get("pagesSent"), 0.5, "every discarded page came exactly once");
+        Map<?, ?> latency = (Map<?, ?>) report.get("faultLatencyMicros");
+        assertTrue((Double) latency.get("p50") <= (Double) latency.get("p99"));
+        assertTrue((Double) latency.get("max") > 0);
+        assertTrue((Double) report.get("guestWritesDuringPostcopy") > 0, "the guest kept writing on the destination");
+    }
+
+    private Map<String, Object> bench(String... extra) throws Exception {
+        Path json = dir.resolve("report.json");
+        String[] args = {"bench", "--mode", "postcopy", "--workload", "uniform:100", "--memory", "64m",
+                "--max-bandwidth", "40000000", "--json", json.toString()};
+        String[] all = java.util.stream.Stream.concat(java.util.Arrays.stream(args), java.util.Arrays.stream(extra))
+                .toArray(String[]::new);
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        int code = Ferry.run(all, new PrintStream(out), new PrintStream(out));
+        assertEquals(0, code, out.toString());
+        return JsonReader.parseObject(Files.readString(json));
+    }
+
+    @Test
+    void aRequestedSwitchMovesARunningPrecopyToPostcopyAndCancelIsThenRefused() throws Exception {
+        try (Workload workload = Workloads.parse("uniform:50", 64L << 20, Fill.RANDOM, 4, false);
+             GuestMemory source = GuestMemory.anonymous(workload.memoryBytes());
+             GuestMemory target = GuestMemory.anonymous(workload.memoryBytes())) {
+            workload.fill(source);
+            DirtyBitmap sourceLog = new DirtyBitmap(source.pageCount());
+            AtomicReference<IncomingMigration> incoming = new AtomicReference<>();
+            WorkloadVm sourceVm = new WorkloadVm(workload, source, sourceLog, () -> PageGate.OPEN);
+            WorkloadVm targetVm = new WorkloadVm(workload, target, new DirtyBitmap(target.pageCount()),
+                    () -> incoming.get().pageGate());
+            workload.start(source, sourceLog, PageGate.OPEN);
+            try (IncomingMigration in = Migration.destination(targetVm).memory(target)
+                    .faultMechanism(FaultMechanism.SOFTWARE).start()) {
+                incoming.set(in);
+                OutgoingMigration out = Migration.source(source, sourceLog, sourceVm)
+                        .parameters(MigrationParameters.builder().maxBandwidth(20_000_000).downtimeLimitMillis(1)
+                                .capabilities(EnumSet.of(Capability.ZERO_PAGES, Capability.POSTCOPY)).build())
+                        .connect(in.address()).start();
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+                while (out.state() != MigrationState.BULK && System.nanoTime() < deadline) {
+                    Thread.sleep(5);
+                }
+                Thread.sleep(300);
+                out.startPostcopy();
+                while (out.state() != MigrationState.POSTCOPY && !out.state().isTerminal() && System.nanoTime() < deadline) {
+                    Thread.sleep(1);
+                }
+                if (out.state() == MigrationState.POSTCOPY) {
+                    IllegalStateException refused = assertThrows(IllegalStateException.class, out::cancel);
+                    assertTrue(refused.getMessage().contains("cannot cancel during post-copy"), refused.getMessage());
+                }
+                MigrationReport report = out.result().get(60, TimeUnit.SECONDS);
+                assertTrue(report.succeeded(), report.error());
+                assertEquals(1, report.postcopy().switchoverRound(), "switched in the middle of the bulk round");
+                assertEquals("postcopy", report.rounds().getLast().kind());
+                assertTrue(report.rounds().getFirst().pagesSent() < source.pageCount(),
+                        "the bulk round stopped early: " + report.rounds().getFirst().pagesSent());
+                assertTrue(in.result().get(10, TimeUnit.SECONDS).succeeded());
+            }
+        }
+    }
+}
