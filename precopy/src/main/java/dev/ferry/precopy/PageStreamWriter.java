@@ -138,7 +138,7 @@ final class PageStreamWriter implements AutoCloseable {
                 long end = pages.nextClearBit(page);
                 long stop = end < 0 ? pages.pageCount() : end;
                 long count = Math.min(stop - page, 0xFFFF_FFFFL);
-                out.writeLong(page).writeInt((int) count);
+                Wire.writeDiscardRun(out, page, count);
                 page = pages.nextSetBit(page + count);
             }
             Wire.patchLength(out, start);

@@ -141,6 +141,12 @@ public final class Wire {
         out.writeLong(resumeNanos);
     }
 
+    /** One run of a DISCARD body; the caller writes the frame header and patches its length. */
+    public static void writeDiscardRun(ByteBuf out, long first, long count) {
+        out.writeLong(first);
+        out.writeInt((int) count);
+    }
+
     public static void writePostcopyStart(ByteBuf out, long pauseNanos) {
         writeHeader(out, POSTCOPY_START, 8);
         out.writeLong(pauseNanos);

@@ -191,6 +191,42 @@ class ProtocolDocTest {
                 unchecked.remove("reason");
                 Wire.writeError(again, reason);
             }
+            case Wire.DISCARD -> {
+                int header = again.writerIndex();
+                Wire.writeHeader(again, Wire.DISCARD, 0);
+                int runs = 0;
+                while (frame.isReadable()) {
+                    long first = frame.readLong();
+                    long count = frame.readUnsignedInt();
+                    field(expect, unchecked, "first" + runs, first);
+                    field(expect, unchecked, "count" + runs, count);
+                    Wire.writeDiscardRun(again, first, count);
+                    runs++;
+                }
+                Wire.patchLength(again, header);
+                field(expect, unchecked, "runs", runs);
+            }
+            case Wire.POSTCOPY_START, Wire.POSTCOPY_RUNNING -> {
+                Wire.expectBody(Wire.typeName(type), frame, 8);
+                long nanos = frame.readLong();
+                if (type == Wire.POSTCOPY_START) {
+                    field(expect, unchecked, "pauseNanos", nanos);
+                    Wire.writePostcopyStart(again, nanos);
+                } else {
+                    field(expect, unchecked, "resumeNanos", nanos);
+                    Wire.writePostcopyRunning(again, nanos);
+                }
+            }
+            case Wire.PAGE_REQUEST -> {
+                int pages = 0;
+                while (frame.isReadable()) {
+                    long page = frame.readLong();
+                    field(expect, unchecked, "page" + pages, page);
+                    Wire.writePageRequest(again, page);
+                    pages++;
+                }
+                field(expect, unchecked, "pages", pages);
+            }
             default -> fail("no example decoder for " + Wire.typeName(type));
         }
         frame.release();
