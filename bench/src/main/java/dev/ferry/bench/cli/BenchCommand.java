@@ -1,5 +1,6 @@
 package dev.ferry.bench.cli;
 
+import dev.ferry.bench.report.HtmlReport;
 import dev.ferry.bench.workload.Fill;
 import dev.ferry.bench.workload.Workload;
 import dev.ferry.bench.workload.Workloads;
@@ -61,6 +62,8 @@ final class BenchCommand {
                 source.writeJsonMembers(json);
                 json.name("workload").value(guest.workload.spec())
                         .name("fill").value(o.get("fill", "random"))
+                        .name("downtimeLimitMs").value(params.downtimeLimitMillis())
+                        .name("maxBandwidth").value(params.maxBandwidth())
                         .name("transport").value(dev.ferry.transport.Transports.nativeEpoll() ? "epoll" : "nio")
                         .name("destination").beginObject();
                 destination.writeJsonMembers(json);
@@ -70,7 +73,7 @@ final class BenchCommand {
                         .name("loopbackBytesPerSec").value(loopback)
                         .name("throughputVsLoopback").value(source.bytesSent() * 1000.0 / source.totalTimeMs() / loopback)
                         .endObject();
-                writeJson(o, json);
+                writeReports(o, json);
                 summarize(source, destination, loopback);
                 return source.succeeded() && destination.succeeded() ? 0 : 1;
             }
@@ -99,9 +102,11 @@ final class BenchCommand {
             JsonWriter json = new JsonWriter().beginObject();
             report.writeJsonMembers(json);
             json.name("workload").value(guest.workload.spec())
+                    .name("downtimeLimitMs").value(params.downtimeLimitMillis())
+                    .name("maxBandwidth").value(params.maxBandwidth())
                     .name("guestWritesOnSourceAfterRun").value(writesAfterFailure)
                     .endObject();
-            writeJson(o, json);
+            writeReports(o, json);
             summarize(report, null, 0);
             return report.succeeded() ? 0 : 1;
         }
@@ -109,7 +114,7 @@ final class BenchCommand {
 
     private static Set<String> valued() {
         Set<String> valued = new HashSet<>(MigrationFlags.VALUED);
-        valued.addAll(Set.of("workload", "memory", "fill", "seed", "json"));
+        valued.addAll(Set.of("workload", "memory", "fill", "seed", "json", "report"));
         return valued;
     }
 
@@ -128,12 +133,21 @@ final class BenchCommand {
         return workload.pagesWritten() - destination.resumedAtPagesWritten();
     }
 
-    private void writeJson(Options o, JsonWriter json) throws java.io.IOException {
+    /** The JSON report, and the HTML page built from that same text. */
+    private static void writeReports(Options o, JsonWriter json) throws java.io.IOException {
+        String text = json + "\n";
         if (o.has("json")) {
-            Path path = Path.of(o.get("json")).toAbsolutePath();
-            Files.createDirectories(path.getParent());
-            Files.writeString(path, json + "\n");
+            write(o.get("json"), text);
         }
+        if (o.has("report")) {
+            write(o.get("report"), HtmlReport.render(text));
+        }
+    }
+
+    private static void write(String file, String text) throws java.io.IOException {
+        Path path = Path.of(file).toAbsolutePath();
+        Files.createDirectories(path.getParent());
+        Files.writeString(path, text);
     }
 
     private void summarize(MigrationReport s, MigrationReport d, double loopback) {

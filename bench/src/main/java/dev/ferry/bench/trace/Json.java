@@ -6,13 +6,13 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * A strict JSON parser (RFC 8259) for trace meta: objects become {@code Map}s, arrays
+ * A strict JSON parser (RFC 8259) for trace meta and reports read back: objects become {@code Map}s, arrays
  * {@code List}s, strings {@code String}s, numbers {@code Double}s, and {@code true}, {@code false},
  * {@code null} become {@code Boolean}s and {@link #NULL}.
  */
-final class Json {
+public final class Json {
     /** The JSON {@code null}, distinct from an absent key. */
-    static final Object NULL = new Object() {
+    public static final Object NULL = new Object() {
         @Override
         public String toString() {
             return "null";
@@ -22,7 +22,7 @@ final class Json {
     private static final int MAX_DEPTH = 256;
 
     /** A syntax error at character {@code index} of the text. */
-    static final class SyntaxError extends Exception {
+    public static final class SyntaxError extends Exception {
         final int index;
 
         SyntaxError(int index, String message) {
@@ -39,7 +39,7 @@ final class Json {
     }
 
     /** Parses {@code text}, which must hold exactly one JSON object. */
-    static Map<String, Object> parseObject(String text) throws SyntaxError {
+    public static Map<String, Object> parseObject(String text) throws SyntaxError {
         Json json = new Json(text);
         json.whitespace();
         if (json.peek() != '{') {
