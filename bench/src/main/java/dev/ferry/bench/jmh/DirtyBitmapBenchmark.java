@@ -4,6 +4,7 @@ import dev.ferry.core.DirtyBitmap;
 import dev.ferry.core.PageBitmap;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
@@ -47,7 +48,7 @@ public class DirtyBitmapBenchmark {
         from = arena.allocate((long) PAGES * PAGE, PAGE);
         to = arena.allocate((long) PAGES * PAGE, PAGE);
         for (long i = 0; i < from.byteSize(); i += 8) {
-            from.set(java.lang.foreign.ValueLayout.JAVA_LONG, i, i * 0x9E3779B97F4A7C15L);
+            from.set(ValueLayout.JAVA_LONG, i, i * 0x9E3779B97F4A7C15L);
         }
     }
 

@@ -3,7 +3,9 @@ package dev.ferry.bench.report;
 import java.util.ArrayList;
 import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Locale;
 import java.util.Set;
+import java.util.function.ToDoubleFunction;
 
 /**
  * A migration report as one self-contained HTML page: inline SVG charts and CSS, no script, no
@@ -178,7 +180,7 @@ public final class HtmlReport {
     }
 
     private static String grouped(long n) {
-        return String.format(java.util.Locale.ROOT, "%,d", n);
+        return String.format(Locale.ROOT, "%,d", n);
     }
 
     private static void figure(StringBuilder h, String caption, String note, BarChart chart) {
@@ -186,7 +188,7 @@ public final class HtmlReport {
                 .append("</p>\n").append(chart.svg()).append("\n</figure>\n");
     }
 
-    private static double[] values(List<RunReport.Round> rounds, java.util.function.ToDoubleFunction<RunReport.Round> f) {
+    private static double[] values(List<RunReport.Round> rounds, ToDoubleFunction<RunReport.Round> f) {
         return rounds.stream().mapToDouble(f).toArray();
     }
 }
