@@ -1,5 +1,9 @@
 package dev.ferry.bench.cli;
 
+import dev.ferry.bench.report.BenchProcess;
+import dev.ferry.bench.report.HtmlReport;
+import dev.ferry.bench.report.Matrix;
+import dev.ferry.bench.report.MatrixTable;
 import dev.ferry.bench.workload.Fill;
 import dev.ferry.bench.workload.Workload;
 import dev.ferry.bench.workload.Workloads;
@@ -18,7 +22,9 @@ import java.io.PrintStream;
 import java.net.InetSocketAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.HashSet;
+import java.util.List;
 import java.util.Locale;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
@@ -28,6 +34,9 @@ import java.util.concurrent.TimeUnit;
  * {@code ferry source} (this process is the source of a {@code ferry dest}).
  */
 final class BenchCommand {
+    /** The bench flags {@code matrix} passes on unchanged to every run. */
+    private static final List<String> MATRIX_COMMON = List.of("memory", "fill", "seed", "downtime-limit", "max-rounds",
+            "time-limit", "compression", "xbzrle-cache-size", "zstd-level", "peer-timeout");
     /** How long the guest runs on the destination after a hand-over, to show it goes on. */
     private static final long RUN_AFTER_MILLIS = 200;
 
@@ -70,6 +79,8 @@ final class BenchCommand {
                 source.writeJsonMembers(json);
                 json.name("workload").value(guest.workload.spec())
                         .name("fill").value(o.get("fill", "random"))
+                        .name("downtimeLimitMs").value(params.downtimeLimitMillis())
+                        .name("maxBandwidth").value(params.maxBandwidth())
                         .name("transport").value(dev.ferry.transport.Transports.nativeEpoll() ? "epoll" : "nio")
                         .name("destination").beginObject();
                 destination.writeJsonMembers(json);
@@ -90,7 +101,7 @@ final class BenchCommand {
                         .name("loopbackBytesPerSec").value(loopback)
                         .name("throughputVsLoopback").value(source.bytesSent() * 1000.0 / source.totalTimeMs() / loopback)
                         .endObject();
-                writeJson(o, json);
+                writeReports(o, json);
                 summarize(source, destination, loopback);
                 return source.succeeded() && destination.succeeded() ? 0 : 1;
             }
@@ -119,9 +130,11 @@ final class BenchCommand {
             JsonWriter json = new JsonWriter().beginObject();
             report.writeJsonMembers(json);
             json.name("workload").value(guest.workload.spec())
+                    .name("downtimeLimitMs").value(params.downtimeLimitMillis())
+                    .name("maxBandwidth").value(params.maxBandwidth())
                     .name("guestWritesOnSourceAfterRun").value(writesAfterFailure)
                     .endObject();
-            writeJson(o, json);
+            writeReports(o, json);
             summarize(report, null, 0);
             return report.succeeded() ? 0 : 1;
         }
@@ -137,10 +150,99 @@ final class BenchCommand {
         };
     }
 
+    /**
+     * {@code ferry matrix}: runs {@code ferry bench} for every combination of the listed modes,
+     * stages, workloads and bandwidths, each in a JVM of its own, and prints the medians.
+     */
+    int matrix(String[] args) throws Exception {
+        Set<String> valued = new HashSet<>(MATRIX_COMMON);
+        valued.addAll(Set.of("modes", "stages", "workloads", "max-bandwidth", "repeat", "markdown", "runs-dir",
+                "run-timeout"));
+        Options o = Options.parse(args, 1, valued, Set.of("trace-loop"));
+        List<String> common = new ArrayList<>();
+        for (String name : MATRIX_COMMON) {
+            if (o.has(name)) {
+                common.addAll(List.of("--" + name, o.get(name)));
+            }
+        }
+        if (o.has("trace-loop")) {
+            common.add("--trace-loop");
+        }
+        List<Long> bandwidths = new ArrayList<>();
+        for (String b : Matrix.list(o.get("max-bandwidth", "0"))) {
+            try {
+                bandwidths.add(Long.parseLong(b));
+            } catch (NumberFormatException e) {
+                throw new UsageException("--max-bandwidth takes whole numbers of bytes per second, got '" + b + "'");
+            }
+        }
+        // "zero+lz4" is one stage set in a list of sets
+        List<String> stages = Matrix.list(o.get("stages", "auto")).stream().map(x -> x.replace('+', ',')).toList();
+        List<Matrix.Cell> cells = Matrix.cells(Matrix.list(o.get("modes", "precopy")), stages,
+                Matrix.list(o.get("workloads", "idle")), bandwidths);
+        for (Matrix.Cell cell : cells) {
+            checkCell(cell, common);
+        }
+        int repeat = (int) o.getLong("repeat", 1);
+        long timeout = o.getLong("run-timeout", 600);
+        if (repeat < 1 || timeout < 1) {
+            throw new UsageException("--repeat and --run-timeout take a positive number");
+        }
+        Path runs = o.has("runs-dir") ? Path.of(o.get("runs-dir")) : Files.createTempDirectory("ferry-matrix-");
+        Files.createDirectories(runs);
+        List<Matrix.Row> rows;
+        try {
+            rows = Matrix.run(cells, repeat, common, new BenchProcess(runs, timeout, Ferry.class.getName()), err);
+        } finally {
+            if (!o.has("runs-dir")) {
+                try (var files = Files.list(runs)) {
+                    for (Path f : files.toList()) {
+                        Files.delete(f);
+                    }
+                }
+                Files.delete(runs);
+            }
+        }
+        out.print(MatrixTable.text(rows));
+        if (o.has("markdown")) {
+            String caption = String.format(Locale.ROOT, "Medians of %d run%s per row; verified counts the runs that "
+                    + "completed verified, and only those count in the medians. Generated by `ferry %s`.%n%n",
+                    repeat, repeat == 1 ? "" : "s", commandLine(args));
+            write(o.get("markdown"), caption + MatrixTable.markdown(rows));
+        }
+        return rows.stream().allMatch(r -> r.verifiedCount() == r.attempts()) ? 0 : 1;
+    }
+
+    /** The matrix's command line as a reader would repeat it: without where this machine put the output. */
+    private static String commandLine(String[] args) {
+        List<String> kept = new ArrayList<>();
+        for (int i = 0; i < args.length; i++) {
+            if (args[i].equals("--markdown") || args[i].equals("--runs-dir")) {
+                i++;
+            } else if (!args[i].startsWith("--markdown=") && !args[i].startsWith("--runs-dir=")) {
+                kept.add(args[i]);
+            }
+        }
+        return String.join(" ", kept);
+    }
+
+    /** Fails before the first run on a flag or workload one of the runs would refuse. */
+    private static void checkCell(Matrix.Cell cell, List<String> common) {
+        List<String> args = new ArrayList<>(cell.args());
+        args.addAll(common);
+        Options o = Options.parse(args.toArray(String[]::new), 0, valued(), Set.of("trace-loop"));
+        MigrationFlags.parameters(o);
+        try {
+            Workloads.parse(cell.workload(), o.getSize("memory", 1L << 30), Fill.parse(o.get("fill", "random")),
+                    o.getLong("seed", 1), false).close();
+        } catch (IllegalArgumentException | java.io.UncheckedIOException e) {
+            throw new UsageException(e.getMessage());
+        }
+    }
+
     private static Set<String> valued() {
         Set<String> valued = new HashSet<>(MigrationFlags.VALUED);
-        valued.add("fault-mechanism");
-        valued.addAll(Set.of("workload", "memory", "fill", "seed", "json"));
+        valued.addAll(Set.of("workload", "memory", "fill", "seed", "json", "report", "fault-mechanism"));
         return valued;
     }
 
@@ -159,12 +261,21 @@ final class BenchCommand {
         return workload.pagesWritten() - destination.resumedAtPagesWritten();
     }
 
-    private void writeJson(Options o, JsonWriter json) throws java.io.IOException {
+    /** The JSON report, and the HTML page built from that same text. */
+    private static void writeReports(Options o, JsonWriter json) throws java.io.IOException {
+        String text = json + "\n";
         if (o.has("json")) {
-            Path path = Path.of(o.get("json")).toAbsolutePath();
-            Files.createDirectories(path.getParent());
-            Files.writeString(path, json + "\n");
+            write(o.get("json"), text);
         }
+        if (o.has("report")) {
+            write(o.get("report"), HtmlReport.render(text));
+        }
+    }
+
+    private static void write(String file, String text) throws java.io.IOException {
+        Path path = Path.of(file).toAbsolutePath();
+        Files.createDirectories(path.getParent());
+        Files.writeString(path, text);
     }
 
     private void summarize(MigrationReport s, MigrationReport d, double loopback) {

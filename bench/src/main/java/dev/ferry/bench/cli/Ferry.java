@@ -12,6 +12,8 @@ public final class Ferry {
                            over a real loopback socket, and report it
               source       migrate a workload to a destination process (--connect HOST:PORT)
               dest         receive one migration (--listen HOST:PORT), then exit
+              matrix       run bench over modes x stages x workloads x bandwidths, each run in a JVM
+                           of its own, and print a table of medians
               trace-info   summarise a memory trace: ferry trace-info PATH
               jmh          run the JMH suite (arguments go to JMH)
 
@@ -40,6 +42,19 @@ public final class Ferry {
               --zstd-level N                 default 1
               --peer-timeout MS              a silent peer is dead after MS (default 10000)
               --json FILE                    write the report as JSON
+              --report FILE.html             write the report as a self-contained HTML page with charts
+
+            matrix options (each run is a bench; lists are comma-separated):
+              --modes LIST                   default precopy
+              --stages LIST                  stage sets, default auto; join a subset with +: none,auto,zero+lz4
+              --workloads LIST               workload specs, default idle
+              --max-bandwidth LIST           bytes per second, 0 = unlimited (default 0)
+              --repeat N                     runs per combination; the table shows medians (default 1)
+              --markdown FILE                also write the table as Markdown
+              --runs-dir DIR                 keep each run's JSON and output there (default: discarded)
+              --run-timeout S                kill a run still going after S seconds (default 600)
+              --memory, --fill, --seed, --downtime-limit, --max-rounds, --time-limit, --compression,
+              --xbzrle-cache-size, --zstd-level, --peer-timeout, --trace-loop: passed to every run
 
             dest options:
               --listen HOST:PORT             where to listen (port 0 picks one; the line
@@ -49,8 +64,8 @@ public final class Ferry {
               --fault-mechanism ...          as above
               --json FILE                    write this side's report as JSON
 
-            exit status: 0 when the migration completed and was verified, 1 when it did not,
-            2 for a usage error.
+            exit status: 0 when the migration completed and was verified (matrix: every run did), 1 when
+            it did not, 2 for a usage error.
             """;
 
     private Ferry() {
@@ -77,6 +92,7 @@ public final class Ferry {
             return switch (args[0]) {
                 case "bench" -> new BenchCommand(out, err).bench(args);
                 case "source" -> new BenchCommand(out, err).source(args);
+                case "matrix" -> new BenchCommand(out, err).matrix(args);
                 case "dest" -> new DestCommand(out, err).run(args);
                 case "trace-info" -> traceInfo(args, out);
                 case "jmh" -> {

@@ -1,0 +1,157 @@
+package dev.ferry.bench.jmh;
+
+import dev.ferry.bench.workload.Fill;
+import dev.ferry.core.Capability;
+import dev.ferry.core.DirtyBitmap;
+import dev.ferry.core.GuestMemory;
+import dev.ferry.core.MigrationParameters;
+import dev.ferry.core.MigrationReport;
+import dev.ferry.core.VmControl;
+import dev.ferry.engine.IncomingMigration;
+import dev.ferry.engine.Migration;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
+import java.util.EnumSet;
+import java.util.concurrent.ArrayBlockingQueue;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.TimeUnit;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
+
+/**
+ * A whole pre-copy migration through the public facade ({@link Migration}), both sides in this
+ * JVM over a real loopback socket: a {@value #MEMORY_MIB} MiB idle guest of random bytes. One
+ * operation is one verified migration, handshake to resume. {@link #loopbackCopy} sends the same
+ * bytes through a plain blocking socket in the same run, the floor a migration cannot beat;
+ * {@code -prof gc}'s allocation per operation divided by {@value #PAGES} is the per-page figure.
+ */
+@State(Scope.Benchmark)
+@BenchmarkMode(Mode.AverageTime)
+@OutputTimeUnit(TimeUnit.MILLISECONDS)
+public class MigrationBenchmark {
+    static final int MEMORY_MIB = 64;
+    static final long PAGES = (MEMORY_MIB << 20) / GuestMemory.PAGE_SIZE;
+    /** Far above a migration's time here; only a hang reaches it. */
+    private static final long WAIT_SECONDS = 60;
+    private static final int CHUNK = 1 << 20;
+
+    /** {@code auto} as {@code ferry bench} (zero, XBZRLE, adaptive LZ4), or {@code none}. */
+    @Param({"auto", "none"})
+    public String stages;
+
+    private GuestMemory source;
+    private GuestMemory destination;
+    private MigrationParameters parameters;
+    private ServerSocketChannel sink;
+    private Thread drain;
+    private final BlockingQueue<Long> drained = new ArrayBlockingQueue<>(1);
+
+    /** Stands in for the hypervisor: the guest is idle, so pausing and resuming have nothing to stop. */
+    private static final VmControl IDLE_VM = new VmControl() {
+        @Override
+        public void pause() {
+        }
+
+        @Override
+        public void resume() {
+        }
+
+        @Override
+        public byte[] saveDeviceState() {
+            return new byte[0];
+        }
+
+        @Override
+        public void loadDeviceState(byte[] state) {
+        }
+    };
+
+    @Setup
+    public void start() throws IOException {
+        source = GuestMemory.anonymous((long) MEMORY_MIB << 20);
+        Fill.RANDOM.apply(source, 1);
+        parameters = MigrationParameters.builder()
+                .capabilities(stages.equals("auto") ? EnumSet.of(Capability.ZERO_PAGES, Capability.XBZRLE, Capability.LZ4)
+                        : EnumSet.noneOf(Capability.class))
+                .build();
+        sink = ServerSocketChannel.open().bind(new InetSocketAddress("127.0.0.1", 0));
+        drain = Thread.ofPlatform().daemon().name("loopback-sink").start(this::drainConnections);
+    }
+
+    /** Reads each connection to its end and hands over how many bytes came. */
+    private void drainConnections() {
+        ByteBuffer buffer = ByteBuffer.allocateDirect(CHUNK);
+        while (sink.isOpen()) {
+            try (SocketChannel in = sink.accept()) {
+                long received = 0;
+                for (int n; (n = in.read(buffer.clear())) >= 0; ) {
+                    received += n;
+                }
+                drained.put(received);
+            } catch (IOException | InterruptedException e) {
+                return;
+            }
+        }
+    }
+
+    @TearDown
+    public void stop() throws IOException, InterruptedException {
+        sink.close();
+        drain.join(TimeUnit.SECONDS.toMillis(WAIT_SECONDS));
+        source.close();
+    }
+
+    /** A destination's memory starts zero-filled, as a fresh guest's does. */
+    @Setup(Level.Invocation)
+    public void freshDestination() {
+        destination = GuestMemory.anonymous(source.byteSize());
+    }
+
+    @TearDown(Level.Invocation)
+    public void dropDestination() {
+        destination.close();
+    }
+
+    @Benchmark
+    public MigrationReport migrate() throws Exception {
+        try (IncomingMigration in = Migration.destination(IDLE_VM).memory(destination).start()) {
+            MigrationReport sent = Migration.source(source, new DirtyBitmap(PAGES), IDLE_VM).parameters(parameters)
+                    .connect(in.address()).start().result().get(WAIT_SECONDS, TimeUnit.SECONDS);
+            MigrationReport received = in.result().get(WAIT_SECONDS, TimeUnit.SECONDS);
+            if (!sent.succeeded() || !received.succeeded()) {
+                throw new IllegalStateException("migration did not complete verified: " + sent.error() + " / "
+                        + received.error());
+            }
+            return sent;
+        }
+    }
+
+    /** The guest's bytes through a plain blocking loopback socket, connect included. */
+    @Benchmark
+    public long loopbackCopy() throws IOException, InterruptedException {
+        try (SocketChannel out = SocketChannel.open(sink.getLocalAddress())) {
+            for (long at = 0; at < source.byteSize(); at += CHUNK) {
+                ByteBuffer chunk = source.segment().asSlice(at, Math.min(CHUNK, source.byteSize() - at)).asByteBuffer();
+                while (chunk.hasRemaining()) {
+                    out.write(chunk);
+                }
+            }
+        }
+        Long received = drained.poll(WAIT_SECONDS, TimeUnit.SECONDS);
+        if (received == null || received != source.byteSize()) {
+            throw new IOException("loopback sink received " + received + " of " + source.byteSize() + " bytes");
+        }
+        return received;
+    }
+}
