@@ -14,7 +14,6 @@ import java.net.InetSocketAddress;
 import java.util.EnumSet;
 import java.util.Objects;
 import java.util.Set;
-import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.LongFunction;
 
 /** Configures and starts an {@link IncomingMigration}. */
@@ -26,6 +25,7 @@ public final class DestinationBuilder {
     private long peerTimeoutMillis = 10_000;
     private NanoClock clock = NanoClock.SYSTEM;
     private FaultMechanism faultMechanism = FaultMechanism.AUTO;
+    private long recoverTimeoutMillis = 60_000;
 
     DestinationBuilder(VmControl vm) {
         this.vm = Objects.requireNonNull(vm);
@@ -80,6 +80,18 @@ public final class DestinationBuilder {
         return this;
     }
 
+    /**
+     * How long a link lost during post-copy may stay lost (QEMU's postcopy recovery; default 60 s):
+     * the guest waits on its missing pages meanwhile, and is given up only after it.
+     */
+    public DestinationBuilder recoverTimeoutMillis(long value) {
+        if (value <= 0) {
+            throw new IllegalArgumentException("recover-timeout must be > 0, got " + value);
+        }
+        this.recoverTimeoutMillis = value;
+        return this;
+    }
+
     /** The time source (default the monotonic system clock). */
     public DestinationBuilder clock(NanoClock value) {
         this.clock = Objects.requireNonNull(value);
@@ -87,19 +99,19 @@ public final class DestinationBuilder {
     }
 
     /**
-     * Listens and serves exactly one migration: a second connection while one is in progress
-     * or after it is refused.
+     * Listens and serves exactly one migration: another connection is refused, unless it resumes
+     * a post-copy migration whose link was lost.
      */
     public IncomingMigration start() throws LinkException {
         if (memoryForSize == null) {
             throw new IllegalStateException("no memory: call memory(...) or memoryFromHandshake() first");
         }
         EventLoopGroup group = Transports.group(1);
-        AtomicReference<DestinationMigration> current = new AtomicReference<>();
-        DestinationMigration migration = new DestinationMigration(memoryForSize, vm, clock, capabilities, faultMechanism);
+        DestinationMigration migration = new DestinationMigration(memoryForSize, vm, clock, capabilities, faultMechanism,
+                recoverTimeoutMillis);
         try {
-            LinkServer server = LinkServer.bind(group, address, peerTimeoutMillis,
-                    () -> current.compareAndSet(null, migration) ? migration : new RefuseSecondSource());
+            // one handler for every connection: the source's, a reconnection during post-copy, or a refusal
+            LinkServer server = LinkServer.bind(group, address, peerTimeoutMillis, () -> migration);
             return new IncomingMigration(server, group, migration);
         } catch (LinkException | RuntimeException e) {
             group.shutdownGracefully();

@@ -26,7 +26,9 @@ import dev.ferry.transport.Frames;
 import dev.ferry.transport.ProtocolException;
 import dev.ferry.transport.Wire;
 import io.netty.buffer.ByteBuf;
+import io.netty.channel.Channel;
 import io.netty.channel.ChannelFutureListener;
+import io.netty.channel.ChannelHandler;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import java.lang.foreign.MemorySegment;
@@ -36,6 +38,8 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.TimeUnit;
 import java.util.function.LongFunction;
 
 /**
@@ -45,8 +49,9 @@ import java.util.function.LongFunction;
  * Anything else (a malformed frame, a wrong handshake, a broken or silent connection) ends it
  * FAILED with the reason, and the guest is never resumed.
  */
+@ChannelHandler.Sharable
 public final class DestinationMigration extends ChannelInboundHandlerAdapter {
-    private enum Phase { AWAIT_HELLO, RECEIVING, POSTCOPY, DONE }
+    private enum Phase { AWAIT_HELLO, RECEIVING, POSTCOPY, RECOVERING, DONE }
 
     private final LongFunction<GuestMemory> memoryForSize;
     private final VmControl vm;
@@ -76,6 +81,13 @@ public final class DestinationMigration extends ChannelInboundHandlerAdapter {
     private GuestMemory scratch;
     private long pauseNanos = -1;
     private long resumeNanos = -1;
+    private final long recoverTimeoutMillis;
+    /** The connection of the source; every other one is a reconnection or refused. Event loop writes, guests read. */
+    private volatile Channel current;
+    private ScheduledFuture<?> recoveryTimer;
+    private String lostReason;
+    private int recoveries;
+    private boolean released;
 
     /**
      * @param memoryForSize gives the guest memory for the size the source announces, or throws
@@ -83,10 +95,13 @@ public final class DestinationMigration extends ChannelInboundHandlerAdapter {
      * @param vm            loads the device state and resumes the guest once memory is verified
      * @param supported     the capabilities this destination accepts
      * @param faultMechanism how post-copy catches accesses to missing pages
+     * @param recoverTimeoutMillis how long a link lost during post-copy may stay lost before the
+     *                      guest is given up
      */
     public DestinationMigration(LongFunction<GuestMemory> memoryForSize, VmControl vm, NanoClock clock,
-            Set<Capability> supported, FaultMechanism faultMechanism) {
+            Set<Capability> supported, FaultMechanism faultMechanism, long recoverTimeoutMillis) {
         this.faultMechanism = faultMechanism;
+        this.recoverTimeoutMillis = recoverTimeoutMillis;
         this.memoryForSize = memoryForSize;
         this.vm = vm;
         this.clock = clock;
@@ -112,15 +127,33 @@ public final class DestinationMigration extends ChannelInboundHandlerAdapter {
         return gate != null ? gate : PageGate.OPEN;
     }
 
+    /**
+     * One handler serves every connection of this destination (they share its single event loop):
+     * the first is the source's; while a post-copy link is lost, a connection that opens with
+     * RECOVER takes its place; any other is refused.
+     */
     @Override
     public void channelActive(ChannelHandlerContext ctx) {
-        startNanos = clock.nanoTime();
+        if (phase == Phase.AWAIT_HELLO && current == null) {
+            current = ctx.channel();
+            startNanos = clock.nanoTime();
+        } else if (phase != Phase.RECOVERING) {
+            refuse(ctx, "this destination is already receiving a migration");
+        }
         ctx.fireChannelActive();
     }
 
     @Override
     public void channelRead(ChannelHandlerContext ctx, Object msg) {
         ByteBuf frame = (ByteBuf) msg;
+        if (ctx.channel() != current) {
+            try {
+                reconnection(ctx, frame);
+            } finally {
+                frame.release();
+            }
+            return;
+        }
         try {
             bytesReceived += frame.readableBytes() + 4;
             if (phase == Phase.DONE) {
@@ -151,10 +184,58 @@ public final class DestinationMigration extends ChannelInboundHandlerAdapter {
                 default -> throw new ProtocolException("unexpected " + Wire.typeName(type) + " frame from the source");
             }
         } catch (ProtocolException | MalformedPayloadException | RuntimeException e) {
-            fail(ctx, e.getMessage() != null ? e.getMessage() : e.toString());
+            fail(e.getMessage() != null ? e.getMessage() : e.toString());
         } finally {
             frame.release();
         }
+    }
+
+    /** A frame on a connection that is not the source's: a RECOVER while recovering, or refused. */
+    private void reconnection(ChannelHandlerContext ctx, ByteBuf frame) {
+        if (phase != Phase.RECOVERING) {
+            refuse(ctx, "this destination is already receiving a migration");
+            return;
+        }
+        try {
+            if (!frame.isReadable() || frame.readUnsignedByte() != Wire.RECOVER) {
+                throw new ProtocolException("expected RECOVER on a reconnection during post-copy");
+            }
+            Wire.readRecover(frame);
+        } catch (ProtocolException e) {
+            refuse(ctx, e.getMessage());
+            return;
+        }
+        current = ctx.channel();
+        recoveryTimer.cancel(false);
+        recoveries++;
+        phase = Phase.POSTCOPY;
+        // what this side still lacks, so the source resumes the push exactly there
+        int maxRuns = Wire.PAGES_FRAME_TARGET / Wire.DISCARD_RUN;
+        long page = present.nextMissing(0);
+        while (page >= 0) {
+            ByteBuf missing = ctx.alloc().buffer(Wire.FRAME_HEADER + maxRuns * Wire.DISCARD_RUN);
+            int start = missing.writerIndex();
+            Wire.writeHeader(missing, Wire.MISSING, 0);
+            for (int runs = 0; runs < maxRuns && page >= 0; runs++) {
+                long end = page + 1;
+                while (end < memory.pageCount() && !present.isPresent(end)) {
+                    end++;
+                }
+                Wire.writeDiscardRun(missing, page, end - page);
+                page = end < memory.pageCount() ? present.nextMissing(end) : -1;
+            }
+            Wire.patchLength(missing, start);
+            ctx.write(missing);
+        }
+        ByteBuf recovered = ctx.alloc().buffer(Wire.FRAME_HEADER + 8);
+        Wire.writeRecovered(recovered, present.missing());
+        ctx.writeAndFlush(recovered);
+    }
+
+    private static void refuse(ChannelHandlerContext ctx, String reason) {
+        ByteBuf error = ctx.alloc().buffer(64);
+        Wire.writeError(error, reason);
+        ctx.writeAndFlush(error).addListener(ChannelFutureListener.CLOSE);
     }
 
     private void hello(ChannelHandlerContext ctx, ByteBuf frame) throws ProtocolException {
@@ -290,11 +371,14 @@ public final class DestinationMigration extends ChannelInboundHandlerAdapter {
         if (present == null) {
             present = new PresentPages(memory.pageCount());
         }
-        io.netty.channel.Channel out = ctx.channel();
         PageRequester requester = page -> {
-            ByteBuf request = out.alloc().buffer(Wire.FRAME_HEADER + 8);
-            Wire.writePageRequest(request, page);
-            out.writeAndFlush(request);
+            Channel out = current;
+            if (out != null && out.isActive()) {
+                ByteBuf request = out.alloc().buffer(Wire.FRAME_HEADER + 8);
+                Wire.writePageRequest(request, page);
+                out.writeAndFlush(request);
+            }
+            // else the link is down: the fault path asks again until a reconnection serves it
         };
         startFaultPath(requester);
         phase = Phase.POSTCOPY;
@@ -368,38 +452,79 @@ public final class DestinationMigration extends ChannelInboundHandlerAdapter {
         result.complete(report(MigrationState.COMPLETED, true, (resumeNanos - pauseNanos) / 1e6, null, true));
     }
 
-    private void fail(ChannelHandlerContext ctx, String reason) {
+    private void fail(String reason) {
         if (phase == Phase.DONE) {
             return;
         }
-        if (phase == Phase.POSTCOPY) {
+        boolean resumed = phase == Phase.POSTCOPY || phase == Phase.RECOVERING;
+        if (resumed) {
             reason = "post-copy failed with " + present.missing() + " pages never received, so the guest cannot continue here: " + reason;
             present.fail(reason);
             if (userfaultFaults != null) {
                 userfaultFaults.close();
             }
         }
-        boolean resumed = phase == Phase.POSTCOPY;
         phase = Phase.DONE;
-        if (ctx.channel().isActive()) {
-            ByteBuf error = ctx.alloc().buffer(64);
+        Channel out = current;
+        if (out != null && out.isActive()) {
+            ByteBuf error = out.alloc().buffer(64);
             Wire.writeError(error, reason);
-            ctx.writeAndFlush(error).addListener(ChannelFutureListener.CLOSE);
+            out.writeAndFlush(error).addListener(ChannelFutureListener.CLOSE);
         }
         result.complete(report(MigrationState.FAILED, false, resumed ? (resumeNanos - pauseNanos) / 1e6 : -1, reason, resumed));
     }
 
     @Override
     public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
-        fail(ctx, Frames.describe(cause));
+        if (ctx.channel() == current) {
+            if (phase == Phase.POSTCOPY) {
+                lostReason = Frames.describe(cause);
+            } else {
+                fail(Frames.describe(cause));
+            }
+        }
         ctx.close();
     }
 
     @Override
     public void channelInactive(ChannelHandlerContext ctx) {
-        fail(ctx, phase == Phase.AWAIT_HELLO
+        if (ctx.channel() != current) {
+            return;
+        }
+        if (phase == Phase.POSTCOPY) {
+            awaitReconnect(ctx, lostReason != null ? lostReason : "connection lost");
+            return;
+        }
+        fail(phase == Phase.AWAIT_HELLO
                 ? "connection closed before the handshake"
                 : "connection lost before the end of the stream (" + pagesReceived + " pages received); not resuming");
+        release();
+    }
+
+    /**
+     * The link broke during post-copy: the guest lives on both hosts until the last page is here,
+     * so nothing is given up yet. Guest accesses to missing pages stay blocked; the source has
+     * {@code recoverTimeoutMillis} to reconnect (QEMU's postcopy recovery).
+     */
+    private void awaitReconnect(ChannelHandlerContext ctx, String reason) {
+        phase = Phase.RECOVERING;
+        current = null;
+        lostReason = null;
+        recoveryTimer = ctx.executor().schedule(() -> {
+            if (phase == Phase.RECOVERING) {
+                fail("the link was lost (" + reason + ") and the source did not reconnect within "
+                        + recoverTimeoutMillis + " ms");
+                release();
+            }
+        }, recoverTimeoutMillis, TimeUnit.MILLISECONDS);
+    }
+
+    /** Frees what the migration held, once it is over for good. */
+    private void release() {
+        if (released) {
+            return;
+        }
+        released = true;
         if (digest != null) {
             digest.close();
         }
@@ -425,7 +550,7 @@ public final class DestinationMigration extends ChannelInboundHandlerAdapter {
         long faultCount = userfaultFaults != null ? userfaultFaults.faults() : softwareFaults.faults();
         String mechanism = userfaultFaults != null ? "userfaultfd"
                 : softwareReason == null ? "software" : "software (userfaultfd: " + softwareReason + ")";
-        return new PostcopyReport(0, faultCount, 0, 0, 0, 0, mechanism, faultLatency.quantile(0.5),
+        return new PostcopyReport(0, faultCount, 0, 0, 0, recoveries, mechanism, faultLatency.quantile(0.5),
                 faultLatency.quantile(0.99), faultLatency.max(), faultLatency.histogram());
     }
 }

@@ -28,7 +28,7 @@ final class PageStreamWriter implements AutoCloseable {
     /** Pages between two calls of a round's chunk hook: 32 MiB of guest memory. */
     static final int CHUNK_PAGES = 8192;
 
-    private final Link link;
+    private Link link;
     private final GuestMemory memory;
     private final PageEncoder encoder;
     private final MemoryDigest digest;
@@ -186,6 +186,11 @@ final class PageStreamWriter implements AutoCloseable {
         frameSegment = null;
         zeroRunLengthIndex = -1;
         link.send(out);
+    }
+
+    /** Writes to {@code replacement} from now on (post-copy recovered a lost link). */
+    void relink(Link replacement) {
+        this.link = replacement;
     }
 
     /** Page records sent in all rounds. */

@@ -20,7 +20,7 @@ final class PostcopyPush {
      */
     static final int BATCH = 8;
 
-    private final Link link;
+    private Link link;
     private final PageStreamWriter writer;
     private final PageBitmap remaining;
     private long cursor;
@@ -32,6 +32,11 @@ final class PostcopyPush {
         this.link = link;
         this.writer = writer;
         this.remaining = remaining;
+    }
+
+    /** Serves the destination over {@code replacement} from now on (a recovered link). */
+    void relink(Link replacement) {
+        this.link = replacement;
     }
 
     /** Pushes until no page is left. */

@@ -69,6 +69,11 @@ public final class SourceMigration {
     private boolean postcopyStarted;
     private long postcopyPauseNanos;
     private PostcopyReport postcopyReport;
+    /** The connection to the destination; replaced when post-copy recovers a lost one. */
+    private Link link;
+    private long bytesOnLostLinks;
+    private int recoveries;
+    private static final long RECOVER_RETRY_NANOS = 200_000_000L;
     private double lastExpectedMs = -1;
     private PageEncoder encoder;
     private CompressionChooser chooser;
@@ -130,7 +135,6 @@ public final class SourceMigration {
         long destinationDigest = 0;
         String error = null;
         boolean verified = false;
-        Link link = null;
         PageStreamWriter writer = null;
         MemoryDigest sentDigest = null;
         long digestAtPause = 0;
@@ -167,10 +171,11 @@ public final class SourceMigration {
             }
             checkCancelled();
 
-            PostcopyPush push = null;
+            long[] resumed;
             if (step == RoundPlanner.Step.SWITCH_POSTCOPY) {
-                push = postcopy(link, writer, toSend, round);
+                resumed = postcopy(writer, toSend, round, sentDigest);
                 pauseNanos = postcopyPauseNanos;
+                digestAtPause = sentDigest.value();
             } else {
                 enter(MigrationState.STOP_AND_COPY);
                 vm.pause();
@@ -181,14 +186,11 @@ public final class SourceMigration {
                 ByteBuf tail = link.buffer(64 * 1024);
                 Wire.writeDeviceState(tail, vm.saveDeviceState());
                 link.sendNow(tail);
+                digestAtPause = sentDigest.value();
+                sendEnd(digestAtPause, pauseNanos);
+                handedOver = true;
+                resumed = awaitResumed(link, null);
             }
-            digestAtPause = sentDigest.value();
-            ByteBuf end = link.buffer(Wire.FRAME_HEADER + 16);
-            Wire.writeEnd(end, digestAtPause, pauseNanos);
-            link.sendNow(end);
-            handedOver = true;
-
-            long[] resumed = awaitResumed(link, push);
             destinationDigest = resumed[0];
             resumeNanos = resumed[1];
             enter(MigrationState.COMPLETED);
@@ -212,7 +214,7 @@ public final class SourceMigration {
                 encoder.close();
             }
             if (link != null) {
-                wireBytes = link.bytesSent();
+                wireBytes = bytesOnLostLinks + link.bytesSent();
                 link.close();
             }
             if (sentDigest != null) {
@@ -247,9 +249,13 @@ public final class SourceMigration {
 
     /**
      * The switch to post-copy: pause, tell the destination which pages it holds stale copies of,
-     * send the device state and let it resume; then push what it lacks, serving its requests first.
+     * send the device state and let it resume; then push what it lacks, serving its requests first,
+     * and end as a pre-copy does. A link lost on the way is recovered: the guest already runs on
+     * the destination and only this side has its missing pages.
+     *
+     * @return the destination's RESUMED: digest as applied, resume instant
      */
-    private PostcopyPush postcopy(Link link, PageStreamWriter writer, PageBitmap toSend, int round)
+    private long[] postcopy(PageStreamWriter writer, PageBitmap toSend, int round, MemoryDigest sentDigest)
             throws LinkException, ProtocolException {
         enter(MigrationState.POSTCOPY);
         vm.pause();
@@ -266,21 +272,121 @@ public final class SourceMigration {
         encoder.xbzrleActive(false);
         link.lowLatency();
         long began = clock.nanoTime();
-        long bytesBefore = link.bytesSent();
+        long bytesBefore = bytesOnLostLinks + link.bytesSent();
         long pages = toSend.cardinality();
         PostcopyPush push = new PostcopyPush(link, writer, toSend);
-        push.run();
+        long[] resumed;
+        while (true) {
+            try {
+                push.run();
+                sendEnd(sentDigest.value(), postcopyPauseNanos);
+                resumed = awaitResumed(link, push);
+                break;
+            } catch (LinkException e) {
+                recover(e, writer, push, toSend);
+            }
+        }
         long nanos = clock.nanoTime() - began;
-        long bytes = link.bytesSent() - bytesBefore;
+        long bytes = bytesOnLostLinks + link.bytesSent() - bytesBefore;
         RoundRecord record = new RoundRecord(round + 1, "postcopy", pages, bytes, nanos / 1e6, 0,
                 (long) DowntimeEstimator.bandwidth(bytes, nanos), 0, false, compressionReason(), Map.of());
         rounds.add(record);
         metrics.sent(bytes, pages);
         metrics.round(record);
         listener.onRound(record);
-        postcopyReport = new PostcopyReport(round, 0, push.pagesRequested(), push.pagesPushed(), nanos / 1e6, 0,
-                null, 0, 0, 0, List.of());
-        return push;
+        postcopyReport = new PostcopyReport(round, 0, push.pagesRequested(), push.pagesPushed(), nanos / 1e6,
+                recoveries, null, 0, 0, 0, List.of());
+        return resumed;
+    }
+
+    /**
+     * Reconnects after a link lost during post-copy (QEMU's postcopy recovery): until
+     * {@code recover-timeout} runs out, connect again, send RECOVER, and take the destination's
+     * MISSING pages as what is left to push. A second loss during this handshake just means another
+     * attempt.
+     */
+    private void recover(LinkException cause, PageStreamWriter writer, PostcopyPush push, PageBitmap remaining)
+            throws LinkException {
+        bytesOnLostLinks += link.bytesSent();
+        link.close();
+        long deadline = clock.nanoTime() + TimeUnit.MILLISECONDS.toNanos(params.recoverTimeoutMillis());
+        String last = cause.getMessage();
+        while (clock.nanoTime() < deadline) {
+            Link candidate = null;
+            try {
+                candidate = Link.connect(group, destination, params.maxBandwidth(), params.peerTimeoutMillis(), clock);
+                ByteBuf recover = candidate.buffer(Wire.FRAME_HEADER + 8);
+                Wire.writeRecover(recover);
+                candidate.sendNow(recover);
+                readMissing(candidate, remaining);
+                candidate.lowLatency();
+                link = candidate;
+                writer.relink(candidate);
+                push.relink(candidate);
+                recoveries++;
+                return;
+            } catch (LinkException | ProtocolException e) {
+                // the destination may not have noticed the old link is gone yet, or the new one broke too
+                last = e.getMessage();
+                if (candidate != null) {
+                    bytesOnLostLinks += candidate.bytesSent();
+                    candidate.close();
+                }
+                java.util.concurrent.locks.LockSupport.parkNanos(Math.max(0, Math.min(RECOVER_RETRY_NANOS,
+                        deadline - clock.nanoTime())));
+            }
+        }
+        throw new LinkException("post-copy link lost (" + cause.getMessage() + ") and not recovered within "
+                + params.recoverTimeoutMillis() + " ms; last attempt: " + last);
+    }
+
+    /** Reads MISSING runs into {@code remaining} until RECOVERED, which must count the same pages. */
+    private void readMissing(Link candidate, PageBitmap remaining) throws LinkException, ProtocolException {
+        remaining.clearAll();
+        while (true) {
+            ByteBuf frame = awaitFrame(candidate, "RECOVERED");
+            try {
+                int type = frame.readUnsignedByte();
+                switch (type) {
+                    case Wire.MISSING -> {
+                        if (frame.readableBytes() % Wire.DISCARD_RUN != 0) {
+                            throw new ProtocolException("malformed MISSING frame of " + frame.readableBytes() + " bytes");
+                        }
+                        while (frame.isReadable()) {
+                            long first = frame.readLong();
+                            long count = frame.readUnsignedInt();
+                            if (first < 0 || count == 0 || first + count > remaining.pageCount()) {
+                                throw new ProtocolException("missing run of " + count + " pages at " + first + " is out of range");
+                            }
+                            for (long p = first; p < first + count; p++) {
+                                remaining.set(p);
+                            }
+                        }
+                    }
+                    case Wire.RECOVERED -> {
+                        Wire.expectBody("RECOVERED", frame, 8);
+                        long missing = frame.readLong();
+                        if (missing != remaining.cardinality()) {
+                            throw new ProtocolException("RECOVERED counts " + missing + " missing pages, the runs "
+                                    + remaining.cardinality());
+                        }
+                        return;
+                    }
+                    case Wire.ERROR -> throw new ProtocolException("destination refused the recovery: " + Wire.readError(frame));
+                    default -> {
+                        // requests from before the break are answered by the push of what is missing
+                    }
+                }
+            } finally {
+                frame.release();
+            }
+        }
+    }
+
+    private void sendEnd(long digest, long pauseNanos) throws LinkException {
+        ByteBuf end = link.buffer(Wire.FRAME_HEADER + 16);
+        Wire.writeEnd(end, digest, pauseNanos);
+        link.sendNow(end);
     }
 
     private boolean postcopyNegotiated() {

@@ -71,7 +71,7 @@ class DestinationRobustnessTest {
                 throw new IllegalArgumentException("source memory is " + bytes + " bytes, destination has " + memory.byteSize());
             }
             return memory;
-        }, vm, () -> NOW, EnumSet.allOf(Capability.class), FaultMechanism.AUTO);
+        }, vm, () -> NOW, EnumSet.allOf(Capability.class), FaultMechanism.AUTO, 60_000);
         server = LinkServer.bind(group, new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 10_000, () -> migration);
     }
 

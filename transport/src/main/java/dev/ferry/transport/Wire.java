@@ -18,6 +18,8 @@ import java.nio.charset.StandardCharsets;
  *   HELLO        0x01  magic u64 "FERRYMIG", version u16, pageSize u32, memoryBytes u64,
  *                      capabilities u32, mode u8
  *   WELCOME      0x02  (dst→src) magic u64, version u16, capabilities u32 (those accepted)
+ *   RECOVER      0x04  magic u64; the first frame of a connection that resumes a post-copy
+ *                      migration whose link was lost
  *   PAGES        0x10  page records to the end of the frame:
  *                      index u64, encoding u8, length u16, payload (length bytes);
  *                      for ZERO (1) there is no payload and length counts the run of
@@ -31,6 +33,8 @@ import java.nio.charset.StandardCharsets;
  *   RESUMED      0x20  (dst→src) digest u64 (as applied), resumeNanos u64
  *   POSTCOPY_RUNNING 0x21 (dst→src) resumeNanos u64: the guest runs on the destination
  *   PAGE_REQUEST 0x22  (dst→src) page indices u64 to the end of the frame, wanted now
+ *   MISSING      0x23  (dst→src) runs as in DISCARD: the pages the destination still lacks
+ *   RECOVERED    0x24  (dst→src) missing u64 (pages in the MISSING runs): go on pushing
  *   ERROR        0x7F  (either way) UTF-8 reason; the sender closes after it
  * </pre>
  */
@@ -52,6 +56,7 @@ public final class Wire {
 
     public static final int HELLO = 0x01;
     public static final int WELCOME = 0x02;
+    public static final int RECOVER = 0x04;
     public static final int PAGES = 0x10;
     public static final int ROUND_END = 0x11;
     public static final int DEVICE_STATE = 0x12;
@@ -61,6 +66,8 @@ public final class Wire {
     public static final int RESUMED = 0x20;
     public static final int POSTCOPY_RUNNING = 0x21;
     public static final int PAGE_REQUEST = 0x22;
+    public static final int MISSING = 0x23;
+    public static final int RECOVERED = 0x24;
     /** Bytes of one DISCARD run. */
     public static final int DISCARD_RUN = 12;
     public static final int ERROR = 0x7F;
@@ -76,6 +83,7 @@ public final class Wire {
         return switch (type) {
             case HELLO -> "HELLO";
             case WELCOME -> "WELCOME";
+            case RECOVER -> "RECOVER";
             case PAGES -> "PAGES";
             case ROUND_END -> "ROUND_END";
             case DEVICE_STATE -> "DEVICE_STATE";
@@ -85,6 +93,8 @@ public final class Wire {
             case RESUMED -> "RESUMED";
             case POSTCOPY_RUNNING -> "POSTCOPY_RUNNING";
             case PAGE_REQUEST -> "PAGE_REQUEST";
+            case MISSING -> "MISSING";
+            case RECOVERED -> "RECOVERED";
             case ERROR -> "ERROR";
             default -> String.format("unknown(0x%02x)", type);
         };
@@ -145,6 +155,25 @@ public final class Wire {
     public static void writeDiscardRun(ByteBuf out, long first, long count) {
         out.writeLong(first);
         out.writeInt((int) count);
+    }
+
+    public static void writeRecover(ByteBuf out) {
+        writeHeader(out, RECOVER, 8);
+        out.writeLong(MAGIC);
+    }
+
+    public static void writeRecovered(ByteBuf out, long missing) {
+        writeHeader(out, RECOVERED, 8);
+        out.writeLong(missing);
+    }
+
+    /** Reads a RECOVER body, checking its magic. */
+    public static void readRecover(ByteBuf body) throws ProtocolException {
+        expectBody("RECOVER", body, 8);
+        long magic = body.readLong();
+        if (magic != MAGIC) {
+            throw new ProtocolException(String.format("bad magic 0x%016x in RECOVER: not a Ferry source", magic));
+        }
     }
 
     public static void writePostcopyStart(ByteBuf out, long pauseNanos) {

@@ -37,7 +37,7 @@ final class BenchCommand {
     /** The bench flags {@code matrix} passes on unchanged to every run. */
     private static final List<String> MATRIX_COMMON = List.of("memory", "fill", "seed", "downtime-limit", "max-rounds",
             "time-limit", "compression", "xbzrle-cache-size", "zstd-level", "peer-timeout", "fault-mechanism",
-            "postcopy-after-rounds");
+            "postcopy-after-rounds", "recover-timeout");
     /** How long the guest runs on the destination after a hand-over, to show it goes on. */
     private static final long RUN_AFTER_MILLIS = 200;
 

@@ -26,11 +26,12 @@ final class DestCommand {
     }
 
     int run(String[] args) throws Exception {
-        Options o = Options.parse(args, 1, Set.of("listen", "memory", "json", "accept-timeout", "peer-timeout", "fault-mechanism"), Set.of());
+        Options o = Options.parse(args, 1, Set.of("listen", "memory", "json", "accept-timeout", "peer-timeout", "fault-mechanism", "recover-timeout"), Set.of());
         InetSocketAddress listen = address("listen", o.get("listen", "127.0.0.1:0"));
         ReceivedGuest guest = new ReceivedGuest(out);
         DestinationBuilder builder = Migration.destination(guest).listen(listen).peerTimeoutMillis(o.getLong("peer-timeout", 10_000))
-                .faultMechanism(BenchCommand.faultMechanism(o));
+                .faultMechanism(BenchCommand.faultMechanism(o))
+                .recoverTimeoutMillis(o.getLong("recover-timeout", 60_000));
         dev.ferry.core.GuestMemory fixed = o.has("memory") ? dev.ferry.core.GuestMemory.anonymous(o.getSize("memory", 0)) : null;
         if (fixed != null) {
             builder.memory(fixed);

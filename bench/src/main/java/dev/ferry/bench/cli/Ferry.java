@@ -24,6 +24,8 @@ public final class Ferry {
               --fault-mechanism auto|userfaultfd|software
                                              how the destination catches accesses to missing pages
                                              during post-copy (default auto: userfaultfd if allowed)
+              --recover-timeout MS           how long a link lost during post-copy may stay lost:
+                                             the source reconnects, the destination waits (default 60000)
               --workload SPEC                idle | uniform:MBPS | hotset:FRACTION:MBPS | zipf:S:MBPS |
                                              sequential:MBPS | trace:PATH[:SPEED]   (default idle)
               --memory SIZE                  guest RAM, e.g. 512m, 1g (not needed for trace:)
@@ -62,6 +64,7 @@ public final class Ferry {
               --memory SIZE                  refuse sources of another size (default: from the handshake)
               --accept-timeout MS            give up when no source connects in time (default 300000)
               --fault-mechanism ...          as above
+              --recover-timeout MS           as above
               --json FILE                    write this side's report as JSON
 
             exit status: 0 when the migration completed and was verified (matrix: every run did), 1 when

@@ -10,7 +10,7 @@ import java.util.Set;
 /** The migration flags shared by {@code bench} and {@code source}, turned into parameters. */
 final class MigrationFlags {
     static final Set<String> VALUED = Set.of("mode", "downtime-limit", "max-bandwidth", "max-rounds", "time-limit",
-            "stages", "compression", "xbzrle-cache-size", "postcopy-after-rounds", "zstd-level", "peer-timeout");
+            "stages", "compression", "xbzrle-cache-size", "postcopy-after-rounds", "recover-timeout", "zstd-level", "peer-timeout");
 
     /** The default stages: zero pages and XBZRLE always, LZ4 where the adaptive choice finds it pays. */
     static final Set<Capability> AUTO_STAGES = EnumSet.of(Capability.ZERO_PAGES, Capability.XBZRLE, Capability.LZ4);

@@ -105,7 +105,8 @@ class TwoProcessMigrationTest {
     @Test
     void sourceKilledDuringPostcopyIsReportedAsALostGuestNeverAsSuccess() throws Exception {
         Path destJson = dir.resolve("dest.json");
-        try (FerryProcess dest = FerryProcess.start(dir, "dest", "--listen", "127.0.0.1:0", "--json", destJson.toString())) {
+        try (FerryProcess dest = FerryProcess.start(dir, "dest", "--listen", "127.0.0.1:0", "--json", destJson.toString(),
+                "--recover-timeout", "2000")) {
             int port = dest.awaitListeningPort();
             try (FerryProcess source = FerryProcess.start(dir, "source", "--connect", "127.0.0.1:" + port,
                     "--mode", "postcopy", "--workload", "uniform:50", "--memory", "32m", "--max-bandwidth", "10000000")) {
@@ -120,6 +121,34 @@ class TwoProcessMigrationTest {
         assertEquals("true", field(d, "destinationResumed"), "it had resumed: that is what post-copy is");
         assertTrue(field(d, "error").contains("post-copy failed with"), d);
         assertTrue(field(d, "error").contains("pages never received, so the guest cannot continue here"), d);
+        assertTrue(field(d, "error").contains("the source did not reconnect within 2000 ms"), d);
+    }
+
+    @Test
+    void postcopySurvivesCutLinksIncludingACutDuringTheRecoveryHandshake() throws Exception {
+        Path destJson = dir.resolve("dest.json");
+        Path sourceJson = dir.resolve("source.json");
+        try (FerryProcess dest = FerryProcess.start(dir, "dest", "--listen", "127.0.0.1:0", "--json", destJson.toString());
+             CuttableProxy proxy = new CuttableProxy(dest.awaitListeningPort());
+             FerryProcess source = FerryProcess.start(dir, "source", "--connect", "127.0.0.1:" + proxy.port(),
+                     "--mode", "postcopy", "--workload", "uniform:50", "--memory", "32m", "--max-bandwidth", "10000000",
+                     "--recover-timeout", "20000", "--json", sourceJson.toString())) {
+            dest.awaitLine("resumed");
+            Thread.sleep(300);
+            // the reconnection is cut right after its RECOVER frame (13 bytes) reached the destination
+            proxy.cutNextAfter(13);
+            proxy.cutAll();
+            assertEquals(0, source.awaitExit(120), source::outputText);
+            assertEquals(0, dest.awaitExit(30), dest::outputText);
+            assertTrue(proxy.connections.get() >= 3, "the first link, the cut reconnection, a good one: " + proxy.connections);
+        }
+        String s = Files.readString(sourceJson);
+        String d = Files.readString(destJson);
+        assertEquals("COMPLETED", field(s, "outcome"));
+        assertEquals("true", field(s, "verified"), "every page arrived exactly as it was at the switch-over");
+        assertEquals(field(s, "digest"), field(d, "digest"));
+        assertTrue(Integer.parseInt(field(s, "recoveries")) >= 1, s);
+        assertTrue(Integer.parseInt(field(d, "recoveries")) >= 2, "the destination took the cut reconnection too: " + d);
     }
 
     @Test
