@@ -191,9 +191,19 @@ class ProtocolDocTest {
                 unchecked.remove("reason");
                 Wire.writeError(again, reason);
             }
-            case Wire.DISCARD -> {
+            case Wire.RECOVER -> {
+                Wire.readRecover(frame);
+                Wire.writeRecover(again);
+            }
+            case Wire.RECOVERED -> {
+                Wire.expectBody("RECOVERED", frame, 8);
+                long missing = frame.readLong();
+                field(expect, unchecked, "missing", missing);
+                Wire.writeRecovered(again, missing);
+            }
+            case Wire.DISCARD, Wire.MISSING -> {
                 int header = again.writerIndex();
-                Wire.writeHeader(again, Wire.DISCARD, 0);
+                Wire.writeHeader(again, type, 0);
                 int runs = 0;
                 while (frame.isReadable()) {
                     long first = frame.readLong();
