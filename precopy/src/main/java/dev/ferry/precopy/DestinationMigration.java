@@ -137,9 +137,9 @@ public final class DestinationMigration extends ChannelInboundHandlerAdapter {
         if (phase == Phase.AWAIT_HELLO && current == null) {
             current = ctx.channel();
             startNanos = clock.nanoTime();
-        } else if (phase != Phase.RECOVERING) {
-            refuse(ctx, "this destination is already receiving a migration");
         }
+        // any other connection is answered on its first frame, so that it reads why it is refused
+        // (a silent one is dropped by the read timeout)
         ctx.fireChannelActive();
     }
 

@@ -119,6 +119,11 @@ class DestinationRobustnessTest {
                 }, "memory digest mismatch", true, false),
                 new Bad("zero-length frame", out -> out.writeInt(0),
                         "malformed frame: length 0 has no type", false, false),
+                new Bad("discard without post-copy", out -> {
+                    hello(out);
+                    Wire.writeHeader(out, Wire.DISCARD, Wire.DISCARD_RUN);
+                    Wire.writeDiscardRun(out, 0, 1);
+                }, "DISCARD without the postcopy capability", true, false),
                 new Bad("unknown frame type", out -> {
                     hello(out);
                     Wire.writeHeader(out, 0x55, 2);
@@ -221,6 +226,41 @@ class DestinationRobustnessTest {
             assertEquals(0L, guest.get(ValueLayout.JAVA_LONG, offset), "byte " + offset + " should be zero");
         }
         assertEquals(digest, PageDigest.scan(memory), "the memory as applied has the digest the source sent");
+    }
+
+    @Test
+    void anotherConnectionIsRefusedAndTheMigrationGoesOn() throws Exception {
+        try (Socket source = connect()) {
+            ByteBuf out = Unpooled.buffer();
+            hello(out);
+            source.getOutputStream().write(ByteBufUtil.getBytes(out));
+            DataInputStream in = new DataInputStream(source.getInputStream());
+            byte[] welcome = new byte[in.readInt()];
+            in.readFully(welcome);
+            assertEquals(Wire.WELCOME, welcome[0]);
+            for (boolean recover : new boolean[] {false, true}) {
+                try (Socket intruder = connect()) {
+                    ByteBuf first = Unpooled.buffer();
+                    if (recover) {
+                        Wire.writeRecover(first);
+                    } else {
+                        hello(first);
+                    }
+                    intruder.getOutputStream().write(ByteBufUtil.getBytes(first));
+                    List<ByteBuf> replies = readUntilClosed(intruder);
+                    assertEquals(1, replies.size());
+                    assertEquals(Wire.ERROR, replies.get(0).readUnsignedByte());
+                    assertEquals("this destination is already receiving a migration", Wire.readError(replies.get(0)),
+                            recover ? "no post-copy link was lost, so there is nothing to recover" : "one source at a time");
+                }
+            }
+            assertFalse(migration.result().isDone(), "the source's migration is untouched");
+            ByteBuf end = Unpooled.buffer();
+            Wire.writeDeviceState(end, new byte[] {7});
+            Wire.writeEnd(end, PageDigest.zeroMemory(PAGES), 1);
+            source.getOutputStream().write(ByteBufUtil.getBytes(end));
+            assertEquals(MigrationState.COMPLETED, migration.result().get(10, TimeUnit.SECONDS).outcome());
+        }
     }
 
     private Socket connect() throws IOException {
