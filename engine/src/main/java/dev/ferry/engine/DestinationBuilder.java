@@ -9,6 +9,8 @@ import dev.ferry.precopy.DestinationMigration;
 import dev.ferry.transport.LinkException;
 import dev.ferry.transport.LinkServer;
 import dev.ferry.transport.Transports;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.netty.channel.EventLoopGroup;
 import java.net.InetSocketAddress;
 import java.util.EnumSet;
@@ -26,6 +28,7 @@ public final class DestinationBuilder {
     private NanoClock clock = NanoClock.SYSTEM;
     private FaultMechanism faultMechanism = FaultMechanism.AUTO;
     private long recoverTimeoutMillis = 60_000;
+    private MeterRegistry registry = new SimpleMeterRegistry();
 
     DestinationBuilder(VmControl vm) {
         this.vm = Objects.requireNonNull(vm);
@@ -92,6 +95,12 @@ public final class DestinationBuilder {
         return this;
     }
 
+    /** Where the {@code ferry.*} meters of this side go (default: a private registry). */
+    public DestinationBuilder meterRegistry(MeterRegistry value) {
+        this.registry = Objects.requireNonNull(value);
+        return this;
+    }
+
     /** The time source (default the monotonic system clock). */
     public DestinationBuilder clock(NanoClock value) {
         this.clock = Objects.requireNonNull(value);
@@ -108,7 +117,7 @@ public final class DestinationBuilder {
         }
         EventLoopGroup group = Transports.group(1);
         DestinationMigration migration = new DestinationMigration(memoryForSize, vm, clock, capabilities, faultMechanism,
-                recoverTimeoutMillis);
+                recoverTimeoutMillis, registry);
         try {
             // one handler for every connection: the source's, a reconnection during post-copy, or a refusal
             LinkServer server = LinkServer.bind(group, address, peerTimeoutMillis, () -> migration);

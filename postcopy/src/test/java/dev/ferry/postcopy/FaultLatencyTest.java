@@ -3,7 +3,10 @@ package dev.ferry.postcopy;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.micrometer.core.instrument.Timer;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.util.Arrays;
+import java.util.concurrent.TimeUnit;
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.Test;
 
@@ -19,7 +22,8 @@ class FaultLatencyTest {
 
     @Test
     void quantilesAreWithinAnEighthOfTheExactOnes() {
-        FaultLatency latency = new FaultLatency();
+        SimpleMeterRegistry registry = new SimpleMeterRegistry();
+        FaultLatency latency = new FaultLatency(registry);
         SplittableRandom random = new SplittableRandom(9);
         long[] values = new long[20_000];
         for (int i = 0; i < values.length; i++) {
@@ -36,11 +40,14 @@ class FaultLatencyTest {
         }
         long inHistogram = latency.histogram().stream().mapToLong(b -> b[1]).sum();
         assertEquals(values.length, inHistogram);
+        Timer timer = registry.get("ferry.fault.latency").timer();
+        assertEquals(values.length, timer.count(), "every fault reaches Micrometer too");
+        assertEquals(values[values.length - 1], timer.max(TimeUnit.MICROSECONDS), 0.5);
     }
 
     @Test
     void anEmptyHistogramSaysZero() {
-        FaultLatency latency = new FaultLatency();
+        FaultLatency latency = new FaultLatency(new SimpleMeterRegistry());
         assertEquals(0, latency.quantile(0.99));
         assertEquals(0, latency.max());
         assertTrue(latency.histogram().isEmpty());

@@ -23,8 +23,10 @@ import dev.ferry.postcopy.UserfaultFaults;
 import dev.ferry.postcopy.uffd.Userfaultfd;
 import dev.ferry.core.VmControl;
 import dev.ferry.transport.Frames;
+import dev.ferry.transport.Link;
 import dev.ferry.transport.ProtocolException;
 import dev.ferry.transport.Wire;
+import io.micrometer.core.instrument.MeterRegistry;
 import io.netty.buffer.ByteBuf;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelFutureListener;
@@ -72,7 +74,7 @@ public final class DestinationMigration extends ChannelInboundHandlerAdapter {
     private long bytesReceived;
     private long pagesReceived;
     private PresentPages present;
-    private final FaultLatency faultLatency = new FaultLatency();
+    private final FaultLatency faultLatency;
     private final FaultMechanism faultMechanism;
     private volatile PageGate postcopyGate;
     private SoftwareFaults softwareFaults;
@@ -97,9 +99,11 @@ public final class DestinationMigration extends ChannelInboundHandlerAdapter {
      * @param faultMechanism how post-copy catches accesses to missing pages
      * @param recoverTimeoutMillis how long a link lost during post-copy may stay lost before the
      *                      guest is given up
+     * @param registry      where the fault latency timer goes
      */
     public DestinationMigration(LongFunction<GuestMemory> memoryForSize, VmControl vm, NanoClock clock,
-            Set<Capability> supported, FaultMechanism faultMechanism, long recoverTimeoutMillis) {
+            Set<Capability> supported, FaultMechanism faultMechanism, long recoverTimeoutMillis, MeterRegistry registry) {
+        this.faultLatency = new FaultLatency(registry);
         this.faultMechanism = faultMechanism;
         this.recoverTimeoutMillis = recoverTimeoutMillis;
         this.memoryForSize = memoryForSize;
@@ -206,6 +210,7 @@ public final class DestinationMigration extends ChannelInboundHandlerAdapter {
             return;
         }
         current = ctx.channel();
+        lowLatency(current);
         recoveryTimer.cancel(false);
         recoveries++;
         phase = Phase.POSTCOPY;
@@ -230,6 +235,11 @@ public final class DestinationMigration extends ChannelInboundHandlerAdapter {
         ByteBuf recovered = ctx.alloc().buffer(Wire.FRAME_HEADER + 8);
         Wire.writeRecovered(recovered, present.missing());
         ctx.writeAndFlush(recovered);
+    }
+
+    /** What the source pushes must not pile up in our receive queue in front of a requested page. */
+    private static void lowLatency(Channel channel) {
+        channel.config().setOption(io.netty.channel.ChannelOption.SO_RCVBUF, Link.LOW_LATENCY_SOCKET_BUFFER);
     }
 
     private static void refuse(ChannelHandlerContext ctx, String reason) {
@@ -381,6 +391,7 @@ public final class DestinationMigration extends ChannelInboundHandlerAdapter {
             // else the link is down: the fault path asks again until a reconnection serves it
         };
         startFaultPath(requester);
+        lowLatency(ctx.channel());
         phase = Phase.POSTCOPY;
         vm.loadDeviceState(deviceState);
         vm.resume();

@@ -71,7 +71,8 @@ class DestinationRobustnessTest {
                 throw new IllegalArgumentException("source memory is " + bytes + " bytes, destination has " + memory.byteSize());
             }
             return memory;
-        }, vm, () -> NOW, EnumSet.allOf(Capability.class), FaultMechanism.AUTO, 60_000);
+        }, vm, () -> NOW, EnumSet.allOf(Capability.class), FaultMechanism.AUTO, 60_000,
+                new io.micrometer.core.instrument.simple.SimpleMeterRegistry());
         server = LinkServer.bind(group, new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 10_000, () -> migration);
     }
 

@@ -107,7 +107,12 @@ public final class Link implements AutoCloseable {
      */
     public void lowLatency() {
         channel.config().setWriteBufferWaterMark(new WriteBufferWaterMark(16 << 10, 64 << 10));
+        // the kernel's send queue too: on loopback it grows to megabytes, milliseconds ahead of a request
+        channel.config().setOption(ChannelOption.SO_SNDBUF, LOW_LATENCY_SOCKET_BUFFER);
     }
+
+    /** Socket buffer of a connection that favours latency (post-copy): a few pushed batches. */
+    public static final int LOW_LATENCY_SOCKET_BUFFER = 128 << 10;
 
     /** Pushes queued frames to the socket. */
     public void flush() {

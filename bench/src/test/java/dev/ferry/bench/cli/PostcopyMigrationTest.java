@@ -19,6 +19,7 @@ import dev.ferry.engine.IncomingMigration;
 import dev.ferry.engine.Migration;
 import dev.ferry.engine.OutgoingMigration;
 import dev.ferry.postcopy.FaultMechanism;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.file.Files;
@@ -104,8 +105,9 @@ class PostcopyMigrationTest {
             WorkloadVm targetVm = new WorkloadVm(workload, target, new DirtyBitmap(target.pageCount()),
                     () -> incoming.get().pageGate());
             workload.start(source, sourceLog, PageGate.OPEN);
+            SimpleMeterRegistry meters = new SimpleMeterRegistry();
             try (IncomingMigration in = Migration.destination(targetVm).memory(target)
-                    .faultMechanism(FaultMechanism.SOFTWARE).start()) {
+                    .faultMechanism(FaultMechanism.SOFTWARE).meterRegistry(meters).start()) {
                 incoming.set(in);
                 OutgoingMigration out = Migration.source(source, sourceLog, sourceVm)
                         .parameters(MigrationParameters.builder().maxBandwidth(20_000_000).downtimeLimitMillis(1)
@@ -130,7 +132,11 @@ class PostcopyMigrationTest {
                 assertEquals("postcopy", report.rounds().getLast().kind());
                 assertTrue(report.rounds().getFirst().pagesSent() < source.pageCount(),
                         "the bulk round stopped early: " + report.rounds().getFirst().pagesSent());
-                assertTrue(in.result().get(10, TimeUnit.SECONDS).succeeded());
+                MigrationReport destination = in.result().get(10, TimeUnit.SECONDS);
+                assertTrue(destination.succeeded());
+                assertTrue(destination.postcopy().faults() > 0, "the guest wrote to missing pages");
+                assertEquals(destination.postcopy().faults(), meters.get("ferry.fault.latency").timer().count(),
+                        "every fault reached Micrometer's timer");
             }
         }
     }
