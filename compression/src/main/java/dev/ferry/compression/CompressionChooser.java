@@ -25,8 +25,10 @@ import java.util.Locale;
  * {@link #PROBE_INTERVAL} rounds is re-measured by the matching probe, so the chooser keeps
  * learning as the link or the pages change.
  *
- * <p>A compressed round's link figure is trusted only when compressing took under half the round:
- * otherwise the sender, not the link, was the bottleneck and the measured rate is too low.
+ * <p>A round's link figure is trusted only when the sender waited for the link (pacing, or a socket
+ * that would not take more) and compressing took under half the round: otherwise the sender, not
+ * the link, was the bottleneck and the measured rate is only the sender's pace. An uncompressed
+ * round in which the sender never waited shows a link that keeps up: compression stays off.
  *
  * <p>What this class calls a round is one call of {@link #next}: the source calls it every 32 MiB
  * chunk of a migration round, so a long bulk round is decided on its way, not after it.
@@ -81,9 +83,11 @@ public final class CompressionChooser {
      *     ({@link StageStats#triedBeforeBytes()} of the round)
      * @param compressNanos time spent compressing ({@link StageStats#compressNanos()} of the round)
      * @param linkBandwidth the link's rate measured over the round, bytes per second (0 if unknown)
+     * @param linkSaturated whether the sender waited for the link during the round: only then is
+     *     the measured rate the link's; otherwise it is the sender's own pace and the link keeps up
      */
     public Decision next(long wireBytes, long roundNanos, long bytesBeforeCompression, long compressNanos,
-                         long linkBandwidth) {
+                         long linkBandwidth, boolean linkSaturated) {
         compressorAge++;
         linkAge++;
         boolean compressed = decision.compress();
@@ -93,8 +97,12 @@ public final class CompressionChooser {
             compressorAge = 0;
         }
         boolean cpuBound = compressed && roundNanos > 0 && compressNanos >= CPU_BOUND_SHARE * roundNanos;
-        if (linkBandwidth > 0 && !cpuBound) {
+        if (linkBandwidth > 0 && linkSaturated && !cpuBound) {
             linkRate = linkBandwidth;
+            linkAge = 0;
+        } else if (!linkSaturated && !compressed && roundNanos > 0) {
+            // uncompressed pages and the link still kept up: it is faster than the sender can fill it
+            linkRate = Double.POSITIVE_INFINITY;
             linkAge = 0;
         }
         if (Double.isNaN(compressorRate)) {
@@ -108,6 +116,12 @@ public final class CompressionChooser {
         // Compressing overlaps the wire (the sender compresses the next frame while the socket
         // drains the last), so pages cross at the slower of the compressor and the link's rate
         // inflated by what compression saves; uncompressed, at the link's rate.
+        if (linkRate == Double.POSITIVE_INFINITY) {
+            if (compressorAge >= PROBE_INTERVAL) {
+                return decide(State.PROBE_ON, "probe: re-measuring the compressor; the link kept up with uncompressed pages");
+            }
+            return decide(State.OFF, "off: the link kept up with uncompressed pages, so compressing cannot make them cross faster");
+        }
         double compressedRate = Math.min(compressorRate, linkRate / Math.max(1e-9, 1 - savedFraction));
         double needed = linkRate * (state == State.ON ? 1.0 : ENABLE_MARGIN);
         String figures = String.format(Locale.ROOT,

@@ -80,6 +80,7 @@ public final class SourceMigration {
     private StageStats chunkStats;
     private long chunkStart;
     private long chunkBytes;
+    private long chunkWaitNanos;
 
     public SourceMigration(GuestMemory memory, DirtyLog dirtyLog, VmControl vm, MigrationParameters params,
             InetSocketAddress destination, EventLoopGroup group, NanoClock clock, MigrationMetrics metrics,
@@ -537,6 +538,7 @@ public final class SourceMigration {
     private void startChunk(Link link, long now) {
         chunkStart = now;
         chunkBytes = link.bytesSent();
+        chunkWaitNanos = link.waitNanos();
         chunkStats = encoder.stats();
     }
 
@@ -555,8 +557,10 @@ public final class SourceMigration {
             return;
         }
         long nanos = now - chunkStart;
+        // a sender that waited for the link a tenth of the chunk or more found the link's limit
+        boolean saturated = link.waitNanos() - chunkWaitNanos >= nanos / 10;
         CompressionChooser.Decision decision = chooser.next(chunk.triedPayloadBytes(), nanos, chunk.triedBeforeBytes(),
-                chunk.compressNanos(), (long) DowntimeEstimator.bandwidth(link.bytesSent() - chunkBytes, nanos));
+                chunk.compressNanos(), (long) DowntimeEstimator.bandwidth(link.bytesSent() - chunkBytes, nanos), saturated);
         encoder.compressEvery(decision.compressEvery());
         startChunk(link, now);
     }

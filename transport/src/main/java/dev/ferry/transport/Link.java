@@ -33,6 +33,7 @@ public final class Link implements AutoCloseable {
     private final NanoClock clock;
     private final long peerTimeoutNanos;
     private long bytesSent;
+    private long waitNanos;
 
     private Link(Channel channel, Inbound inbound, long maxBandwidth, long peerTimeoutMillis, NanoClock clock) {
         this.channel = channel;
@@ -80,13 +81,15 @@ public final class Link implements AutoCloseable {
      */
     public void send(ByteBuf frames) throws LinkException {
         int bytes = frames.readableBytes();
+        long began = clock.nanoTime();
         try {
-            long wait = limiter.charge(bytes, clock.nanoTime());
+            long wait = limiter.charge(bytes, began);
             if (wait > 0) {
                 channel.flush();
                 sleep(wait);
             }
             awaitWritable();
+            waitNanos += clock.nanoTime() - began;
         } catch (LinkException e) {
             frames.release();
             throw e;
@@ -117,6 +120,14 @@ public final class Link implements AutoCloseable {
     /** Pushes queued frames to the socket. */
     public void flush() {
         channel.flush();
+    }
+
+    /**
+     * Time the sender spent waiting for the link (the pacing of {@code max-bandwidth}, or a socket
+     * that would not take more): a link the sender never waits for is not the bottleneck.
+     */
+    public long waitNanos() {
+        return waitNanos;
     }
 
     /** Bytes handed to the wire so far (frame headers included). */
