@@ -107,6 +107,15 @@ final class PageStreamWriter implements AutoCloseable {
      * @return where the next batch starts
      */
     long sendBatch(PageBitmap pages, long from, int max) throws LinkException {
+        return sendBatch(pages, from, max, false);
+    }
+
+    /** Sends page {@code page} of {@code pages} now, ahead of any pacing: a guest waits for it. */
+    void sendRequested(PageBitmap pages, long page) throws LinkException {
+        sendBatch(pages, page, 1, true);
+    }
+
+    private long sendBatch(PageBitmap pages, long from, int max, boolean urgent) throws LinkException {
         long page = pages.nextSetBit(from);
         if (page < 0) {
             page = pages.nextSetBit(0);
@@ -118,8 +127,11 @@ final class PageStreamWriter implements AutoCloseable {
             appendPage(page);
             page = pages.nextSetBit(page + 1);
         }
-        sendFrame();
-        link.flush();
+        if (urgent) {
+            link.sendUrgent(closeFrame());
+        } else {
+            link.sendNow(closeFrame());
+        }
         return page < 0 ? 0 : page;
     }
 
@@ -180,12 +192,17 @@ final class PageStreamWriter implements AutoCloseable {
     }
 
     private void sendFrame() throws LinkException {
+        link.send(closeFrame());
+    }
+
+    /** Fills in the open frame's length and hands it over; the next page opens a new one. */
+    private ByteBuf closeFrame() {
         Wire.patchLength(frame, frameStart);
         ByteBuf out = frame;
         frame = null;
         frameSegment = null;
         zeroRunLengthIndex = -1;
-        link.send(out);
+        return out;
     }
 
     /** Writes to {@code replacement} from now on (post-copy recovered a lost link). */

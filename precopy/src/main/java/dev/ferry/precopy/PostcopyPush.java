@@ -78,7 +78,7 @@ final class PostcopyPush {
                         throw new ProtocolException("request for page " + page + " out of range");
                     }
                     if (remaining.get(page)) {
-                        writer.sendBatch(remaining, page, 1);
+                        writer.sendRequested(remaining, page);
                         pagesRequested++;
                         cursor = page + 1 < remaining.pageCount() ? page + 1 : 0;
                     }

@@ -98,6 +98,23 @@ public final class Link implements AutoCloseable {
         bytesSent += bytes;
     }
 
+    /**
+     * Sends a frame someone is blocked on (a requested page during post-copy) at once: it counts
+     * against {@code max-bandwidth}, so the push behind it waits the longer, but it never waits
+     * for the pacing itself.
+     */
+    public void sendUrgent(ByteBuf frames) throws LinkException {
+        limiter.charge(frames.readableBytes(), clock.nanoTime());
+        try {
+            awaitWritable();
+        } catch (LinkException e) {
+            frames.release();
+            throw e;
+        }
+        bytesSent += frames.readableBytes();
+        channel.writeAndFlush(frames, channel.voidPromise());
+    }
+
     /** Sends and flushes. */
     public void sendNow(ByteBuf frames) throws LinkException {
         send(frames);
