@@ -18,7 +18,7 @@ final class BarChart {
     private static final int TOP = 30;
     private static final int BOTTOM = 44;
     /** More x labels than this overlap; the chart then labels every n-th category. */
-    private static final int MAX_LABELS = 16;
+    private static final int MAX_LABELS = 8;
 
     private record Series(String name, double[] values) {
     }
