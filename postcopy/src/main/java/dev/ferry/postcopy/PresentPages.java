@@ -96,6 +96,19 @@ public final class PresentPages {
         return -1;
     }
 
+    /** The first present page at or after {@code from}, or {@link #pageCount()}: where a run of missing pages ends. */
+    public long nextPresent(long from) {
+        for (long page = from; page < pageCount; page++) {
+            int w = (int) (page >>> 6);
+            long here = (long) WORDS.getVolatile(words, w) & (-1L << page);
+            if (here != 0) {
+                return Math.min(pageCount, ((long) w << 6) + Long.numberOfTrailingZeros(here));
+            }
+            page = ((long) w << 6) + 63;
+        }
+        return pageCount;
+    }
+
     /**
      * Waits until {@code page} is present, at most {@code timeoutNanos}; returns whether it is.
      *

@@ -58,12 +58,9 @@ public final class UserfaultFaults implements PageGate, AutoCloseable {
             FaultLatency latency, NanoClock clock) {
         MissingPageRegion region = MissingPageRegion.register(memory);
         for (long page = present.nextMissing(0); page >= 0; ) {
-            long end = page + 1;
-            while (end < memory.pageCount() && !present.isPresent(end)) {
-                end++;
-            }
+            long end = present.nextPresent(page);
             region.discard(page, end - page);
-            page = end < memory.pageCount() ? present.nextMissing(end) : -1;
+            page = present.nextMissing(end);
         }
         UserfaultFaults faults = new UserfaultFaults(region, present, requester, latency, clock);
         faults.handler.start();

@@ -20,6 +20,9 @@ class PresentPagesTest {
         assertEquals(2, present.missing());
         assertEquals(64, present.nextMissing(0));
         assertEquals(129, present.nextMissing(65));
+        assertEquals(65, present.nextPresent(64), "a run of one missing page");
+        assertEquals(130, present.nextPresent(129), "a run that ends with the memory");
+        assertEquals(0, present.nextPresent(0));
         assertTrue(present.markPresent(64));
         assertFalse(present.markPresent(64), "a duplicate arrival is not installed twice");
         assertEquals(1, present.missing());

@@ -222,12 +222,9 @@ public final class DestinationMigration extends ChannelInboundHandlerAdapter {
             int start = missing.writerIndex();
             Wire.writeHeader(missing, Wire.MISSING, 0);
             for (int runs = 0; runs < maxRuns && page >= 0; runs++) {
-                long end = page + 1;
-                while (end < memory.pageCount() && !present.isPresent(end)) {
-                    end++;
-                }
+                long end = present.nextPresent(page);
                 Wire.writeDiscardRun(missing, page, end - page);
-                page = end < memory.pageCount() ? present.nextMissing(end) : -1;
+                page = present.nextMissing(end);
             }
             Wire.patchLength(missing, start);
             ctx.write(missing);
