@@ -51,8 +51,7 @@ public final class PageEncoder implements AutoCloseable {
     private final MemorySegment[] trials = new MemorySegment[2];
     private final ByteBuffer[] trialBuffers = new ByteBuffer[2];
     private final SegmentView pageView = new SegmentView();
-    private int compressEvery = 1;
-    private int untilSample;
+    private boolean compress = true;
     private int encoding = -1;
 
     private int bestCode;
@@ -120,8 +119,7 @@ public final class PageEncoder implements AutoCloseable {
         }
         int beforeCompression = bestLength;
         boolean tried = false;
-        if (compressEvery > 0 && (lz4 != null || zstd != null) && --untilSample <= 0) {
-            untilSample = compressEvery;
+        if (compress && (lz4 != null || zstd != null)) {
             tryCompressors(page, pageOff, deltaLength);
             tried = true;
         }
@@ -218,17 +216,11 @@ public final class PageEncoder implements AutoCloseable {
     }
 
     /**
-     * On which pages LZ4 and zstd (those negotiated) are tried from now on: 0 on none, 1 on every
-     * page, {@code n} on one page in {@code n} (a probe that measures the compressors for a
-     * fraction of their cost). The adaptive chooser sets it as it goes. Zero pages and XBZRLE are
-     * always used when negotiated.
+     * Whether LZ4 and zstd (those negotiated) are tried from now on; the adaptive chooser sets it
+     * chunk by chunk. Zero pages and XBZRLE are always used when negotiated.
      */
-    public void compressEvery(int n) {
-        if (n < 0) {
-            throw new IllegalArgumentException("compressEvery must be >= 0, got " + n);
-        }
-        this.compressEvery = n;
-        this.untilSample = Math.min(untilSample, n);
+    public void compressionEnabled(boolean on) {
+        this.compress = on;
     }
 
     /** A snapshot of the figures so far; call from the encoding thread or after it stopped. */

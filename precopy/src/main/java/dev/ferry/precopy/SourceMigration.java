@@ -79,8 +79,6 @@ public final class SourceMigration {
     private CompressionChooser chooser;
     private StageStats chunkStats;
     private long chunkStart;
-    private long chunkBytes;
-    private long chunkWaitNanos;
 
     public SourceMigration(GuestMemory memory, DirtyLog dirtyLog, VmControl vm, MigrationParameters params,
             InetSocketAddress destination, EventLoopGroup group, NanoClock clock, MigrationMetrics metrics,
@@ -147,7 +145,7 @@ public final class SourceMigration {
             encoder = new PageEncoder(negotiated, params);
             chooser = negotiated.contains(Capability.LZ4) || negotiated.contains(Capability.ZSTD)
                     ? new CompressionChooser() : null;
-            encoder.compressEvery(chooser == null || !params.adaptiveCompression() ? 1 : chooser.current().compressEvery());
+            encoder.compressionEnabled(chooser == null || !params.adaptiveCompression() || chooser.current().compress());
             writer = new PageStreamWriter(link, memory, encoder, sentDigest, listener);
             PageBitmap toSend = new PageBitmap(memory.pageCount());
 
@@ -469,7 +467,7 @@ public final class SourceMigration {
         long before = link.bytesSent();
         StageStats statsBefore = encoder.stats();
         long began = clock.nanoTime();
-        startChunk(link, began);
+        startChunk(began);
         long pages = writer.sendRound(toSend, round, new RoundControl() {
             @Override
             public boolean cancelled() {
@@ -483,7 +481,7 @@ public final class SourceMigration {
 
             @Override
             public void afterChunk() {
-                adaptCompression(link);
+                adaptCompression();
             }
         });
         long nanos = clock.nanoTime() - began;
@@ -492,7 +490,7 @@ public final class SourceMigration {
         long dirty = kind.equals("stop-and-copy") ? 0 : dirtyLog.sync(toSend);
         double expected = DowntimeEstimator.expectedDowntimeMillis(dirty, pages, bytes, nanos);
         long bandwidth = (long) DowntimeEstimator.bandwidth(bytes, nanos);
-        adaptCompression(link);
+        adaptCompression();
         Map<String, Long> saved = new LinkedHashMap<>();
         for (int code = 0; code < PageEncoding.COUNT; code++) {
             if (stats.bytesSavedOf(code) != 0) {
@@ -535,19 +533,17 @@ public final class SourceMigration {
         listener.onState(next);
     }
 
-    private void startChunk(Link link, long now) {
+    private void startChunk(long now) {
         chunkStart = now;
-        chunkBytes = link.bytesSent();
-        chunkWaitNanos = link.waitNanos();
         chunkStats = encoder.stats();
     }
 
     /**
      * The adaptive choice, made every chunk of a round rather than once a round: the bulk round
      * is most of the bytes, so it must be able to switch compression on (a slow link) or off
-     * (loopback) as soon as the first chunks have measured both sides.
+     * (loopback) as soon as the first chunks have measured both.
      */
-    private void adaptCompression(Link link) {
+    private void adaptCompression() {
         if (chooser == null || !params.adaptiveCompression()) {
             return;
         }
@@ -557,12 +553,10 @@ public final class SourceMigration {
             return;
         }
         long nanos = now - chunkStart;
-        // a sender that waited for the link a tenth of the chunk or more found the link's limit
-        boolean saturated = link.waitNanos() - chunkWaitNanos >= nanos / 10;
-        CompressionChooser.Decision decision = chooser.next(chunk.triedPayloadBytes(), nanos, chunk.triedBeforeBytes(),
-                chunk.compressNanos(), (long) DowntimeEstimator.bandwidth(link.bytesSent() - chunkBytes, nanos), saturated);
-        encoder.compressEvery(decision.compressEvery());
-        startChunk(link, now);
+        CompressionChooser.Decision decision = chooser.next(chunk.pages() - chunk.pagesOf(PageEncoding.ZERO), nanos,
+                chunk.triedBeforeBytes(), chunk.triedPayloadBytes());
+        encoder.compressionEnabled(decision.compress());
+        startChunk(now);
     }
 
     private String compressionReason() {

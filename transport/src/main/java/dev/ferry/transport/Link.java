@@ -33,7 +33,6 @@ public final class Link implements AutoCloseable {
     private final NanoClock clock;
     private final long peerTimeoutNanos;
     private long bytesSent;
-    private long waitNanos;
 
     private Link(Channel channel, Inbound inbound, long maxBandwidth, long peerTimeoutMillis, NanoClock clock) {
         this.channel = channel;
@@ -81,15 +80,13 @@ public final class Link implements AutoCloseable {
      */
     public void send(ByteBuf frames) throws LinkException {
         int bytes = frames.readableBytes();
-        long began = clock.nanoTime();
         try {
-            long wait = limiter.charge(bytes, began);
+            long wait = limiter.charge(bytes, clock.nanoTime());
             if (wait > 0) {
                 channel.flush();
                 sleep(wait);
             }
             awaitWritable();
-            waitNanos += clock.nanoTime() - began;
         } catch (LinkException e) {
             frames.release();
             throw e;
@@ -137,14 +134,6 @@ public final class Link implements AutoCloseable {
     /** Pushes queued frames to the socket. */
     public void flush() {
         channel.flush();
-    }
-
-    /**
-     * Time the sender spent waiting for the link (the pacing of {@code max-bandwidth}, or a socket
-     * that would not take more): a link the sender never waits for is not the bottleneck.
-     */
-    public long waitNanos() {
-        return waitNanos;
     }
 
     /** Bytes handed to the wire so far (frame headers included). */
