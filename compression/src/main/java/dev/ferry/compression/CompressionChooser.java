@@ -18,7 +18,8 @@ import java.util.Locale;
  * ON, OFF    steady: the faster of the two
  * </pre>
  * After both probes, ON needs the compressed rate to beat the plain one by
- * {@link #ENABLE_MARGIN} (staying on only needs it to be higher), so noise does not flap it. The
+ * {@link #ENABLE_MARGIN} (staying on only needs it to be higher), so noise does not flap it, and
+ * a switch to ON is confirmed by measuring plain again on the very next chunk. The
  * losing mode is probed again after {@link #PROBE_INTERVAL} chunks, and each probe that loses
  * again doubles that interval (up to {@link #MAX_INTERVAL}): a probe costs one slower chunk, and
  * one that keeps losing should cost ever less.
@@ -97,11 +98,14 @@ public final class CompressionChooser {
         } else {
             sinceProbe++;
         }
+        // switching compression on is the costly mistake on a fast link, and one chunk is a small
+        // sample (the start of guest RAM is mostly zero pages): confirm it on the next chunk
+        boolean confirm = compressedWins && !steadyOn;
         steadyOn = compressedWins;
         String figures = String.format(Locale.ROOT,
                 "pages cross at %.0f MB/s compressed (saving %.0f%%) against %.0f MB/s plain",
                 compressedRate / 1e6, 100 * savedFraction, plainRate / 1e6);
-        if (sinceProbe >= interval) {
+        if (sinceProbe >= interval || confirm) {
             reprobing = true;
             return steadyOn
                     ? decide(State.PROBE_OFF, "probe: measuring plain again; " + figures)

@@ -45,6 +45,8 @@ class CompressionChooserTest {
         CompressionChooser chooser = new CompressionChooser();
         chunk(chooser, 335);
         Decision d = chunk(chooser, 170);
+        assertEquals(State.PROBE_OFF, chooser.state(), "a switch on is confirmed by plain once more: " + d.reason());
+        d = chunk(chooser, 335);
         assertEquals(State.ON, chooser.state(), d.reason());
         assertTrue(d.compress());
         for (int i = 0; i < CompressionChooser.PROBE_INTERVAL - 1; i++) {
@@ -61,6 +63,7 @@ class CompressionChooserTest {
         CompressionChooser on = new CompressionChooser();
         chunk(on, 100);
         chunk(on, 50);
+        chunk(on, 100);
         assertEquals(State.ON, on.state());
         chunk(on, 97);
         assertEquals(State.ON, on.state(), "still faster than plain: stays on");
@@ -98,7 +101,19 @@ class CompressionChooserTest {
         }
         // meanwhile the link got slow: the probe shows compressed pages now cross faster
         Decision d = chunk(chooser, 40);
+        assertEquals(State.PROBE_OFF, chooser.state(), "confirming: " + d.reason());
+        d = chunk(chooser, 90);
         assertEquals(State.ON, chooser.state(), d.reason());
+    }
+
+    @Test
+    void aSwitchOnThatPlainBeatsAtOnceIsUndone() {
+        CompressionChooser chooser = new CompressionChooser();
+        chunk(chooser, 120);
+        chunk(chooser, 80);
+        assertEquals(State.PROBE_OFF, chooser.state(), "the first plain chunk looked slow");
+        Decision d = chunk(chooser, 50);
+        assertEquals(State.OFF, chooser.state(), "plain measured again is faster: " + d.reason());
     }
 
     @Test
@@ -106,6 +121,7 @@ class CompressionChooserTest {
         CompressionChooser chooser = new CompressionChooser();
         chunk(chooser, 335);
         chunk(chooser, 170);
+        chunk(chooser, 335);
         Decision before = chooser.current();
         assertEquals(before, chooser.next(0, 3 * MS, 0, 0), "zero pages cross fast either way");
     }
