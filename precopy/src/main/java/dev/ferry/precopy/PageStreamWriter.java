@@ -25,8 +25,8 @@ final class PageStreamWriter implements AutoCloseable {
     private static final int FRAME_CAPACITY = Wire.PAGES_FRAME_TARGET + Wire.FRAME_HEADER
             + Wire.RECORD_HEADER + PageEncoder.MAX_PAYLOAD;
     private static final long PROGRESS_EVERY = 8 << 20;
-    /** Pages between two calls of a round's chunk hook: 32 MiB of guest memory. */
-    static final int CHUNK_PAGES = 8192;
+    /** Pages between two calls of a round's chunk hook: 8 MiB of guest memory, so a probe of the slower way costs little. */
+    static final int CHUNK_PAGES = 2048;
 
     private Link link;
     private final GuestMemory memory;
