@@ -68,6 +68,17 @@ public final class PageEncoder implements AutoCloseable {
     private long triedPayloadBytes;
     private boolean xbzrleActive;
 
+    /**
+     * Loads LZ4's and zstd's native libraries, which takes tens of milliseconds the first time in
+     * a process: a one-time cost of the process, paid before a migration's clock starts rather
+     * than inside its first compressed chunk.
+     */
+    public static void loadCodecs() {
+        try (Lz4Codec lz4 = new Lz4Codec(); ZstdCodec zstd = new ZstdCodec(1)) {
+            // constructing them is the loading
+        }
+    }
+
     /** An encoder for the stages in {@code negotiated}, sized by {@code params}. */
     public PageEncoder(Set<Capability> negotiated, MigrationParameters params) {
         this.zeroPages = negotiated.contains(Capability.ZERO_PAGES);

@@ -1,5 +1,7 @@
 package dev.ferry.engine;
 
+import dev.ferry.compression.PageEncoder;
+import dev.ferry.core.Capability;
 import dev.ferry.core.DirtyLog;
 import dev.ferry.core.GuestMemory;
 import dev.ferry.core.MigrationListener;
@@ -66,6 +68,9 @@ public final class SourceBuilder {
     public OutgoingMigration start() {
         if (destination == null) {
             throw new IllegalStateException("no destination: call connect(address) first");
+        }
+        if (parameters.capabilities().contains(Capability.LZ4) || parameters.capabilities().contains(Capability.ZSTD)) {
+            PageEncoder.loadCodecs();
         }
         EventLoopGroup group = Transports.group(1);
         SourceMigration migration = new SourceMigration(memory, dirtyLog, vm, parameters, destination, group, clock,
