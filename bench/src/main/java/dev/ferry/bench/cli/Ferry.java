@@ -38,8 +38,9 @@ public final class Ferry {
               --time-limit MS                switch over after MS whatever the estimate (default none)
               --stages LIST                  auto (zero,xbzrle,lz4), none, or a subset of
                                              zero,xbzrle,lz4,zstd (default auto)
-              --compression adaptive|always  whether LZ4/zstd are chosen per round by measurement
-                                             or used in every round (default adaptive)
+              --compression adaptive|always  whether LZ4/zstd are chosen every 8 MiB by measuring
+                                             how fast pages cross with and without them, or always
+                                             used (default adaptive)
               --xbzrle-cache-size SIZE       default 64m
               --zstd-level N                 default 1
               --peer-timeout MS              a silent peer is dead after MS (default 10000)
