@@ -4,49 +4,72 @@ import java.util.Locale;
 
 /**
  * Decides, chunk by chunk, whether LZ4/zstd make a migration faster, by measuring it: how fast
- * pages cross with compression and how fast without, each measured on a chunk of its own.
+ * pages cross with compression and how fast without, each measured on chunks of its own.
  *
  * <p>No model of the link is trusted. On loopback the bottleneck may be the sender's CPU, the
  * receiver's, or the link, and two cores shared with the guest move it around; what counts is
  * the rate at which non-zero pages cross (zero pages cost nothing either way, so they are left
  * out, or a zero-heavy chunk would look fast). Compression is on when that rate is higher with it.
  *
+ * <p>One bound is used, because it is not a model: a compressed chunk cannot take less time than
+ * compressing it, since the same thread compresses and sends. So a plain chunk also compresses a
+ * sample of its pages ({@link #SAMPLE_ONE_IN}) to measure what a page costs the compressor; when
+ * that alone exceeds what sending a page plain takes, compression cannot win, and the whole
+ * compressed chunk that would prove it (the costly part of a probe on a fast link) is skipped.
+ *
  * <p>States:
  * <pre>
- * PROBE_OFF  send this chunk uncompressed to measure that rate (the first chunk starts here)
- * PROBE_ON   compress every page of this chunk to measure that rate
- * ON, OFF    steady: the faster of the two
+ * SAMPLE    send plain, compressing one page in SAMPLE_ONE_IN: measures the plain rate and the
+ *           compressor's cost per page (the first chunk starts here)
+ * PROBE_ON  compress every page: measures the compressed rate
+ * ON, OFF   steady: the faster of the two
  * </pre>
- * After both probes, ON needs the compressed rate to beat the plain one by
- * {@link #ENABLE_MARGIN} (staying on only needs it to be higher), so noise does not flap it, and
- * a switch to ON is confirmed by measuring plain again on the very next chunk. The
- * losing mode is probed again after {@link #PROBE_INTERVAL} chunks, and each probe that loses
- * again doubles that interval (up to {@link #MAX_INTERVAL}): a probe costs one slower chunk, and
- * one that keeps losing should cost ever less.
+ * The first chunk only warms up: it is slow either way (the destination's first touches of its
+ * memory, the JIT), and a rate measured on it would favour whichever mode went second. Rates are
+ * the median of a mode's last {@link Recent#SIZE} chunks, so that one chunk slowed by the guest
+ * does not flip the choice. Switching compression on needs it to beat plain by
+ * {@link #ENABLE_MARGIN} (staying on only needs it to be faster). A steady mode probes the other
+ * (always through a SAMPLE chunk first) when its own rate says the other would now win, and
+ * otherwise every {@link #PROBE_INTERVAL} chunks; each probe that leaves the choice unchanged
+ * doubles that interval (up to {@link #MAX_INTERVAL}), so a mode that keeps losing costs ever
+ * less to keep checking.
  *
  * <p>Time comes only from the arguments; the chooser never reads a clock.
  */
 public final class CompressionChooser {
     /** Chunks after which the losing mode is measured again (doubling while it keeps losing). */
     public static final int PROBE_INTERVAL = 8;
+    /** A SAMPLE chunk tries the compressors on one non-zero page in this many. */
+    public static final int SAMPLE_ONE_IN = 32;
     static final int MAX_INTERVAL = 128;
     static final double ENABLE_MARGIN = 1.1;
+    private static final double PAGE_BYTES = 4096;
 
     /** The chooser's states; see the class comment. */
-    public enum State { PROBE_OFF, PROBE_ON, ON, OFF }
+    public enum State { SAMPLE, PROBE_ON, ON, OFF }
 
-    /** Whether to compress the next chunk, and why (for the round report). */
-    public record Decision(boolean compress, String reason) {
+    /**
+     * How to encode the next chunk, and why (for the round report).
+     *
+     * @param compressOneIn the pages to try LZ4/zstd on, as {@link PageEncoder#compressOneIn} takes it
+     */
+    public record Decision(int compressOneIn, String reason) {
+        /** Whether every page of the chunk is compressed. */
+        public boolean compress() {
+            return compressOneIn == 1;
+        }
     }
 
-    private State state = State.PROBE_OFF;
-    private Decision decision = new Decision(false, "probe: sending plain to measure it");
-    private double plainRate = Double.NaN;
-    private double compressedRate = Double.NaN;
+    private State state = State.SAMPLE;
+    private Decision decision = new Decision(SAMPLE_ONE_IN, "warm-up: sending plain");
+    private boolean warmedUp;
+    private final Recent plainRate = new Recent();
+    private final Recent compressedRate = new Recent();
+    private final Recent costNanos = new Recent();
     private double savedFraction;
-    /** The steady choice, which a re-probe of the other mode may overturn. */
+    /** Whether a steady choice has been made; the first one is no re-probe. */
+    private boolean settled;
     private boolean steadyOn;
-    private boolean reprobing;
     private int sinceProbe;
     private int interval = PROBE_INTERVAL;
 
@@ -63,60 +86,136 @@ public final class CompressionChooser {
     /**
      * Takes the figures of the chunk just sent and decides the next one.
      *
-     * @param nonZeroPages    pages of the chunk that were not zero pages
-     * @param nanos           how long the chunk took
-     * @param triedBeforeBytes payload bytes the compressors were tried on would have been without them
-     * @param triedPayloadBytes what they were ({@link StageStats#triedPayloadBytes()})
+     * @param chunk what the encoder did during the chunk ({@link StageStats#minus})
+     * @param nanos how long the chunk took
      */
-    public Decision next(long nonZeroPages, long nanos, long triedBeforeBytes, long triedPayloadBytes) {
-        if (nonZeroPages == 0 || nanos <= 0) {
+    public Decision next(StageStats chunk, long nanos) {
+        long nonZero = chunk.pages() - chunk.pagesOf(PageEncoding.ZERO);
+        if (nonZero == 0 || nanos <= 0) {
             return decision;
         }
-        double rate = nonZeroPages * 4096.0 * 1e9 / nanos;
+        if (!warmedUp) {
+            warmedUp = true;
+            return decide(State.SAMPLE, "probe: sending plain, compressing one page in " + SAMPLE_ONE_IN
+                    + " to measure both (the first chunk only warmed up)");
+        }
+        measure(chunk, nonZero, nanos);
+        return switch (state) {
+            case SAMPLE -> afterSample();
+            case PROBE_ON -> settle(compressedWins(), figures());
+            case ON, OFF -> steady();
+        };
+    }
+
+    private void measure(StageStats chunk, long nonZero, long nanos) {
+        if (chunk.triedPages() > 0) {
+            costNanos.add((double) chunk.compressNanos() / chunk.triedPages());
+            if (chunk.triedBeforeBytes() > 0) {
+                savedFraction = Math.max(0,
+                        (double) (chunk.triedBeforeBytes() - chunk.triedPayloadBytes()) / chunk.triedBeforeBytes());
+            }
+        }
         if (decision.compress()) {
-            compressedRate = rate;
-            if (triedBeforeBytes > 0) {
-                savedFraction = Math.max(0, (double) (triedBeforeBytes - triedPayloadBytes) / triedBeforeBytes);
-            }
-        } else {
-            plainRate = rate;
+            compressedRate.add(nonZero * PAGE_BYTES * 1e9 / nanos);
+        } else if (nanos > chunk.compressNanos()) {
+            // the sample's compressing is not what plain costs
+            plainRate.add(nonZero * PAGE_BYTES * 1e9 / (nanos - chunk.compressNanos()));
         }
-        if (Double.isNaN(plainRate)) {
-            return decide(State.PROBE_OFF, "probe: sending plain to measure it");
+    }
+
+    private Decision afterSample() {
+        if (hopeless()) {
+            return settle(false, String.format(Locale.ROOT,
+                    "compressing takes %.1f us a page, more than sending one plain (%.1f us, %.0f MB/s)",
+                    costNanos.median() / 1e3, plainNanosPerPage() / 1e3, plainRate.median() / 1e6));
         }
-        if (Double.isNaN(compressedRate)) {
-            return decide(State.PROBE_ON, "probe: compressing every page to measure it");
+        if (!steadyOn) {
+            return decide(State.PROBE_ON, "probe: compressing every page to measure it; "
+                    + String.format(Locale.ROOT, "compressing takes %.1f us a page, sending one plain %.1f us",
+                    costNanos.median() / 1e3, plainNanosPerPage() / 1e3));
         }
-        boolean compressedWins = compressedRate > plainRate * (steadyOn ? 1.0 : ENABLE_MARGIN);
-        if (state == State.PROBE_ON || state == State.PROBE_OFF) {
-            if (reprobing) {
-                // the probed mode lost again: probe it less often; it won: back to the usual pace
-                interval = compressedWins == steadyOn ? Math.min(MAX_INTERVAL, interval * 2) : PROBE_INTERVAL;
-                reprobing = false;
-            }
-            sinceProbe = 0;
-        } else {
-            sinceProbe++;
+        return settle(compressedWins(), figures());
+    }
+
+    /** A probe ended: {@code on} is the choice from now on. */
+    private Decision settle(boolean on, String why) {
+        if (settled) {
+            interval = on == steadyOn ? Math.min(MAX_INTERVAL, interval * 2) : PROBE_INTERVAL;
         }
-        // switching compression on is the costly mistake on a fast link, and one chunk is a small
-        // sample (the start of guest RAM is mostly zero pages): confirm it on the next chunk
-        boolean confirm = compressedWins && !steadyOn;
-        steadyOn = compressedWins;
-        String figures = String.format(Locale.ROOT,
+        settled = true;
+        steadyOn = on;
+        sinceProbe = 0;
+        return on ? decide(State.ON, "on: " + why) : decide(State.OFF, "off: " + why);
+    }
+
+    private Decision steady() {
+        sinceProbe++;
+        if (compressedWins() != steadyOn) {
+            return decide(State.SAMPLE, "probe: the other way may now be faster; " + figures());
+        }
+        if (sinceProbe >= interval) {
+            return decide(State.SAMPLE, "probe: measuring both again; " + figures());
+        }
+        return decide(steadyOn ? State.ON : State.OFF, (steadyOn ? "on: " : "off: ") + figures());
+    }
+
+    /** Compressing a page alone takes longer than sending it plain (by the margin, to switch on). */
+    private boolean hopeless() {
+        return !Double.isNaN(costNanos.median()) && !Double.isNaN(plainRate.median())
+                && costNanos.median() * (steadyOn ? 1.0 : ENABLE_MARGIN) >= plainNanosPerPage();
+    }
+
+    private boolean compressedWins() {
+        if (Double.isNaN(compressedRate.median()) || Double.isNaN(plainRate.median()) || hopeless()) {
+            return false;
+        }
+        return compressedRate.median() > plainRate.median() * (steadyOn ? 1.0 : ENABLE_MARGIN);
+    }
+
+    private double plainNanosPerPage() {
+        return PAGE_BYTES * 1e9 / plainRate.median();
+    }
+
+    private String figures() {
+        if (Double.isNaN(compressedRate.median())) {
+            return String.format(Locale.ROOT, "pages cross at %.0f MB/s plain; compressing takes %.1f us a page",
+                    plainRate.median() / 1e6, costNanos.median() / 1e3);
+        }
+        return String.format(Locale.ROOT,
                 "pages cross at %.0f MB/s compressed (saving %.0f%%) against %.0f MB/s plain",
-                compressedRate / 1e6, 100 * savedFraction, plainRate / 1e6);
-        if (sinceProbe >= interval || confirm) {
-            reprobing = true;
-            return steadyOn
-                    ? decide(State.PROBE_OFF, "probe: measuring plain again; " + figures)
-                    : decide(State.PROBE_ON, "probe: measuring compressed again; " + figures);
-        }
-        return steadyOn ? decide(State.ON, "on: " + figures) : decide(State.OFF, "off: " + figures);
+                compressedRate.median() / 1e6, 100 * savedFraction, plainRate.median() / 1e6);
     }
 
     private Decision decide(State next, String reason) {
         state = next;
-        decision = new Decision(next == State.ON || next == State.PROBE_ON, reason);
+        int oneIn = switch (next) {
+            case SAMPLE -> SAMPLE_ONE_IN;
+            case PROBE_ON, ON -> 1;
+            case OFF -> 0;
+        };
+        decision = new Decision(oneIn, reason);
         return decision;
+    }
+
+    /** The last few measurements of one figure; their median resists a single outlier. */
+    private static final class Recent {
+        static final int SIZE = 3;
+        private final double[] values = new double[SIZE];
+        private int count;
+
+        void add(double value) {
+            values[count % SIZE] = value;
+            count++;
+        }
+
+        double median() {
+            return switch (Math.min(count, SIZE)) {
+                case 0 -> Double.NaN;
+                case 1 -> values[0];
+                case 2 -> (values[0] + values[1]) / 2;
+                default -> Math.max(Math.min(values[0], values[1]),
+                        Math.min(Math.max(values[0], values[1]), values[2]));
+            };
+        }
     }
 }

@@ -16,9 +16,10 @@ import java.util.Set;
  *
  * <p>Per page: a zero page is {@link PageEncoding#ZERO}. Otherwise, with XBZRLE negotiated, the
  * page is diffed against the cached copy last sent (a page identical to it is an empty
- * {@link PageEncoding#XBZRLE} payload). With compression enabled for the round, each negotiated
- * compressor is tried on the page and on the delta. The smallest candidate wins; ties go to the
- * cheaper one to decode, and anything not smaller than 4096 bytes is sent {@link PageEncoding#RAW}.
+ * {@link PageEncoding#XBZRLE} payload). When compression is on for the page (see
+ * {@link #compressOneIn}), each negotiated compressor is tried on the page and on the delta. The
+ * smallest candidate wins; ties go to the cheaper one to decode, and anything not smaller than
+ * 4096 bytes is sent {@link PageEncoding#RAW}.
  * The cache then holds the page as sent; a zero page is dropped from it instead, since zeros are
  * cheaper to send as such than as a delta.
  *
@@ -51,7 +52,8 @@ public final class PageEncoder implements AutoCloseable {
     private final MemorySegment[] trials = new MemorySegment[2];
     private final ByteBuffer[] trialBuffers = new ByteBuffer[2];
     private final SegmentView pageView = new SegmentView();
-    private boolean compress = true;
+    private int compressOneIn = 1;
+    private int sinceCompressed;
     private int encoding = -1;
 
     private int bestCode;
@@ -64,9 +66,11 @@ public final class PageEncoder implements AutoCloseable {
     private long bytesBeforeCompression;
     private long compressInputBytes;
     private long compressNanos;
+    private long triedPages;
     private long triedBeforeBytes;
     private long triedPayloadBytes;
     private boolean xbzrleActive;
+    private boolean lastPass;
 
     /**
      * Loads LZ4's and zstd's native libraries, which takes tens of milliseconds the first time in
@@ -130,7 +134,8 @@ public final class PageEncoder implements AutoCloseable {
         }
         int beforeCompression = bestLength;
         boolean tried = false;
-        if (compress && (lz4 != null || zstd != null)) {
+        if (compressOneIn > 0 && (lz4 != null || zstd != null) && ++sinceCompressed >= compressOneIn) {
+            sinceCompressed = 0;
             tryCompressors(page, pageOff, deltaLength);
             tried = true;
         }
@@ -142,9 +147,15 @@ public final class PageEncoder implements AutoCloseable {
             MemorySegment.copy(page, pageOff, dst, dstOff, PAGE);
         }
         if (cache != null && xbzrleActive) {
-            cache.insert(index, page, pageOff);
+            if (lastPass) {
+                // a page sent twice in the last pass must not be diffed against what it was before it
+                cache.invalidate(index);
+            } else {
+                cache.insert(index, page, pageOff);
+            }
         }
         if (tried) {
+            triedPages++;
             triedBeforeBytes += beforeCompression;
             triedPayloadBytes += bestLength;
         }
@@ -221,24 +232,40 @@ public final class PageEncoder implements AutoCloseable {
         xbzrleActive = on;
     }
 
+    /**
+     * Marks the pages encoded from now on as sent for the last time (stop-and-copy): deltas are
+     * still taken against the cache, but nothing more is cached (a page used is dropped). No page
+     * will be diffed again, so copying each into the cache would only lengthen the downtime.
+     */
+    public void lastPass() {
+        lastPass = true;
+    }
+
     /** The {@link PageEncoding} code of the payload the last {@link #encode} produced. */
     public int encoding() {
         return encoding;
     }
 
     /**
-     * Whether LZ4 and zstd (those negotiated) are tried from now on; the adaptive chooser sets it
-     * chunk by chunk. Zero pages and XBZRLE are always used when negotiated.
+     * On which pages LZ4 and zstd (those negotiated) are tried from now on: every page for 1, none
+     * for 0, and one page in {@code n} otherwise (a sample that measures what compressing costs
+     * and saves without paying it on every page). The adaptive chooser sets it chunk by chunk.
+     * Zero pages and XBZRLE are always used when negotiated.
      */
-    public void compressionEnabled(boolean on) {
-        this.compress = on;
+    public void compressOneIn(int n) {
+        if (n < 0) {
+            throw new IllegalArgumentException("compressOneIn(" + n + "): 0 (never), 1 (always) or more");
+        }
+        this.compressOneIn = n;
+        this.sinceCompressed = 0;
     }
 
     /** A snapshot of the figures so far; call from the encoding thread or after it stopped. */
     public StageStats stats() {
         return new StageStats(pages, saved, payloadBytes, bytesBeforeCompression, compressInputBytes, compressNanos,
-                triedBeforeBytes, triedPayloadBytes, cache == null ? 0 : cache.hits(), cache == null ? 0 : cache.misses(),
-                cache == null ? 0 : cache.overflows(), cache == null ? 0 : cache.evictions());
+                triedPages, triedBeforeBytes, triedPayloadBytes, cache == null ? 0 : cache.hits(),
+                cache == null ? 0 : cache.misses(), cache == null ? 0 : cache.overflows(),
+                cache == null ? 0 : cache.evictions());
     }
 
     @Override

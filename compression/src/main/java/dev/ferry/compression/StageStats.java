@@ -20,6 +20,7 @@ public final class StageStats {
     private final long bytesBeforeCompression;
     private final long compressInputBytes;
     private final long compressNanos;
+    private final long triedPages;
     private final long triedBeforeBytes;
     private final long triedPayloadBytes;
     private final long xbzrleHits;
@@ -28,7 +29,7 @@ public final class StageStats {
     private final long xbzrleEvictions;
 
     StageStats(long[] pages, long[] saved, long payloadBytes, long bytesBeforeCompression, long compressInputBytes,
-               long compressNanos, long triedBeforeBytes, long triedPayloadBytes, long xbzrleHits, long xbzrleMisses,
+               long compressNanos, long triedPages, long triedBeforeBytes, long triedPayloadBytes, long xbzrleHits, long xbzrleMisses,
                long xbzrleOverflows, long xbzrleEvictions) {
         this.pages = pages.clone();
         this.saved = saved.clone();
@@ -36,6 +37,7 @@ public final class StageStats {
         this.bytesBeforeCompression = bytesBeforeCompression;
         this.compressInputBytes = compressInputBytes;
         this.compressNanos = compressNanos;
+        this.triedPages = triedPages;
         this.triedBeforeBytes = triedBeforeBytes;
         this.triedPayloadBytes = triedPayloadBytes;
         this.xbzrleHits = xbzrleHits;
@@ -46,7 +48,7 @@ public final class StageStats {
 
     /** Figures of all zeros. */
     public static StageStats empty() {
-        return new StageStats(new long[PageEncoding.COUNT], new long[PageEncoding.COUNT], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+        return new StageStats(new long[PageEncoding.COUNT], new long[PageEncoding.COUNT], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
     }
 
     /** Pages sent as {@code code} (a {@link PageEncoding} code). */
@@ -93,6 +95,11 @@ public final class StageStats {
         return compressNanos;
     }
 
+    /** Pages LZ4/zstd were tried on: all non-zero pages when compressing, a sample when probing. */
+    public long triedPages() {
+        return triedPages;
+    }
+
     /**
      * Over the pages LZ4/zstd were tried on (all pages when compressing, a sample when probing):
      * their payload bytes had the compressors not been tried.
@@ -134,7 +141,7 @@ public final class StageStats {
         return new StageStats(p, s, payloadBytes - earlier.payloadBytes,
                 bytesBeforeCompression - earlier.bytesBeforeCompression,
                 compressInputBytes - earlier.compressInputBytes, compressNanos - earlier.compressNanos,
-                triedBeforeBytes - earlier.triedBeforeBytes, triedPayloadBytes - earlier.triedPayloadBytes,
+                triedPages - earlier.triedPages, triedBeforeBytes - earlier.triedBeforeBytes, triedPayloadBytes - earlier.triedPayloadBytes,
                 xbzrleHits - earlier.xbzrleHits, xbzrleMisses - earlier.xbzrleMisses,
                 xbzrleOverflows - earlier.xbzrleOverflows, xbzrleEvictions - earlier.xbzrleEvictions);
     }
@@ -156,6 +163,7 @@ public final class StageStats {
         json.name("bytesBeforeCompression").value(bytesBeforeCompression);
         json.name("compressInputBytes").value(compressInputBytes);
         json.name("compressNanos").value(compressNanos);
+        json.name("triedPages").value(triedPages);
         json.name("triedBeforeBytes").value(triedBeforeBytes);
         json.name("triedPayloadBytes").value(triedPayloadBytes);
         json.name("xbzrle").beginObject()

@@ -6,34 +6,75 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.ferry.compression.CompressionChooser.Decision;
 import dev.ferry.compression.CompressionChooser.State;
+import java.util.Arrays;
 import org.junit.jupiter.api.Test;
 
-/** Synthetic chunks of 8192 non-zero pages (32 MiB): what matters is how long each took. */
+/**
+ * Synthetic chunks of 8192 non-zero pages (32 MiB): what matters is how long each took, and how
+ * long the compressor took on the pages it was tried on.
+ */
 class CompressionChooserTest {
     private static final long PAGES = 8192;
-    private static final long BYTES = PAGES * 4096;
     private static final long MS = 1_000_000;
+    private static final long US = 1_000;
 
-    /** The chunk took {@code ms}; when compressed, LZ4 halved it. */
+    /**
+     * The chunk took {@code ms}; the compressor took {@code costMicros} on each page it tried and
+     * halved it.
+     */
+    private static Decision chunk(CompressionChooser chooser, long ms, double costMicros) {
+        int oneIn = chooser.current().compressOneIn();
+        long tried = oneIn == 0 ? 0 : PAGES / oneIn;
+        long compressNanos = (long) (tried * costMicros * US);
+        long[] pages = new long[PageEncoding.COUNT];
+        pages[PageEncoding.RAW] = PAGES - tried;
+        pages[PageEncoding.LZ4] = tried;
+        StageStats stats = new StageStats(pages, new long[PageEncoding.COUNT], 0, 0, tried * 4096, compressNanos,
+                tried, tried * 4096, tried * 2048, 0, 0, 0, 0);
+        return chooser.next(stats, ms * MS + (oneIn > 1 ? compressNanos : 0));
+    }
+
+    /** A cheap compressor (1 us a page: LZ4 on text), as on a slow link. */
     private static Decision chunk(CompressionChooser chooser, long ms) {
-        boolean compressed = chooser.current().compress();
-        return chooser.next(PAGES, ms * MS, compressed ? BYTES : 0, compressed ? BYTES / 2 : 0);
+        return chunk(chooser, ms, 1);
+    }
+
+    /** Past the warm-up chunk and the first sample: the first decision is due. */
+    private static CompressionChooser warmedUp(long plainMs, double costMicros) {
+        CompressionChooser chooser = new CompressionChooser();
+        chunk(chooser, 10 * plainMs, costMicros);
+        chunk(chooser, plainMs, costMicros);
+        return chooser;
     }
 
     @Test
-    void probesPlainThenCompressedBeforeDeciding() {
+    void theFirstChunkWarmsUpThenASampleMeasuresPlainAndTheCompressorsCost() {
         CompressionChooser chooser = new CompressionChooser();
-        assertEquals(State.PROBE_OFF, chooser.state());
-        assertFalse(chooser.current().compress());
-        Decision d = chunk(chooser, 50);
+        assertEquals(State.SAMPLE, chooser.state());
+        assertEquals(CompressionChooser.SAMPLE_ONE_IN, chooser.current().compressOneIn());
+        Decision d = chunk(chooser, 500);
+        assertEquals(State.SAMPLE, chooser.state(), "a slow first chunk decides nothing: " + d.reason());
+        d = chunk(chooser, 50);
         assertEquals(State.PROBE_ON, chooser.state(), d.reason());
-        assertTrue(d.compress(), "then a chunk compressed");
+        assertTrue(d.compress(), "then a chunk compressed whole");
+    }
+
+    @Test
+    void aCompressorSlowerThanPlainSendingIsNeverProbedWhole() {
+        // 32 MiB plain in 50 ms: 6.1 us a page; LZ4 takes 12 us a page, as on sort's pages here
+        CompressionChooser chooser = warmedUp(50, 12);
+        assertEquals(State.OFF, chooser.state(), chooser.current().reason());
+        assertTrue(chooser.current().reason().startsWith(
+                "off: compressing takes 12.0 us a page, more than sending one plain (6.1 us, 671 MB/s)"),
+                chooser.current().reason());
+        for (int i = 0; i < 200; i++) {
+            assertFalse(chunk(chooser, 50, 12).compress(), "chunk " + i + ": " + chooser.current().reason());
+        }
     }
 
     @Test
     void loopbackWherePlainPagesCrossFasterKeepsCompressionOff() {
-        CompressionChooser chooser = new CompressionChooser();
-        chunk(chooser, 50);
+        CompressionChooser chooser = warmedUp(50, 1);
         Decision d = chunk(chooser, 80);
         assertEquals(State.OFF, chooser.state(), d.reason());
         assertTrue(d.reason().startsWith("off: pages cross at 419 MB/s compressed (saving 50%) against 671 MB/s plain"),
@@ -42,87 +83,92 @@ class CompressionChooserTest {
 
     @Test
     void aSlowLinkWhereCompressedPagesCrossFasterTurnsItOn() {
-        CompressionChooser chooser = new CompressionChooser();
-        chunk(chooser, 335);
-        Decision d = chunk(chooser, 170);
-        assertEquals(State.PROBE_OFF, chooser.state(), "a switch on is confirmed by plain once more: " + d.reason());
-        d = chunk(chooser, 335);
+        CompressionChooser chooser = warmedUp(335, 4);
+        Decision d = chunk(chooser, 170, 4);
         assertEquals(State.ON, chooser.state(), d.reason());
-        assertTrue(d.compress());
         for (int i = 0; i < CompressionChooser.PROBE_INTERVAL - 1; i++) {
-            assertTrue(chunk(chooser, 170).compress());
+            assertTrue(chunk(chooser, 170, 4).compress(), chooser.current().reason());
         }
     }
 
     @Test
     void switchingOnNeedsAMarginStayingOnDoesNot() {
-        CompressionChooser off = new CompressionChooser();
-        chunk(off, 100);
+        CompressionChooser off = warmedUp(100, 1);
         chunk(off, 95);
         assertEquals(State.OFF, off.state(), "5% faster is within the noise: stays off");
-        CompressionChooser on = new CompressionChooser();
-        chunk(on, 100);
+        CompressionChooser on = warmedUp(100, 1);
         chunk(on, 50);
-        chunk(on, 100);
         assertEquals(State.ON, on.state());
-        chunk(on, 97);
+        for (int i = 0; i < 3; i++) {
+            chunk(on, 97);
+        }
         assertEquals(State.ON, on.state(), "still faster than plain: stays on");
     }
 
     @Test
-    void aLosingModeIsProbedLessAndLessOftenButStillProbed() {
-        CompressionChooser chooser = new CompressionChooser();
+    void oneSlowChunkDoesNotFlipTheChoice() {
+        CompressionChooser chooser = warmedUp(100, 1);
         chunk(chooser, 50);
+        chunk(chooser, 50);
+        assertEquals(State.ON, chooser.state());
+        Decision d = chunk(chooser, 400);
+        assertEquals(State.ON, chooser.state(), "the guest slowed one chunk: " + d.reason());
+        chunk(chooser, 400);
+        assertEquals(State.SAMPLE, chooser.state(), "two slow chunks in three are a trend: measure plain again");
+        d = chunk(chooser, 100);
+        assertEquals(State.OFF, chooser.state(), "plain is faster now: " + d.reason());
+    }
+
+    @Test
+    void aLosingModeIsProbedLessAndLessOftenButStillProbed() {
+        CompressionChooser chooser = warmedUp(50, 1);
         chunk(chooser, 80);
+        assertEquals(State.OFF, chooser.state());
         int[] gaps = new int[3];
         for (int probe = 0; probe < gaps.length; probe++) {
             int offChunks = 0;
-            while (!chunk(chooser, 50).compress()) {
+            while (chunk(chooser, 50).compressOneIn() == 0) {
                 offChunks++;
                 assertTrue(offChunks < 1000, "never probed again");
             }
-            assertEquals(State.PROBE_ON, chooser.state());
-            gaps[probe] = offChunks;
-            Decision d = chunk(chooser, 80);
+            assertEquals(State.SAMPLE, chooser.state(), "a probe starts with a sample");
+            Decision d = chunk(chooser, 50);
+            assertEquals(State.PROBE_ON, chooser.state(), "the sample leaves it open: " + d.reason());
+            d = chunk(chooser, 80);
             assertEquals(State.OFF, chooser.state(), d.reason());
+            gaps[probe] = offChunks;
         }
         assertEquals(CompressionChooser.PROBE_INTERVAL - 1, gaps[0]);
         assertTrue(gaps[1] > gaps[0] && gaps[2] > gaps[1], "the interval grows while probes lose: "
-                + java.util.Arrays.toString(gaps));
+                + Arrays.toString(gaps));
     }
 
     @Test
     void aProbeThatWinsSwitchesModes() {
-        CompressionChooser chooser = new CompressionChooser();
-        chunk(chooser, 50);
+        CompressionChooser chooser = warmedUp(50, 1);
         chunk(chooser, 80);
-        while (!chunk(chooser, 50).compress()) {
-            assertEquals(State.OFF, chooser.state());
-        }
-        // meanwhile the link got slow: the probe shows compressed pages now cross faster
-        Decision d = chunk(chooser, 40);
-        assertEquals(State.PROBE_OFF, chooser.state(), "confirming: " + d.reason());
-        d = chunk(chooser, 90);
+        chunk(chooser, 50);
+        assertEquals(State.OFF, chooser.state());
+        // the link got slow: two slow plain chunks make the compressed rate measured before look
+        // better, so a probe measures it again
+        chunk(chooser, 90);
+        assertEquals(State.OFF, chooser.state(), "one slow chunk is not a trend");
+        Decision d = chunk(chooser, 90);
+        assertEquals(State.SAMPLE, chooser.state(), d.reason());
+        chunk(chooser, 90);
+        assertEquals(State.PROBE_ON, chooser.state());
+        d = chunk(chooser, 40);
         assertEquals(State.ON, chooser.state(), d.reason());
     }
 
     @Test
-    void aSwitchOnThatPlainBeatsAtOnceIsUndone() {
-        CompressionChooser chooser = new CompressionChooser();
-        chunk(chooser, 120);
-        chunk(chooser, 80);
-        assertEquals(State.PROBE_OFF, chooser.state(), "the first plain chunk looked slow");
-        Decision d = chunk(chooser, 50);
-        assertEquals(State.OFF, chooser.state(), "plain measured again is faster: " + d.reason());
-    }
-
-    @Test
     void aChunkOfZeroPagesTellsNothing() {
-        CompressionChooser chooser = new CompressionChooser();
-        chunk(chooser, 335);
+        CompressionChooser chooser = warmedUp(335, 1);
         chunk(chooser, 170);
-        chunk(chooser, 335);
         Decision before = chooser.current();
-        assertEquals(before, chooser.next(0, 3 * MS, 0, 0), "zero pages cross fast either way");
+        long[] pages = new long[PageEncoding.COUNT];
+        pages[PageEncoding.ZERO] = PAGES;
+        StageStats zeros = new StageStats(pages, new long[PageEncoding.COUNT], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+        assertEquals(before, chooser.next(zeros, 3 * MS), "zero pages cross fast either way");
     }
 }

@@ -61,6 +61,30 @@ class PageCodecTest {
         assertTrue(stats.pagesOf(PageEncoding.XBZRLE) > 0);
     }
 
+    @Test
+    void theLastPassDiffsAgainstTheCacheButCachesNothingMore() throws MalformedPayloadException {
+        Random rnd = new Random(40);
+        try (PageEncoder encoder = new PageEncoder(EnumSet.of(Capability.XBZRLE), MigrationParameters.defaults());
+             PageDecoder decoder = new PageDecoder();
+             GuestMemory dest = GuestMemory.anonymous(Pages.PAGE)) {
+            encoder.xbzrleActive(true);
+            byte[] content = Pages.anyPage(rnd);
+            for (int send = 0; send < 4; send++) {
+                if (send == 1) {
+                    encoder.lastPass();
+                }
+                content[100 * send] ^= 0x5A;
+                MemorySegment.copy(content, 0, page, ValueLayout.JAVA_BYTE, 0, Pages.PAGE);
+                int len = encoder.encode(0, page, 0, payload, 0);
+                decoder.decode(encoder.encoding(), 0, payload, 0, len, dest);
+                assertArrayEquals(content, Pages.bytes(dest.segment(), 0, Pages.PAGE), "send " + send);
+                assertEquals(send == 1 ? PageEncoding.XBZRLE : PageEncoding.RAW, encoder.encoding(),
+                        "send " + send + ": only the page cached before the last pass is diffed");
+            }
+            assertEquals(1, encoder.stats().xbzrleHits());
+        }
+    }
+
     /**
      * Rounds of a little guest: every round dirties some pages in guest-like ways, the encoder
      * sends them, the decoder applies them to a second memory; after each round both match. Each
@@ -77,7 +101,7 @@ class PageCodecTest {
              GuestMemory dest = GuestMemory.anonymous((long) PAGES * Pages.PAGE);
              Lz4Codec lz4 = new Lz4Codec(); ZstdCodec zstd = new ZstdCodec(3);
              XbzrleCache shadow = new XbzrleCache(16L * Pages.PAGE)) {
-            encoder.compressionEnabled(compress);
+            encoder.compressOneIn(compress ? 1 : 0);
             encoder.xbzrleActive(true);
             for (int i = 0; i < PAGES; i++) {
                 source[i] = Pages.anyPage(rnd);
@@ -209,7 +233,7 @@ class PageCodecTest {
         decoder.decode(encoder.encoding(), 1, payload, 0, first, dest);
         byte[] cur = rnd.nextBoolean() ? Pages.mutate(old, rnd) : Pages.anyPage(rnd);
         MemorySegment.copy(cur, 0, page, ValueLayout.JAVA_BYTE, 0, Pages.PAGE);
-        encoder.compressionEnabled(rnd.nextBoolean());
+        encoder.compressOneIn(rnd.nextInt(3));
         int len = encoder.encode(1, page, 0, payload, 0);
         int code = encoder.encoding();
         byte[] good = Pages.bytes(payload, 0, len);
@@ -288,10 +312,37 @@ class PageCodecTest {
             assertEquals(4L * Pages.PAGE, stats.triedBeforeBytes());
             assertEquals(payload, stats.triedPayloadBytes());
 
-            encoder.compressionEnabled(false);
+            assertEquals(4, stats.triedPages());
+
+            encoder.compressOneIn(0);
             encoder.encode(99, page, 0, out, 0);
             assertEquals(PageEncoding.RAW, encoder.encoding(), "off means no page is tried");
             assertEquals(4L * Pages.PAGE, encoder.stats().triedBeforeBytes());
+            assertEquals(4, encoder.stats().triedPages());
+        }
+    }
+
+    @Test
+    void aSampleTriesTheCompressorsOnOnePageInN() {
+        try (PageEncoder encoder = new PageEncoder(EnumSet.of(Capability.ZERO_PAGES, Capability.LZ4),
+                MigrationParameters.defaults());
+             Arena arena = Arena.ofConfined()) {
+            MemorySegment page = arena.allocate(Pages.PAGE);
+            MemorySegment out = arena.allocate(PageEncoder.MAX_PAYLOAD);
+            page.fill((byte) 'x');
+            encoder.compressOneIn(8);
+            int compressed = 0;
+            for (int i = 0; i < 64; i++) {
+                encoder.encode(i, page, 0, out, 0);
+                if (encoder.encoding() == PageEncoding.LZ4) {
+                    compressed++;
+                    assertEquals(7, i % 8, "the eighth page of every eight: " + i);
+                }
+            }
+            assertEquals(8, compressed);
+            assertEquals(8, encoder.stats().triedPages());
+            assertEquals(56, encoder.stats().pagesOf(PageEncoding.RAW), "the others cross raw");
+            assertTrue(encoder.stats().compressNanos() > 0, "the sample's cost is measured");
         }
     }
 }

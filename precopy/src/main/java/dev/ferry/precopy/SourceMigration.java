@@ -145,7 +145,7 @@ public final class SourceMigration {
             encoder = new PageEncoder(negotiated, params);
             chooser = negotiated.contains(Capability.LZ4) || negotiated.contains(Capability.ZSTD)
                     ? new CompressionChooser() : null;
-            encoder.compressionEnabled(chooser == null || !params.adaptiveCompression() || chooser.current().compress());
+            encoder.compressOneIn(chooser == null || !params.adaptiveCompression() ? 1 : chooser.current().compressOneIn());
             writer = new PageStreamWriter(link, memory, encoder, sentDigest, listener);
             PageBitmap toSend = new PageBitmap(memory.pageCount());
 
@@ -181,6 +181,7 @@ public final class SourceMigration {
                 paused = true;
                 pauseNanos = clock.nanoTime();
                 dirtyLog.sync(toSend);
+                encoder.lastPass();
                 sendRound(link, writer, toSend, ++round, "stop-and-copy");
                 ByteBuf tail = link.buffer(64 * 1024);
                 Wire.writeDeviceState(tail, vm.saveDeviceState());
@@ -553,9 +554,8 @@ public final class SourceMigration {
             return;
         }
         long nanos = now - chunkStart;
-        CompressionChooser.Decision decision = chooser.next(chunk.pages() - chunk.pagesOf(PageEncoding.ZERO), nanos,
-                chunk.triedBeforeBytes(), chunk.triedPayloadBytes());
-        encoder.compressionEnabled(decision.compress());
+        CompressionChooser.Decision decision = chooser.next(chunk, nanos);
+        encoder.compressOneIn(decision.compressOneIn());
         startChunk(now);
     }
 

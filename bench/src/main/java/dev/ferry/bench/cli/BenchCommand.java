@@ -52,6 +52,7 @@ final class BenchCommand {
     int bench(String[] args) throws Exception {
         Options o = Options.parse(args, 1, valued(), Set.of("trace-loop"));
         MigrationParameters params = MigrationFlags.parameters(o);
+        Migration.warmUp();
         try (Guest guest = Guest.create(o)) {
             try (GuestMemory target = GuestMemory.anonymous(guest.memory.byteSize())) {
                 DirtyBitmap targetLog = new DirtyBitmap(target.pageCount());
@@ -115,6 +116,7 @@ final class BenchCommand {
         Options o = Options.parse(args, 1, valued, Set.of("trace-loop"));
         InetSocketAddress address = DestCommand.address("connect", o.get("connect"));
         MigrationParameters params = MigrationFlags.parameters(o);
+        Migration.warmUp();
         try (Guest guest = Guest.create(o)) {
             WorkloadVm vm = new WorkloadVm(guest.workload, guest.memory, guest.log, () -> PageGate.OPEN);
             guest.workload.start(guest.memory, guest.log, PageGate.OPEN);

@@ -28,6 +28,7 @@ final class DestCommand {
     int run(String[] args) throws Exception {
         Options o = Options.parse(args, 1, Set.of("listen", "memory", "json", "accept-timeout", "peer-timeout", "fault-mechanism", "recover-timeout"), Set.of());
         InetSocketAddress listen = address("listen", o.get("listen", "127.0.0.1:0"));
+        Migration.warmUp();
         ReceivedGuest guest = new ReceivedGuest(out);
         DestinationBuilder builder = Migration.destination(guest).listen(listen).peerTimeoutMillis(o.getLong("peer-timeout", 10_000))
                 .faultMechanism(BenchCommand.faultMechanism(o))

@@ -39,6 +39,9 @@ class PostcopyMigrationTest {
 
     @Test
     void postcopyWithRealPageFaultsWhileSafepointsAreForced() throws Exception {
+        // the process's warm-up migration is not under test here, and under a System.gc() loop
+        // it would eat the handshake's time
+        Migration.warmUp();
         AtomicBoolean stop = new AtomicBoolean();
         Thread collector = new Thread(() -> {
             while (!stop.get()) {
