@@ -25,14 +25,18 @@ import java.util.Locale;
  * ON, OFF   steady: the faster of the two
  * </pre>
  * The first chunk only warms up: it is slow either way (the destination's first touches of its
- * memory, the JIT), and a rate measured on it would favour whichever mode went second. Rates are
- * the median of a mode's last {@link Recent#SIZE} chunks, so that one chunk slowed by the guest
- * does not flip the choice. Switching compression on needs it to beat plain by
+ * memory, the JIT), and a rate measured on it would favour whichever mode went second; and the
+ * first decision waits for two SAMPLE chunks, as the next few chunks are often slow too.
+ * Interference (the guest, the other side, the scheduler) only ever slows a chunk down, so a
+ * mode's rate is the best of its last {@link Recent#SIZE} chunks and the compressor's cost the
+ * least of its last samples: a chunk slowed by a burst of guest writes changes nothing, and a
+ * lasting change shows within three chunks. Switching compression on needs it to beat plain by
  * {@link #ENABLE_MARGIN} (staying on only needs it to be faster). A steady mode probes the other
  * (always through a SAMPLE chunk first) when its own rate says the other would now win, and
  * otherwise every {@link #PROBE_INTERVAL} chunks; each probe that leaves the choice unchanged
  * doubles that interval (up to {@link #MAX_INTERVAL}), so a mode that keeps losing costs ever
- * less to keep checking.
+ * less to keep checking. The first choice is checked sooner, after {@link #FIRST_CHECK} chunks:
+ * it rests on the least data, measured while the migration was starting up.
  *
  * <p>Time comes only from the arguments; the chooser never reads a clock.
  */
@@ -41,6 +45,8 @@ public final class CompressionChooser {
     public static final int PROBE_INTERVAL = 8;
     /** A SAMPLE chunk tries the compressors on one non-zero page in this many. */
     public static final int SAMPLE_ONE_IN = 32;
+    /** Chunks after which the first choice is checked. */
+    static final int FIRST_CHECK = 2;
     static final int MAX_INTERVAL = 128;
     static final double ENABLE_MARGIN = 1.1;
     private static final double PAGE_BYTES = 4096;
@@ -72,6 +78,7 @@ public final class CompressionChooser {
     private boolean steadyOn;
     private int sinceProbe;
     private int interval = PROBE_INTERVAL;
+    private boolean lastRound;
 
     /** The decision for the chunk about to be sent. */
     public Decision current() {
@@ -91,7 +98,7 @@ public final class CompressionChooser {
      */
     public Decision next(StageStats chunk, long nanos) {
         long nonZero = chunk.pages() - chunk.pagesOf(PageEncoding.ZERO);
-        if (nonZero == 0 || nanos <= 0) {
+        if (lastRound || nonZero == 0 || nanos <= 0) {
             return decision;
         }
         if (!warmedUp) {
@@ -105,6 +112,19 @@ public final class CompressionChooser {
             case PROBE_ON -> settle(compressedWins(), figures());
             case ON, OFF -> steady();
         };
+    }
+
+    /**
+     * The round about to start is the last (stop-and-copy, with the guest paused): the steady
+     * choice holds for all of it, with no probe. A probe pays now for a better choice later, and
+     * after the last round there is no later; during the downtime it would only lengthen it.
+     */
+    public Decision lastRound() {
+        lastRound = true;
+        // chosen afresh, with the margin a switch on needs: no later round can correct it
+        boolean on = settled && compressedWins(ENABLE_MARGIN);
+        return decide(on ? State.ON : State.OFF, "last round, no probes: " + (on ? "on: " : "off: ")
+                + (settled ? figures() : "no choice made yet, so plain"));
     }
 
     private void measure(StageStats chunk, long nonZero, long nanos) {
@@ -124,15 +144,18 @@ public final class CompressionChooser {
     }
 
     private Decision afterSample() {
+        if (!settled && plainRate.count() < 2) {
+            return decide(State.SAMPLE, "probe: sending plain once more before deciding; " + figures());
+        }
         if (hopeless()) {
             return settle(false, String.format(Locale.ROOT,
                     "compressing takes %.1f us a page, more than sending one plain (%.1f us, %.0f MB/s)",
-                    costNanos.median() / 1e3, plainNanosPerPage() / 1e3, plainRate.median() / 1e6));
+                    costNanos.min() / 1e3, plainNanosPerPage() / 1e3, plainRate.max() / 1e6));
         }
         if (!steadyOn) {
             return decide(State.PROBE_ON, "probe: compressing every page to measure it; "
                     + String.format(Locale.ROOT, "compressing takes %.1f us a page, sending one plain %.1f us",
-                    costNanos.median() / 1e3, plainNanosPerPage() / 1e3));
+                    costNanos.min() / 1e3, plainNanosPerPage() / 1e3));
         }
         return settle(compressedWins(), figures());
     }
@@ -140,7 +163,11 @@ public final class CompressionChooser {
     /** A probe ended: {@code on} is the choice from now on. */
     private Decision settle(boolean on, String why) {
         if (settled) {
-            interval = on == steadyOn ? Math.min(MAX_INTERVAL, interval * 2) : PROBE_INTERVAL;
+            interval = on == steadyOn
+                    ? Math.min(MAX_INTERVAL, Math.max(PROBE_INTERVAL, interval * 2)) : PROBE_INTERVAL;
+        } else {
+            // the first choice rests on the least data, taken while the migration was starting up
+            interval = FIRST_CHECK;
         }
         settled = true;
         steadyOn = on;
@@ -159,31 +186,44 @@ public final class CompressionChooser {
         return decide(steadyOn ? State.ON : State.OFF, (steadyOn ? "on: " : "off: ") + figures());
     }
 
-    /** Compressing a page alone takes longer than sending it plain (by the margin, to switch on). */
+    /** Switching on needs a lead; staying on only needs to be faster. */
+    private double margin() {
+        return steadyOn ? 1.0 : ENABLE_MARGIN;
+    }
+
+    /** Compressing a page alone takes longer than sending it plain (by the margin). */
     private boolean hopeless() {
-        return !Double.isNaN(costNanos.median()) && !Double.isNaN(plainRate.median())
-                && costNanos.median() * (steadyOn ? 1.0 : ENABLE_MARGIN) >= plainNanosPerPage();
+        return hopeless(margin());
+    }
+
+    private boolean hopeless(double margin) {
+        return !Double.isNaN(costNanos.min()) && !Double.isNaN(plainRate.max())
+                && costNanos.min() * margin >= plainNanosPerPage();
     }
 
     private boolean compressedWins() {
-        if (Double.isNaN(compressedRate.median()) || Double.isNaN(plainRate.median()) || hopeless()) {
+        return compressedWins(margin());
+    }
+
+    private boolean compressedWins(double margin) {
+        if (Double.isNaN(compressedRate.max()) || Double.isNaN(plainRate.max()) || hopeless(margin)) {
             return false;
         }
-        return compressedRate.median() > plainRate.median() * (steadyOn ? 1.0 : ENABLE_MARGIN);
+        return compressedRate.max() > plainRate.max() * margin;
     }
 
     private double plainNanosPerPage() {
-        return PAGE_BYTES * 1e9 / plainRate.median();
+        return PAGE_BYTES * 1e9 / plainRate.max();
     }
 
     private String figures() {
-        if (Double.isNaN(compressedRate.median())) {
+        if (Double.isNaN(compressedRate.max())) {
             return String.format(Locale.ROOT, "pages cross at %.0f MB/s plain; compressing takes %.1f us a page",
-                    plainRate.median() / 1e6, costNanos.median() / 1e3);
+                    plainRate.max() / 1e6, costNanos.min() / 1e3);
         }
         return String.format(Locale.ROOT,
                 "pages cross at %.0f MB/s compressed (saving %.0f%%) against %.0f MB/s plain",
-                compressedRate.median() / 1e6, 100 * savedFraction, plainRate.median() / 1e6);
+                compressedRate.max() / 1e6, 100 * savedFraction, plainRate.max() / 1e6);
     }
 
     private Decision decide(State next, String reason) {
@@ -197,7 +237,7 @@ public final class CompressionChooser {
         return decision;
     }
 
-    /** The last few measurements of one figure; their median resists a single outlier. */
+    /** The last few measurements of one figure. */
     private static final class Recent {
         static final int SIZE = 3;
         private final double[] values = new double[SIZE];
@@ -208,14 +248,27 @@ public final class CompressionChooser {
             count++;
         }
 
-        double median() {
-            return switch (Math.min(count, SIZE)) {
-                case 0 -> Double.NaN;
-                case 1 -> values[0];
-                case 2 -> (values[0] + values[1]) / 2;
-                default -> Math.max(Math.min(values[0], values[1]),
-                        Math.min(Math.max(values[0], values[1]), values[2]));
-            };
+        /** How many were added, all told. */
+        int count() {
+            return count;
+        }
+
+        /** The largest of the last {@link #SIZE}, or NaN before the first. */
+        double max() {
+            double max = Double.NaN;
+            for (int i = 0; i < Math.min(count, SIZE); i++) {
+                max = Double.isNaN(max) ? values[i] : Math.max(max, values[i]);
+            }
+            return max;
+        }
+
+        /** The smallest of the last {@link #SIZE}, or NaN before the first. */
+        double min() {
+            double min = Double.NaN;
+            for (int i = 0; i < Math.min(count, SIZE); i++) {
+                min = Double.isNaN(min) ? values[i] : Math.min(min, values[i]);
+            }
+            return min;
         }
     }
 }

@@ -1,7 +1,6 @@
 package dev.ferry.compression;
 
 import dev.ferry.core.GuestMemory;
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 
@@ -11,7 +10,9 @@ import java.util.Arrays;
  * <p>Direct-mapped by page index like QEMU's {@code page_cache.c}: slot {@code index & (slots - 1)}
  * holds at most one page, tagged with its index; inserting another page that maps to the slot
  * evicts it. The slot count is the largest power of two whose pages fit in the configured size,
- * and all slots are one off-heap allocation made up front.
+ * and all slots are one anonymous mapping made up front, which the kernel backs page by page as
+ * slots are first filled: zeroing 64 MiB at once would cost a migration's setup tens of
+ * milliseconds, and a short migration never fills most of it.
  *
  * <p>Single-threaded: the {@link PageEncoder} that owns it is the only user.
  */
@@ -19,7 +20,7 @@ public final class XbzrleCache implements AutoCloseable {
     private static final int PAGE = GuestMemory.PAGE_SIZE;
     private static final long EMPTY = -1;
 
-    private final Arena arena = Arena.ofShared();
+    private final GuestMemory slotMemory;
     private final MemorySegment pages;
     private final long[] tags;
     private final int mask;
@@ -32,7 +33,8 @@ public final class XbzrleCache implements AutoCloseable {
     public XbzrleCache(long sizeBytes) {
         long wanted = Math.max(1, Math.min(sizeBytes / PAGE, 1L << 30));
         int slots = (int) Long.highestOneBit(wanted);
-        this.pages = arena.allocate((long) slots * PAGE, PAGE);
+        this.slotMemory = GuestMemory.anonymous((long) slots * PAGE);
+        this.pages = slotMemory.segment();
         this.tags = new long[slots];
         this.mask = slots - 1;
         Arrays.fill(tags, EMPTY);
@@ -101,6 +103,6 @@ public final class XbzrleCache implements AutoCloseable {
 
     @Override
     public void close() {
-        arena.close();
+        slotMemory.close();
     }
 }

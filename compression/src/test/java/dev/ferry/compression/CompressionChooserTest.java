@@ -39,12 +39,41 @@ class CompressionChooserTest {
         return chunk(chooser, ms, 1);
     }
 
-    /** Past the warm-up chunk and the first sample: the first decision is due. */
+    /** Past the warm-up chunk and the two first samples: the first decision is due. */
     private static CompressionChooser warmedUp(long plainMs, double costMicros) {
         CompressionChooser chooser = new CompressionChooser();
         chunk(chooser, 10 * plainMs, costMicros);
+        chunk(chooser, 2 * plainMs, costMicros);
         chunk(chooser, plainMs, costMicros);
         return chooser;
+    }
+
+    /** The first choice made and checked once: ON or OFF, the usual probe interval ahead. */
+    private static CompressionChooser settled(long plainMs, long compressedMs) {
+        CompressionChooser chooser = warmedUp(plainMs, 1);
+        chunk(chooser, compressedMs);
+        for (int i = 0; i < CompressionChooser.FIRST_CHECK; i++) {
+            chunk(chooser, chooser.current().compress() ? compressedMs : plainMs);
+        }
+        assertEquals(State.SAMPLE, chooser.state(), "the first choice is checked");
+        chunk(chooser, plainMs);
+        if (chooser.state() == State.PROBE_ON) {
+            chunk(chooser, compressedMs);
+        }
+        return chooser;
+    }
+
+    @Test
+    void theFirstChoiceIsCheckedSoonAsItRestsOnStartUpFigures() {
+        CompressionChooser chooser = warmedUp(300, 1);
+        Decision d = chunk(chooser, 200);
+        assertEquals(State.ON, chooser.state(), "plain looked slow while starting up: " + d.reason());
+        for (int i = 0; i < CompressionChooser.FIRST_CHECK; i++) {
+            chunk(chooser, 200);
+        }
+        assertEquals(State.SAMPLE, chooser.state());
+        d = chunk(chooser, 50);
+        assertEquals(State.OFF, chooser.state(), "plain measured again, now up to speed: " + d.reason());
     }
 
     @Test
@@ -54,6 +83,8 @@ class CompressionChooserTest {
         assertEquals(CompressionChooser.SAMPLE_ONE_IN, chooser.current().compressOneIn());
         Decision d = chunk(chooser, 500);
         assertEquals(State.SAMPLE, chooser.state(), "a slow first chunk decides nothing: " + d.reason());
+        d = chunk(chooser, 80);
+        assertEquals(State.SAMPLE, chooser.state(), "one sample decides nothing either: " + d.reason());
         d = chunk(chooser, 50);
         assertEquals(State.PROBE_ON, chooser.state(), d.reason());
         assertTrue(d.compress(), "then a chunk compressed whole");
@@ -86,6 +117,8 @@ class CompressionChooserTest {
         CompressionChooser chooser = warmedUp(335, 4);
         Decision d = chunk(chooser, 170, 4);
         assertEquals(State.ON, chooser.state(), d.reason());
+        chooser = settled(335, 170);
+        assertEquals(State.ON, chooser.state(), "and checked: " + chooser.current().reason());
         for (int i = 0; i < CompressionChooser.PROBE_INTERVAL - 1; i++) {
             assertTrue(chunk(chooser, 170, 4).compress(), chooser.current().reason());
         }
@@ -96,8 +129,7 @@ class CompressionChooserTest {
         CompressionChooser off = warmedUp(100, 1);
         chunk(off, 95);
         assertEquals(State.OFF, off.state(), "5% faster is within the noise: stays off");
-        CompressionChooser on = warmedUp(100, 1);
-        chunk(on, 50);
+        CompressionChooser on = settled(100, 50);
         assertEquals(State.ON, on.state());
         for (int i = 0; i < 3; i++) {
             chunk(on, 97);
@@ -106,23 +138,22 @@ class CompressionChooserTest {
     }
 
     @Test
-    void oneSlowChunkDoesNotFlipTheChoice() {
-        CompressionChooser chooser = warmedUp(100, 1);
-        chunk(chooser, 50);
+    void slowChunksFlipTheChoiceOnlyWhenTheyLast() {
+        CompressionChooser chooser = settled(100, 50);
         chunk(chooser, 50);
         assertEquals(State.ON, chooser.state());
         Decision d = chunk(chooser, 400);
-        assertEquals(State.ON, chooser.state(), "the guest slowed one chunk: " + d.reason());
         chunk(chooser, 400);
-        assertEquals(State.SAMPLE, chooser.state(), "two slow chunks in three are a trend: measure plain again");
+        assertEquals(State.ON, chooser.state(), "a burst of guest writes slowed two chunks: " + d.reason());
+        chunk(chooser, 400);
+        assertEquals(State.SAMPLE, chooser.state(), "three slow chunks in a row: measure plain again");
         d = chunk(chooser, 100);
         assertEquals(State.OFF, chooser.state(), "plain is faster now: " + d.reason());
     }
 
     @Test
     void aLosingModeIsProbedLessAndLessOftenButStillProbed() {
-        CompressionChooser chooser = warmedUp(50, 1);
-        chunk(chooser, 80);
+        CompressionChooser chooser = settled(50, 80);
         assertEquals(State.OFF, chooser.state());
         int[] gaps = new int[3];
         for (int probe = 0; probe < gaps.length; probe++) {
@@ -145,20 +176,47 @@ class CompressionChooserTest {
 
     @Test
     void aProbeThatWinsSwitchesModes() {
-        CompressionChooser chooser = warmedUp(50, 1);
-        chunk(chooser, 80);
+        CompressionChooser chooser = settled(50, 80);
         chunk(chooser, 50);
         assertEquals(State.OFF, chooser.state());
-        // the link got slow: two slow plain chunks make the compressed rate measured before look
+        // the link got slow: slow plain chunks make the compressed rate measured before look
         // better, so a probe measures it again
         chunk(chooser, 90);
-        assertEquals(State.OFF, chooser.state(), "one slow chunk is not a trend");
+        chunk(chooser, 90);
+        assertEquals(State.OFF, chooser.state(), "two slow chunks are not yet a trend");
         Decision d = chunk(chooser, 90);
         assertEquals(State.SAMPLE, chooser.state(), d.reason());
         chunk(chooser, 90);
         assertEquals(State.PROBE_ON, chooser.state());
         d = chunk(chooser, 40);
         assertEquals(State.ON, chooser.state(), d.reason());
+    }
+
+    @Test
+    void theLastRoundKeepsTheSteadyChoiceWithoutProbes() {
+        CompressionChooser on = settled(335, 170);
+        assertEquals(State.ON, on.state());
+        for (int i = 0; i < CompressionChooser.PROBE_INTERVAL - 1; i++) {
+            chunk(on, 170);
+        }
+        Decision d = on.lastRound();
+        assertTrue(d.compress(), d.reason());
+        for (int i = 0; i < 3 * CompressionChooser.PROBE_INTERVAL; i++) {
+            assertEquals(d, chunk(on, 500), "no probe, whatever the chunks measure");
+        }
+
+        CompressionChooser barely = settled(100, 50);
+        for (int i = 0; i < 3; i++) {
+            chunk(barely, 97);
+        }
+        assertEquals(State.ON, barely.state(), "3% faster keeps it on while later chunks can correct it");
+        d = barely.lastRound();
+        assertFalse(d.compress(), "the last round needs the lead a switch on needs: " + d.reason());
+
+        CompressionChooser probing = warmedUp(335, 1);
+        assertEquals(State.PROBE_ON, probing.state());
+        d = probing.lastRound();
+        assertEquals(0, d.compressOneIn(), "no choice was made yet: plain, not the probe: " + d.reason());
     }
 
     @Test

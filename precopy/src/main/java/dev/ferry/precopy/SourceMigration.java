@@ -182,6 +182,9 @@ public final class SourceMigration {
                 pauseNanos = clock.nanoTime();
                 dirtyLog.sync(toSend);
                 encoder.lastPass();
+                if (chooser != null && params.adaptiveCompression()) {
+                    encoder.compressOneIn(chooser.lastRound().compressOneIn());
+                }
                 sendRound(link, writer, toSend, ++round, "stop-and-copy");
                 ByteBuf tail = link.buffer(64 * 1024);
                 Wire.writeDeviceState(tail, vm.saveDeviceState());
