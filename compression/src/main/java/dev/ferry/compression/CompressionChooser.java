@@ -48,7 +48,7 @@ public final class CompressionChooser {
     /** Chunks after which the first choice is checked. */
     static final int FIRST_CHECK = 2;
     static final int MAX_INTERVAL = 128;
-    static final double ENABLE_MARGIN = 1.1;
+    static final double ENABLE_MARGIN = 1.2;
     private static final double PAGE_BYTES = 4096;
 
     /** The chooser's states; see the class comment. */

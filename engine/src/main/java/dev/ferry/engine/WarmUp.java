@@ -40,8 +40,9 @@ final class WarmUp {
         if (done) {
             return null;
         }
+        // POSTCOPY too: the destination then links its userfaultfd calls at the handshake, once
         EnumSet<Capability> all = EnumSet.of(Capability.ZERO_PAGES, Capability.XBZRLE, Capability.LZ4,
-                Capability.ZSTD);
+                Capability.ZSTD, Capability.POSTCOPY);
         MigrationReport report = migrate(MigrationParameters.builder().capabilities(all).downtimeLimitMillis(1)
                 .maxRounds(6).build());
         done = true;

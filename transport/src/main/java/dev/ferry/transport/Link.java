@@ -23,8 +23,9 @@ import java.util.concurrent.locks.LockSupport;
  * timeout, so a dead peer turns into a {@link LinkException}, never a hang.
  */
 public final class Link implements AutoCloseable {
-    private static final int LOW_WATER = 2 << 20;
-    private static final int HIGH_WATER = 8 << 20;
+    /** Little queued in front of the socket: see {@link LinkServer#RECEIVE_BUFFER} for why. */
+    private static final int LOW_WATER = 256 << 10;
+    private static final int HIGH_WATER = 1 << 20;
     private static final ByteBuf CLOSED = io.netty.buffer.Unpooled.EMPTY_BUFFER;
 
     private final Channel channel;

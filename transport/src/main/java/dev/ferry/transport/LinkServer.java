@@ -16,6 +16,16 @@ import java.util.function.Supplier;
  * timeout (a source silent past the peer timeout is dead) and a handler of the caller's.
  */
 public final class LinkServer implements AutoCloseable {
+    /**
+     * The destination's socket receive buffer. Left to autotuning, loopback grows it to tens of
+     * MiB in front of a destination slower than its source; everything in it is data the
+     * source counts as sent. Round durations, the bandwidth the downtime estimate divides by and
+     * the adaptive compression choice's per-chunk rates would then describe data sent seconds
+     * earlier, and a stop-and-copy would first wait for that backlog. 1 MiB still covers
+     * 1 GB/s at 1 ms of round trip.
+     */
+    static final int RECEIVE_BUFFER = 1 << 20;
+
     private final Channel channel;
 
     private LinkServer(Channel channel) {
@@ -29,6 +39,7 @@ public final class LinkServer implements AutoCloseable {
                 .group(group)
                 .channel(Transports.serverChannel())
                 .childOption(ChannelOption.TCP_NODELAY, true)
+                .childOption(ChannelOption.SO_RCVBUF, RECEIVE_BUFFER)
                 // large reads keep most PAGES frames whole in one buffer, so framing rarely copies
                 .childOption(ChannelOption.RCVBUF_ALLOCATOR, new io.netty.channel.AdaptiveRecvByteBufAllocator(64 << 10, 1 << 20, 4 << 20))
                 .childHandler(new ChannelInitializer<>() {

@@ -51,7 +51,8 @@ class PostcopyMigrationTest {
         collector.start();
         Map<String, Object> report;
         try {
-            report = bench("--fault-mechanism", "userfaultfd");
+            // every thread crawls between back-to-back collections: give the handshake time
+            report = bench("--fault-mechanism", "userfaultfd", "--peer-timeout", "60000");
         } finally {
             stop.set(true);
             collector.join(10_000);
