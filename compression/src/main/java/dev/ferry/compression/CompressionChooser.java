@@ -11,11 +11,13 @@ import java.util.Locale;
  * the rate at which non-zero pages cross (zero pages cost nothing either way, so they are left
  * out, or a zero-heavy chunk would look fast). Compression is on when that rate is higher with it.
  *
- * <p>One bound is used, because it is not a model: a compressed chunk cannot take less time than
- * compressing it, since the same thread compresses and sends. So a plain chunk also compresses a
- * sample of its pages ({@link #SAMPLE_ONE_IN}) to measure what a page costs the compressor; when
- * that alone exceeds what sending a page plain takes, compression cannot win, and the whole
- * compressed chunk that would prove it (the costly part of a probe on a fast link) is skipped.
+ * <p>One bound is used, because it is not a model. The sending thread either works on a page or
+ * waits for the link (the pacing, a full socket); compressing adds to its work and can only win
+ * back waiting. So a plain chunk also compresses a sample of its pages ({@link #SAMPLE_ONE_IN})
+ * to measure what a page costs the compressor, and the link reports how long the sender waited:
+ * when compressing a page takes longer than the sender waited per page, compression cannot win,
+ * and the whole compressed chunk that would prove it (the costly part of a probe on a fast link)
+ * is skipped.
  *
  * <p>States:
  * <pre>
@@ -26,7 +28,8 @@ import java.util.Locale;
  * </pre>
  * The first chunk only warms up: it is slow either way (the destination's first touches of its
  * memory, the JIT), and a rate measured on it would favour whichever mode went second; and the
- * first decision waits for two SAMPLE chunks, as the next few chunks are often slow too.
+ * first decision waits for {@link #FIRST_SAMPLES} SAMPLE chunks, as the next few chunks are
+ * often slow too.
  * Interference (the guest, the other side, the scheduler) only ever slows a chunk down, so a
  * mode's rate is the best of its last {@link Recent#SIZE} chunks and the compressor's cost the
  * least of its last samples: a chunk slowed by a burst of guest writes changes nothing, and a
@@ -45,6 +48,8 @@ public final class CompressionChooser {
     public static final int PROBE_INTERVAL = 8;
     /** A SAMPLE chunk tries the compressors on one non-zero page in this many. */
     public static final int SAMPLE_ONE_IN = 32;
+    /** SAMPLE chunks before the first choice. */
+    static final int FIRST_SAMPLES = 3;
     /** Chunks after which the first choice is checked. */
     static final int FIRST_CHECK = 2;
     static final int MAX_INTERVAL = 128;
@@ -95,8 +100,10 @@ public final class CompressionChooser {
      *
      * @param chunk what the encoder did during the chunk ({@link StageStats#minus})
      * @param nanos how long the chunk took
+     * @param waitedNanos how much of that the sending thread spent waiting for the link (pacing,
+     *     a full socket) rather than working
      */
-    public Decision next(StageStats chunk, long nanos) {
+    public Decision next(StageStats chunk, long nanos, long waitedNanos) {
         long nonZero = chunk.pages() - chunk.pagesOf(PageEncoding.ZERO);
         if (lastRound || nonZero == 0 || nanos <= 0) {
             return decision;
@@ -106,7 +113,7 @@ public final class CompressionChooser {
             return decide(State.SAMPLE, "probe: sending plain, compressing one page in " + SAMPLE_ONE_IN
                     + " to measure both (the first chunk only warmed up)");
         }
-        measure(chunk, nonZero, nanos);
+        measure(chunk, nonZero, nanos, waitedNanos);
         return switch (state) {
             case SAMPLE -> afterSample();
             case PROBE_ON -> settle(compressedWins(), figures());
@@ -127,7 +134,7 @@ public final class CompressionChooser {
                 + (settled ? figures() : "no choice made yet, so plain"));
     }
 
-    private void measure(StageStats chunk, long nonZero, long nanos) {
+    private void measure(StageStats chunk, long nonZero, long nanos, long waitedNanos) {
         if (chunk.triedPages() > 0) {
             costNanos.add((double) chunk.compressNanos() / chunk.triedPages());
             if (chunk.triedBeforeBytes() > 0) {
@@ -139,23 +146,26 @@ public final class CompressionChooser {
             compressedRate.add(nonZero * PAGE_BYTES * 1e9 / nanos);
         } else if (nanos > chunk.compressNanos()) {
             // the sample's compressing is not what plain costs
-            plainRate.add(nonZero * PAGE_BYTES * 1e9 / (nanos - chunk.compressNanos()));
+            plainRate.add(nonZero * PAGE_BYTES * 1e9 / (nanos - chunk.compressNanos()),
+                    (double) waitedNanos / nonZero);
         }
     }
 
     private Decision afterSample() {
-        if (!settled && plainRate.count() < 2) {
+        if (!settled && plainRate.count() < FIRST_SAMPLES) {
             return decide(State.SAMPLE, "probe: sending plain once more before deciding; " + figures());
         }
         if (hopeless()) {
             return settle(false, String.format(Locale.ROOT,
-                    "compressing takes %.1f us a page, more than sending one plain (%.1f us, %.0f MB/s)",
-                    costNanos.min() / 1e3, plainNanosPerPage() / 1e3, plainRate.max() / 1e6));
+                    "compressing takes %.1f us a page, more than the sender waits for the link per page sent"
+                            + " plain (%.1f us of %.1f us, %.0f MB/s)",
+                    costNanos.min() / 1e3, plainRate.noteOfMax() / 1e3, plainNanosPerPage() / 1e3,
+                    plainRate.max() / 1e6));
         }
         if (!steadyOn) {
             return decide(State.PROBE_ON, "probe: compressing every page to measure it; "
-                    + String.format(Locale.ROOT, "compressing takes %.1f us a page, sending one plain %.1f us",
-                    costNanos.min() / 1e3, plainNanosPerPage() / 1e3));
+                    + String.format(Locale.ROOT, "compressing takes %.1f us a page, the sender waits %.1f us a page"
+                    + " sent plain", costNanos.min() / 1e3, plainRate.noteOfMax() / 1e3));
         }
         return settle(compressedWins(), figures());
     }
@@ -191,14 +201,19 @@ public final class CompressionChooser {
         return steadyOn ? 1.0 : ENABLE_MARGIN;
     }
 
-    /** Compressing a page alone takes longer than sending it plain (by the margin). */
+    /**
+     * Compressing a page takes longer (by the margin) than the sender waits for the link per page
+     * sent plain, in the fastest recent plain chunk (the one whose rate is used). Compression adds
+     * its time to the sender's own work and can only win back waiting: with too little waiting to
+     * fill, it cannot win, whatever it saves on the wire.
+     */
     private boolean hopeless() {
         return hopeless(margin());
     }
 
     private boolean hopeless(double margin) {
-        return !Double.isNaN(costNanos.min()) && !Double.isNaN(plainRate.max())
-                && costNanos.min() * margin >= plainNanosPerPage();
+        return !Double.isNaN(costNanos.min()) && !Double.isNaN(plainRate.noteOfMax())
+                && costNanos.min() * margin >= plainRate.noteOfMax();
     }
 
     private boolean compressedWins() {
@@ -243,9 +258,30 @@ public final class CompressionChooser {
         private final double[] values = new double[SIZE];
         private int count;
 
+        private final double[] notes = new double[SIZE];
+
         void add(double value) {
+            add(value, Double.NaN);
+        }
+
+        /** Adds {@code value} with a second figure measured alongside it. */
+        void add(double value, double note) {
             values[count % SIZE] = value;
+            notes[count % SIZE] = note;
             count++;
+        }
+
+        /** The figure noted with the largest of the last {@link #SIZE}, or NaN. */
+        double noteOfMax() {
+            double max = Double.NaN;
+            double note = Double.NaN;
+            for (int i = 0; i < Math.min(count, SIZE); i++) {
+                if (Double.isNaN(max) || values[i] > max) {
+                    max = values[i];
+                    note = notes[i];
+                }
+            }
+            return note;
         }
 
         /** How many were added, all told. */

@@ -20,9 +20,13 @@ class CompressionChooserTest {
 
     /**
      * The chunk took {@code ms}; the compressor took {@code costMicros} on each page it tried and
-     * halved it.
+     * halved it; the sender worked 1 us a page and waited for the link the rest of the time.
      */
     private static Decision chunk(CompressionChooser chooser, long ms, double costMicros) {
+        return chunk(chooser, ms, costMicros, Math.max(0, ms * MS - PAGES * US));
+    }
+
+    private static Decision chunk(CompressionChooser chooser, long ms, double costMicros, long waitedNanos) {
         int oneIn = chooser.current().compressOneIn();
         long tried = oneIn == 0 ? 0 : PAGES / oneIn;
         long compressNanos = (long) (tried * costMicros * US);
@@ -31,7 +35,7 @@ class CompressionChooserTest {
         pages[PageEncoding.LZ4] = tried;
         StageStats stats = new StageStats(pages, new long[PageEncoding.COUNT], 0, 0, tried * 4096, compressNanos,
                 tried, tried * 4096, tried * 2048, 0, 0, 0, 0);
-        return chooser.next(stats, ms * MS + (oneIn > 1 ? compressNanos : 0));
+        return chooser.next(stats, ms * MS + (oneIn > 1 ? compressNanos : 0), waitedNanos);
     }
 
     /** A cheap compressor (1 us a page: LZ4 on text), as on a slow link. */
@@ -39,12 +43,13 @@ class CompressionChooserTest {
         return chunk(chooser, ms, 1);
     }
 
-    /** Past the warm-up chunk and the two first samples: the first decision is due. */
+    /** Past the warm-up chunk and the first samples: the first decision is due. */
     private static CompressionChooser warmedUp(long plainMs, double costMicros) {
         CompressionChooser chooser = new CompressionChooser();
         chunk(chooser, 10 * plainMs, costMicros);
-        chunk(chooser, 2 * plainMs, costMicros);
-        chunk(chooser, plainMs, costMicros);
+        for (int i = CompressionChooser.FIRST_SAMPLES; i > 0; i--) {
+            chunk(chooser, i * plainMs, costMicros);
+        }
         return chooser;
     }
 
@@ -83,8 +88,10 @@ class CompressionChooserTest {
         assertEquals(CompressionChooser.SAMPLE_ONE_IN, chooser.current().compressOneIn());
         Decision d = chunk(chooser, 500);
         assertEquals(State.SAMPLE, chooser.state(), "a slow first chunk decides nothing: " + d.reason());
-        d = chunk(chooser, 80);
-        assertEquals(State.SAMPLE, chooser.state(), "one sample decides nothing either: " + d.reason());
+        for (int i = 1; i < CompressionChooser.FIRST_SAMPLES; i++) {
+            d = chunk(chooser, 80);
+            assertEquals(State.SAMPLE, chooser.state(), "one sample decides nothing either: " + d.reason());
+        }
         d = chunk(chooser, 50);
         assertEquals(State.PROBE_ON, chooser.state(), d.reason());
         assertTrue(d.compress(), "then a chunk compressed whole");
@@ -96,10 +103,25 @@ class CompressionChooserTest {
         CompressionChooser chooser = warmedUp(50, 12);
         assertEquals(State.OFF, chooser.state(), chooser.current().reason());
         assertTrue(chooser.current().reason().startsWith(
-                "off: compressing takes 12.0 us a page, more than sending one plain (6.1 us, 671 MB/s)"),
+                "off: compressing takes 12.0 us a page, more than the sender waits for the link per page"
+                        + " sent plain (5.1 us of 6.1 us, 671 MB/s)"),
                 chooser.current().reason());
         for (int i = 0; i < 200; i++) {
             assertFalse(chunk(chooser, 50, 12).compress(), "chunk " + i + ": " + chooser.current().reason());
+        }
+    }
+
+    @Test
+    void aSenderThatHardlyWaitsForTheLinkNeverProbesCompression() {
+        // loopback: 6.1 us a page, of which the sender waits 0.6 us; LZ4 takes 4 us, less than a
+        // page takes to cross, but more than the waiting it could win back
+        CompressionChooser chooser = new CompressionChooser();
+        for (int i = 0; i <= CompressionChooser.FIRST_SAMPLES; i++) {
+            chunk(chooser, 50, 4, 5 * MS);
+        }
+        assertEquals(State.OFF, chooser.state(), chooser.current().reason());
+        for (int i = 0; i < 200; i++) {
+            assertFalse(chunk(chooser, 50, 4, 5 * MS).compress(), "chunk " + i + ": " + chooser.current().reason());
         }
     }
 
@@ -227,6 +249,6 @@ class CompressionChooserTest {
         long[] pages = new long[PageEncoding.COUNT];
         pages[PageEncoding.ZERO] = PAGES;
         StageStats zeros = new StageStats(pages, new long[PageEncoding.COUNT], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
-        assertEquals(before, chooser.next(zeros, 3 * MS), "zero pages cross fast either way");
+        assertEquals(before, chooser.next(zeros, 3 * MS, 0), "zero pages cross fast either way");
     }
 }

@@ -78,6 +78,7 @@ public final class SourceMigration {
     private PageEncoder encoder;
     private CompressionChooser chooser;
     private StageStats chunkStats;
+    private long chunkWaited;
     private long chunkStart;
 
     public SourceMigration(GuestMemory memory, DirtyLog dirtyLog, VmControl vm, MigrationParameters params,
@@ -539,6 +540,7 @@ public final class SourceMigration {
 
     private void startChunk(long now) {
         chunkStart = now;
+        chunkWaited = link.waitedNanos();
         chunkStats = encoder.stats();
     }
 
@@ -557,7 +559,8 @@ public final class SourceMigration {
             return;
         }
         long nanos = now - chunkStart;
-        CompressionChooser.Decision decision = chooser.next(chunk, nanos);
+        CompressionChooser.Decision decision = chooser.next(chunk, nanos,
+                Math.max(0, link.waitedNanos() - chunkWaited));
         encoder.compressOneIn(decision.compressOneIn());
         startChunk(now);
     }

@@ -34,6 +34,7 @@ public final class Link implements AutoCloseable {
     private final NanoClock clock;
     private final long peerTimeoutNanos;
     private long bytesSent;
+    private long waitedNanos;
 
     private Link(Channel channel, Inbound inbound, long maxBandwidth, long peerTimeoutMillis, NanoClock clock) {
         this.channel = channel;
@@ -86,6 +87,7 @@ public final class Link implements AutoCloseable {
             if (wait > 0) {
                 channel.flush();
                 sleep(wait);
+                waitedNanos += wait;
             }
             awaitWritable();
         } catch (LinkException e) {
@@ -135,6 +137,14 @@ public final class Link implements AutoCloseable {
     /** Pushes queued frames to the socket. */
     public void flush() {
         channel.flush();
+    }
+
+    /**
+     * How long the sending thread has waited so far, for the pacing or for a full socket: the part
+     * of its time that less data to send could save, where the rest is its own work.
+     */
+    public long waitedNanos() {
+        return waitedNanos;
     }
 
     /** Bytes handed to the wire so far (frame headers included). */
@@ -188,7 +198,16 @@ public final class Link implements AutoCloseable {
             return;
         }
         channel.flush();
-        long deadline = clock.nanoTime() + peerTimeoutNanos;
+        long began = clock.nanoTime();
+        long deadline = began + peerTimeoutNanos;
+        try {
+            awaitWritableUntil(deadline);
+        } finally {
+            waitedNanos += clock.nanoTime() - began;
+        }
+    }
+
+    private void awaitWritableUntil(long deadline) throws LinkException {
         synchronized (inbound) {
             while (!channel.isWritable()) {
                 if (!channel.isActive()) {

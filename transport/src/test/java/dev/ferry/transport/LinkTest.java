@@ -113,6 +113,8 @@ class LinkTest {
                             }
                         }));
                 assertTrue(e.getMessage().startsWith("peer stopped reading"), e.getMessage());
+                assertTrue(link.waitedNanos() >= 500_000_000L,
+                        "the sender's wait for the socket is counted: " + link.waitedNanos() + " ns");
             } finally {
                 link.close();
             }
