@@ -32,10 +32,10 @@ public final class Migration {
     /**
      * Runs one small migration of a synthetic 8 MiB guest within this process over 127.0.0.1,
      * once per process, so that the JIT has seen every branch of the page path before a real
-     * migration. It takes about 0.7 s, most of it loading classes and native libraries that the
-     * first migration would otherwise load inside its own time. Call it at startup, before the
-     * first migration (Ferry's CLI does): otherwise the first switch-over recompiles the code its
-     * bulk round compiled without deltas or sparse rounds, and the guest waits for it (15-25 ms
+     * migration. It takes 0.7-0.9 s here, most of it loading classes and native libraries that
+     * the first migration would otherwise load inside its own time. Call it at startup, before
+     * the first migration (Ferry's CLI does): otherwise the first switch-over recompiles the code
+     * its bulk round compiled without deltas or sparse rounds, and the guest waits for it (15-30 ms
      * more downtime on a 512 MiB guest, measured).
      *
      * @throws IllegalStateException if a warm-up migration fails (nothing on this host works then)

@@ -25,7 +25,7 @@ import java.util.concurrent.TimeoutException;
  * <p>Why: HotSpot compiles the page loop while the bulk round runs, from a profile in which no
  * delta was ever taken and every bitmap was dense. The first sparse round, usually the
  * stop-and-copy, then throws that code away and runs interpreted until it is compiled again:
- * measured as 15-25 ms more downtime on a 512 MiB guest. After this migration the profile
+ * measured as 15-30 ms more downtime on a 512 MiB guest. After this migration the profile
  * holds every branch, so nothing is thrown away at the switch-over.
  */
 final class WarmUp {
