@@ -19,4 +19,12 @@ public interface VmControl {
 
     /** Installs device state received from the source, before {@link #resume()}. */
     void loadDeviceState(byte[] state);
+
+    /**
+     * A VM with nothing to run: no vCPUs to pause or resume and no device state. For migrating
+     * memory alone, as benchmarks and {@code Migration.warmUp()} do.
+     */
+    static VmControl idle() {
+        return IdleVm.INSTANCE;
+    }
 }

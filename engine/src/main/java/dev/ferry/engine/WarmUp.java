@@ -51,7 +51,7 @@ final class WarmUp {
 
     private static MigrationReport migrate(MigrationParameters params) {
         try (SyntheticGuest source = new SyntheticGuest(); GuestMemory target = GuestMemory.anonymous(GUEST_BYTES);
-             IncomingMigration in = Migration.destination(new SyntheticGuest.Idle()).memory(target).start()) {
+             IncomingMigration in = Migration.destination(VmControl.idle()).memory(target).start()) {
             MigrationReport report = Migration.source(source.memory, source, source).parameters(params)
                     .connect(in.address()).start().result().get(60, TimeUnit.SECONDS);
             in.result().get(10, TimeUnit.SECONDS);
@@ -141,26 +141,6 @@ final class WarmUp {
         @Override
         public void close() {
             memory.close();
-        }
-
-        /** The destination's side: nothing to run. */
-        private static final class Idle implements VmControl {
-            @Override
-            public void pause() {
-            }
-
-            @Override
-            public void resume() {
-            }
-
-            @Override
-            public byte[] saveDeviceState() {
-                return new byte[0];
-            }
-
-            @Override
-            public void loadDeviceState(byte[] state) {
-            }
         }
     }
 }

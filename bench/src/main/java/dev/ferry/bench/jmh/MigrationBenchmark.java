@@ -57,25 +57,6 @@ public class MigrationBenchmark {
     private Thread drain;
     private final BlockingQueue<Long> drained = new ArrayBlockingQueue<>(1);
 
-    /** Stands in for the hypervisor: the guest is idle, so pausing and resuming have nothing to stop. */
-    private static final VmControl IDLE_VM = new VmControl() {
-        @Override
-        public void pause() {
-        }
-
-        @Override
-        public void resume() {
-        }
-
-        @Override
-        public byte[] saveDeviceState() {
-            return new byte[0];
-        }
-
-        @Override
-        public void loadDeviceState(byte[] state) {
-        }
-    };
 
     @Setup
     public void start() throws IOException {
@@ -125,8 +106,8 @@ public class MigrationBenchmark {
 
     @Benchmark
     public MigrationReport migrate() throws Exception {
-        try (IncomingMigration in = Migration.destination(IDLE_VM).memory(destination).start()) {
-            MigrationReport sent = Migration.source(source, new DirtyBitmap(PAGES), IDLE_VM).parameters(parameters)
+        try (IncomingMigration in = Migration.destination(VmControl.idle()).memory(destination).start()) {
+            MigrationReport sent = Migration.source(source, new DirtyBitmap(PAGES), VmControl.idle()).parameters(parameters)
                     .connect(in.address()).start().result().get(WAIT_SECONDS, TimeUnit.SECONDS);
             MigrationReport received = in.result().get(WAIT_SECONDS, TimeUnit.SECONDS);
             if (!sent.succeeded() || !received.succeeded()) {
