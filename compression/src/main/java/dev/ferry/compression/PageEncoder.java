@@ -52,8 +52,13 @@ public final class PageEncoder implements AutoCloseable {
     private final MemorySegment[] trials = new MemorySegment[2];
     private final ByteBuffer[] trialBuffers = new ByteBuffer[2];
     private final SegmentView pageView = new SegmentView();
-    private int compressOneIn = 1;
-    private int sinceCompressed;
+    /**
+     * Pages from one compressed page to the next; never is an interval no page reaches, so that
+     * never, sometimes and always all take the same branch in {@link #encode} (a branch the JIT
+     * saw go only one way during the bulk round is recompiled when it first goes the other).
+     */
+    private long compressEvery = 1;
+    private long sinceCompressed;
     private int encoding = -1;
 
     private int bestCode;
@@ -134,7 +139,7 @@ public final class PageEncoder implements AutoCloseable {
         }
         int beforeCompression = bestLength;
         boolean tried = false;
-        if (compressOneIn > 0 && (lz4 != null || zstd != null) && ++sinceCompressed >= compressOneIn) {
+        if ((lz4 != null || zstd != null) && ++sinceCompressed >= compressEvery) {
             sinceCompressed = 0;
             tryCompressors(page, pageOff, deltaLength);
             tried = true;
@@ -256,7 +261,7 @@ public final class PageEncoder implements AutoCloseable {
         if (n < 0) {
             throw new IllegalArgumentException("compressOneIn(" + n + "): 0 (never), 1 (always) or more");
         }
-        this.compressOneIn = n;
+        this.compressEvery = n == 0 ? Long.MAX_VALUE : n;
         this.sinceCompressed = 0;
     }
 
