@@ -39,7 +39,10 @@ final class PageStreamWriter implements AutoCloseable {
     private ByteBuf frame;
     private MemorySegment frameSegment;
     private int frameStart;
-    private int zeroRunLengthIndex = -1;
+    /** The open frame's writer index, kept here while pages go in through {@link #frameSegment}. */
+    private int writeAt;
+    /** Where the open zero run's record header starts, or -1. */
+    private int zeroRunAt = -1;
     private long zeroRunNext;
     private int zeroRun;
     private long records;
@@ -78,7 +81,7 @@ final class PageStreamWriter implements AutoCloseable {
             appendPage(page);
             sent++;
             boolean chunkDone = sent % CHUNK_PAGES == 0;
-            if (chunkDone || frame.writerIndex() - frameStart >= Wire.PAGES_FRAME_TARGET) {
+            if (chunkDone || writeAt - frameStart >= Wire.PAGES_FRAME_TARGET) {
                 sendFrame();
                 if (link.bytesSent() >= nextProgress) {
                     nextProgress = link.bytesSent() + PROGRESS_EVERY;
@@ -159,28 +162,28 @@ final class PageStreamWriter implements AutoCloseable {
     }
 
     private void appendPage(long page) {
-        int headerAt = frame.writerIndex();
+        int headerAt = writeAt;
         int length = encoder.encode(page, scratch, 0, frameSegment, headerAt + Wire.RECORD_HEADER);
         int encoding = encoder.encoding();
         if (encoding == PageEncoding.ZERO) {
             digest.updateZero(page);
-            if (zeroRunLengthIndex >= 0 && page == zeroRunNext && zeroRun < Wire.MAX_ZERO_RUN) {
+            if (zeroRunAt >= 0 && page == zeroRunNext && zeroRun < Wire.MAX_ZERO_RUN) {
                 zeroRun++;
                 zeroRunNext++;
-                frame.setShort(zeroRunLengthIndex, zeroRun);
+                Wire.putRecordLength(frameSegment, zeroRunAt, zeroRun);
                 return;
             }
-            frame.writeLong(page).writeByte(encoding);
-            zeroRunLengthIndex = frame.writerIndex();
+            Wire.putRecordHeader(frameSegment, headerAt, page, encoding, 1);
+            zeroRunAt = headerAt;
             zeroRun = 1;
             zeroRunNext = page + 1;
-            frame.writeShort(1);
+            writeAt = headerAt + Wire.RECORD_HEADER;
             return;
         }
-        zeroRunLengthIndex = -1;
+        zeroRunAt = -1;
         digest.update(page, PageDigest.contentHash(scratch, 0));
-        frame.writeLong(page).writeByte(encoding).writeShort(length);
-        frame.writerIndex(frame.writerIndex() + length);
+        Wire.putRecordHeader(frameSegment, headerAt, page, encoding, length);
+        writeAt = headerAt + Wire.RECORD_HEADER + length;
     }
 
     private void openFrame() {
@@ -188,7 +191,8 @@ final class PageStreamWriter implements AutoCloseable {
         frameSegment = Frames.segmentOf(frame);
         frameStart = frame.writerIndex();
         Wire.writeHeader(frame, Wire.PAGES, 0);
-        zeroRunLengthIndex = -1;
+        writeAt = frame.writerIndex();
+        zeroRunAt = -1;
     }
 
     private void sendFrame() throws LinkException {
@@ -197,11 +201,12 @@ final class PageStreamWriter implements AutoCloseable {
 
     /** Fills in the open frame's length and hands it over; the next page opens a new one. */
     private ByteBuf closeFrame() {
+        frame.writerIndex(writeAt);
         Wire.patchLength(frame, frameStart);
         ByteBuf out = frame;
         frame = null;
         frameSegment = null;
-        zeroRunLengthIndex = -1;
+        zeroRunAt = -1;
         return out;
     }
 

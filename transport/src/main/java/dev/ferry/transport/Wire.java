@@ -1,6 +1,9 @@
 package dev.ferry.transport;
 
 import io.netty.buffer.ByteBuf;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 
 /**
@@ -53,6 +56,8 @@ public final class Wire {
     public static final int PAGES_FRAME_TARGET = 128 << 10;
     /** Longest zero run one record carries. */
     public static final int MAX_ZERO_RUN = 0xFFFF;
+    private static final ValueLayout.OfLong U64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN);
+    private static final ValueLayout.OfShort U16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN);
 
     public static final int HELLO = 0x01;
     public static final int WELCOME = 0x02;
@@ -149,6 +154,22 @@ public final class Wire {
         writeHeader(out, RESUMED, 16);
         out.writeLong(digest);
         out.writeLong(resumeNanos);
+    }
+
+    /**
+     * A page record's header at {@code at} of {@code frame} (a view of the frame's buffer), ahead
+     * of its payload: the page loop writes through the view, not the buffer, so that its compiled
+     * code does not depend on which {@link ByteBuf} class the pool handed out.
+     */
+    public static void putRecordHeader(MemorySegment frame, long at, long page, int encoding, int length) {
+        frame.set(U64, at, page);
+        frame.set(ValueLayout.JAVA_BYTE, at + 8, (byte) encoding);
+        frame.set(U16, at + 9, (short) length);
+    }
+
+    /** Rewrites the length field of the record whose header is at {@code at}: a zero run grew. */
+    public static void putRecordLength(MemorySegment frame, long at, int length) {
+        frame.set(U16, at + 9, (short) length);
     }
 
     /** One run of a DISCARD body; the caller writes the frame header and patches its length. */
