@@ -252,36 +252,21 @@ public final class CompressionChooser {
         return decision;
     }
 
-    /** The last few measurements of one figure. */
+    /** The last few measurements of one figure, each with a second figure noted alongside. */
     private static final class Recent {
         static final int SIZE = 3;
         private final double[] values = new double[SIZE];
-        private int count;
-
         private final double[] notes = new double[SIZE];
+        private int count;
 
         void add(double value) {
             add(value, Double.NaN);
         }
 
-        /** Adds {@code value} with a second figure measured alongside it. */
         void add(double value, double note) {
             values[count % SIZE] = value;
             notes[count % SIZE] = note;
             count++;
-        }
-
-        /** The figure noted with the largest of the last {@link #SIZE}, or NaN. */
-        double noteOfMax() {
-            double max = Double.NaN;
-            double note = Double.NaN;
-            for (int i = 0; i < Math.min(count, SIZE); i++) {
-                if (Double.isNaN(max) || values[i] > max) {
-                    max = values[i];
-                    note = notes[i];
-                }
-            }
-            return note;
         }
 
         /** How many were added, all told. */
@@ -291,20 +276,30 @@ public final class CompressionChooser {
 
         /** The largest of the last {@link #SIZE}, or NaN before the first. */
         double max() {
-            double max = Double.NaN;
-            for (int i = 0; i < Math.min(count, SIZE); i++) {
-                max = Double.isNaN(max) ? values[i] : Math.max(max, values[i]);
-            }
-            return max;
+            int i = indexOf(true);
+            return i < 0 ? Double.NaN : values[i];
+        }
+
+        /** The figure noted with {@link #max()}, or NaN. */
+        double noteOfMax() {
+            int i = indexOf(true);
+            return i < 0 ? Double.NaN : notes[i];
         }
 
         /** The smallest of the last {@link #SIZE}, or NaN before the first. */
         double min() {
-            double min = Double.NaN;
+            int i = indexOf(false);
+            return i < 0 ? Double.NaN : values[i];
+        }
+
+        private int indexOf(boolean largest) {
+            int best = -1;
             for (int i = 0; i < Math.min(count, SIZE); i++) {
-                min = Double.isNaN(min) ? values[i] : Math.min(min, values[i]);
+                if (best < 0 || (largest ? values[i] > values[best] : values[i] < values[best])) {
+                    best = i;
+                }
             }
-            return min;
+            return best;
         }
     }
 }

@@ -30,7 +30,7 @@ import java.util.concurrent.TimeoutException;
  */
 final class WarmUp {
     private static final long GUEST_BYTES = 8L << 20;
-    private static volatile boolean done;
+    private static boolean done;
 
     private WarmUp() {
     }

@@ -144,9 +144,9 @@ public final class SourceMigration {
             handshake(link);
             sentDigest = new MemoryDigest(memory.pageCount());
             encoder = new PageEncoder(negotiated, params);
-            chooser = negotiated.contains(Capability.LZ4) || negotiated.contains(Capability.ZSTD)
-                    ? new CompressionChooser() : null;
-            encoder.compressOneIn(chooser == null || !params.adaptiveCompression() ? 1 : chooser.current().compressOneIn());
+            // the chooser only exists when it has something to choose
+            chooser = params.adaptiveCompression() && compressorNegotiated() ? new CompressionChooser() : null;
+            encoder.compressOneIn(chooser == null ? 1 : chooser.current().compressOneIn());
             writer = new PageStreamWriter(link, memory, encoder, sentDigest, listener);
             PageBitmap toSend = new PageBitmap(memory.pageCount());
 
@@ -183,7 +183,7 @@ public final class SourceMigration {
                 pauseNanos = clock.nanoTime();
                 dirtyLog.sync(toSend);
                 encoder.lastPass();
-                if (chooser != null && params.adaptiveCompression()) {
+                if (chooser != null) {
                     encoder.compressOneIn(chooser.lastRound().compressOneIn());
                 }
                 sendRound(link, writer, toSend, ++round, "stop-and-copy");
@@ -550,7 +550,7 @@ public final class SourceMigration {
      * (loopback) as soon as the first chunks have measured both.
      */
     private void adaptCompression() {
-        if (chooser == null || !params.adaptiveCompression()) {
+        if (chooser == null) {
             return;
         }
         long now = clock.nanoTime();
@@ -566,10 +566,14 @@ public final class SourceMigration {
     }
 
     private String compressionReason() {
-        if (chooser == null) {
-            return "no compressor negotiated";
+        if (chooser != null) {
+            return chooser.current().reason();
         }
-        return params.adaptiveCompression() ? chooser.current().reason() : "always on (adaptive choice off)";
+        return compressorNegotiated() ? "always on (adaptive choice off)" : "no compressor negotiated";
+    }
+
+    private boolean compressorNegotiated() {
+        return negotiated.contains(Capability.LZ4) || negotiated.contains(Capability.ZSTD);
     }
 
     private static Map<String, Long> pagesByKind(PageEncoder encoder) {
