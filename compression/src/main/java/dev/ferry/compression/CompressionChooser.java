@@ -1,5 +1,6 @@
 package dev.ferry.compression;
 
+import dev.ferry.protocol.PageEncoding;
 import java.util.Locale;
 
 /**

@@ -1,5 +1,6 @@
 package dev.ferry.compression;
 
+import dev.ferry.protocol.PageEncoding;
 import dev.ferry.core.GuestMemory;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;

@@ -1,5 +1,6 @@
 package dev.ferry.compression;
 
+import dev.ferry.protocol.PageEncoding;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;

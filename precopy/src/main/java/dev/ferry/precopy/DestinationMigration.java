@@ -2,7 +2,7 @@ package dev.ferry.precopy;
 
 import dev.ferry.compression.MalformedPayloadException;
 import dev.ferry.compression.PageDecoder;
-import dev.ferry.compression.PageEncoding;
+import dev.ferry.protocol.PageEncoding;
 import dev.ferry.core.Capability;
 import dev.ferry.core.GuestMemory;
 import dev.ferry.core.MemoryDigest;
@@ -24,8 +24,10 @@ import dev.ferry.postcopy.uffd.Userfaultfd;
 import dev.ferry.core.VmControl;
 import dev.ferry.transport.Frames;
 import dev.ferry.transport.Link;
-import dev.ferry.transport.ProtocolException;
-import dev.ferry.transport.Wire;
+import dev.ferry.protocol.ProtocolException;
+import dev.ferry.protocol.PageRecords;
+import dev.ferry.protocol.PageRuns;
+import dev.ferry.protocol.Wire;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.netty.buffer.ByteBuf;
 import io.netty.channel.Channel;
@@ -61,7 +63,8 @@ public final class DestinationMigration extends ChannelInboundHandlerAdapter {
     private final Set<Capability> supported;
     private final CompletableFuture<MigrationReport> result = new CompletableFuture<>();
     private final PageDecoder decoder = new PageDecoder();
-    private final long[] pagesByEncoding = new long[16];
+    private final long[] pagesByEncoding = new long[PageEncoding.COUNT];
+    private final PageRecords records = new PageRecords();
 
     private Phase phase = Phase.AWAIT_HELLO;
     private GuestMemory memory;
@@ -176,11 +179,8 @@ public final class DestinationMigration extends ChannelInboundHandlerAdapter {
             }
             switch (type) {
                 case Wire.PAGES -> pages(frame);
-                case Wire.ROUND_END -> Wire.expectBody("ROUND_END", frame, 12);
-                case Wire.DEVICE_STATE -> {
-                    deviceState = new byte[frame.readableBytes()];
-                    frame.readBytes(deviceState);
-                }
+                case Wire.ROUND_END -> Wire.readRoundEnd(frame);
+                case Wire.DEVICE_STATE -> deviceState = Wire.readDeviceState(frame);
                 case Wire.END -> end(ctx, frame);
                 case Wire.DISCARD -> discard(frame);
                 case Wire.POSTCOPY_START -> postcopyStart(ctx, frame);
@@ -215,20 +215,17 @@ public final class DestinationMigration extends ChannelInboundHandlerAdapter {
         recoveries++;
         phase = Phase.POSTCOPY;
         // what this side still lacks, so the source resumes the push exactly there
-        int maxRuns = Wire.PAGES_FRAME_TARGET / Wire.DISCARD_RUN;
-        long page = present.nextMissing(0);
-        while (page >= 0) {
-            ByteBuf missing = ctx.alloc().buffer(Wire.FRAME_HEADER + maxRuns * Wire.DISCARD_RUN);
-            int start = missing.writerIndex();
-            Wire.writeHeader(missing, Wire.MISSING, 0);
-            for (int runs = 0; runs < maxRuns && page >= 0; runs++) {
-                long end = present.nextPresent(page);
-                Wire.writeDiscardRun(missing, page, end - page);
-                page = present.nextMissing(end);
+        PageRuns.write(Wire.MISSING, new PageRuns.Pages() {
+            @Override
+            public long nextIn(long from) {
+                return present.nextMissing(from);
             }
-            Wire.patchLength(missing, start);
-            ctx.write(missing);
-        }
+
+            @Override
+            public long nextOut(long from) {
+                return present.nextPresent(from);
+            }
+        }, ctx.alloc()::buffer, ctx::write);
         ByteBuf recovered = ctx.alloc().buffer(Wire.FRAME_HEADER + 8);
         Wire.writeRecovered(recovered, present.missing());
         ctx.writeAndFlush(recovered);
@@ -262,7 +259,7 @@ public final class DestinationMigration extends ChannelInboundHandlerAdapter {
             throw new ProtocolException(e.getMessage());
         }
         mode = MigrationMode.values()[hello.mode()];
-        EnumSet<Capability> accepted = Capability.fromMask(hello.capabilities());
+        EnumSet<Capability> accepted = Wire.capabilities(hello.capabilities());
         accepted.retainAll(supported);
         negotiated = accepted;
         digest = new MemoryDigest(memory.pageCount());
@@ -272,28 +269,19 @@ public final class DestinationMigration extends ChannelInboundHandlerAdapter {
             UserfaultFaults.warmUp();
         }
         ByteBuf welcome = ctx.alloc().buffer(32);
-        Wire.writeWelcome(welcome, Capability.mask(accepted));
+        Wire.writeWelcome(welcome, Wire.mask(accepted));
         ctx.writeAndFlush(welcome);
         phase = Phase.RECEIVING;
     }
 
     private void pages(ByteBuf frame) throws ProtocolException, MalformedPayloadException {
         MemorySegment bytes = Frames.segmentOf(frame);
-        long pageCount = memory.pageCount();
-        while (frame.isReadable()) {
-            if (frame.readableBytes() < Wire.RECORD_HEADER) {
-                throw new ProtocolException("malformed PAGES frame: " + frame.readableBytes() + " bytes left, a record header needs " + Wire.RECORD_HEADER);
-            }
-            long index = frame.readLong();
-            int encoding = frame.readUnsignedByte();
-            int length = frame.readUnsignedShort();
-            if (index < 0 || index >= pageCount) {
-                throw new ProtocolException("page index " + index + " out of range (guest has " + pageCount + " pages)");
-            }
+        records.reset(bytes, frame.readerIndex(), frame.writerIndex(), memory.pageCount());
+        while (records.next()) {
+            long index = records.index();
+            int encoding = records.encoding();
+            int length = records.length();
             if (encoding == PageEncoding.ZERO) {
-                if (length == 0 || index + length > pageCount) {
-                    throw new ProtocolException("zero run of " + length + " pages at " + index + " does not fit " + pageCount + " pages");
-                }
                 for (long p = index; p < index + length; p++) {
                     if (phase != Phase.POSTCOPY) {
                         zeroPage(p);
@@ -311,26 +299,18 @@ public final class DestinationMigration extends ChannelInboundHandlerAdapter {
                 pagesReceived += length;
                 continue;
             }
-            if (length > frame.readableBytes()) {
-                throw new ProtocolException("page " + index + " payload of " + length + " bytes, frame has " + frame.readableBytes());
-            }
-            if (encoding >= pagesByEncoding.length) {
-                throw new MalformedPayloadException("unknown page encoding " + encoding + " for page " + index);
-            }
             if (phase == Phase.POSTCOPY && present.isPresent(index)) {
                 // a requested page that the push had already sent, or the reverse: the first copy won
-                frame.skipBytes(length);
                 continue;
             }
+            long payload = records.payloadOffset();
             if (userfaultFaults != null && phase == Phase.POSTCOPY) {
                 // registered memory is never touched from Java: decode aside, install atomically
-                decoder.decode(encoding, 0, bytes, frame.readerIndex(), length, scratch);
-                frame.skipBytes(length);
+                decoder.decode(encoding, 0, bytes, payload, length, scratch);
                 digest.update(index, PageDigest.contentHash(scratch.segment(), 0));
                 userfaultFaults.install(index, scratch.segment(), 0);
             } else {
-                decoder.decode(encoding, index, bytes, frame.readerIndex(), length, memory);
-                frame.skipBytes(length);
+                decoder.decode(encoding, index, bytes, payload, length, memory);
                 digest.update(index, PageDigest.contentHash(memory.segment(), index << GuestMemory.PAGE_SHIFT));
                 if (phase == Phase.POSTCOPY) {
                     present.markPresent(index);
@@ -347,34 +327,26 @@ public final class DestinationMigration extends ChannelInboundHandlerAdapter {
         if (!negotiated.contains(Capability.POSTCOPY)) {
             throw new ProtocolException("DISCARD without the postcopy capability");
         }
-        if (frame.readableBytes() % Wire.DISCARD_RUN != 0) {
-            throw new ProtocolException("malformed DISCARD frame: " + frame.readableBytes() + " bytes is not a whole number of runs");
-        }
         if (present == null) {
             present = new PresentPages(memory.pageCount());
         }
-        while (frame.isReadable()) {
-            long first = frame.readLong();
-            long count = frame.readUnsignedInt();
-            if (first < 0 || count == 0 || first + count > memory.pageCount()) {
-                throw new ProtocolException("discard run of " + count + " pages at " + first + " does not fit " + memory.pageCount() + " pages");
-            }
+        PageRuns.read("DISCARD", frame, memory.pageCount(), (first, count) -> {
             for (long p = first; p < first + count; p++) {
                 present.markMissing(p);
             }
-        }
+        });
     }
 
     /** The switch-over to post-copy: the guest runs here from now on, with the discarded pages missing. */
     private void postcopyStart(ChannelHandlerContext ctx, ByteBuf frame) throws ProtocolException {
-        Wire.expectBody("POSTCOPY_START", frame, 8);
+        long pause = Wire.readPostcopyStart(frame);
         if (!negotiated.contains(Capability.POSTCOPY)) {
             throw new ProtocolException("POSTCOPY_START without the postcopy capability");
         }
         if (deviceState == null) {
             throw new ProtocolException("POSTCOPY_START before DEVICE_STATE");
         }
-        pauseNanos = frame.readLong();
+        pauseNanos = pause;
         if (present == null) {
             present = new PresentPages(memory.pageCount());
         }
@@ -429,9 +401,9 @@ public final class DestinationMigration extends ChannelInboundHandlerAdapter {
     }
 
     private void end(ChannelHandlerContext ctx, ByteBuf frame) throws ProtocolException {
-        Wire.expectBody("END", frame, 16);
-        long sourceDigest = frame.readLong();
-        long endPauseNanos = frame.readLong();
+        Wire.End endFrame = Wire.readEnd(frame);
+        long sourceDigest = endFrame.digest();
+        long endPauseNanos = endFrame.pauseNanos();
         if (deviceState == null) {
             throw new ProtocolException("END before DEVICE_STATE");
         }

@@ -1,7 +1,7 @@
 package dev.ferry.precopy;
 
 import dev.ferry.compression.PageEncoder;
-import dev.ferry.compression.PageEncoding;
+import dev.ferry.protocol.PageEncoding;
 import dev.ferry.core.GuestMemory;
 import dev.ferry.core.MemoryDigest;
 import dev.ferry.core.MigrationListener;
@@ -10,7 +10,9 @@ import dev.ferry.core.PageDigest;
 import dev.ferry.transport.Frames;
 import dev.ferry.transport.Link;
 import dev.ferry.transport.LinkException;
-import dev.ferry.transport.Wire;
+import dev.ferry.protocol.PageRecords;
+import dev.ferry.protocol.PageRuns;
+import dev.ferry.protocol.Wire;
 import io.netty.buffer.ByteBuf;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -143,22 +145,18 @@ final class PageStreamWriter implements AutoCloseable {
      * holds stale copies of (or none at all).
      */
     void sendDiscard(PageBitmap pages) throws LinkException {
-        int maxRuns = Wire.PAGES_FRAME_TARGET / Wire.DISCARD_RUN;
-        long page = pages.nextSetBit(0);
-        while (page >= 0) {
-            ByteBuf out = link.buffer(Wire.FRAME_HEADER + maxRuns * Wire.DISCARD_RUN);
-            int start = out.writerIndex();
-            Wire.writeHeader(out, Wire.DISCARD, 0);
-            for (int runs = 0; runs < maxRuns && page >= 0; runs++) {
-                long end = pages.nextClearBit(page);
-                long stop = end < 0 ? pages.pageCount() : end;
-                long count = Math.min(stop - page, 0xFFFF_FFFFL);
-                Wire.writeDiscardRun(out, page, count);
-                page = pages.nextSetBit(page + count);
+        PageRuns.write(Wire.DISCARD, new PageRuns.Pages() {
+            @Override
+            public long nextIn(long from) {
+                return pages.nextSetBit(from);
             }
-            Wire.patchLength(out, start);
-            link.send(out);
-        }
+
+            @Override
+            public long nextOut(long from) {
+                long end = pages.nextClearBit(from);
+                return end < 0 ? pages.pageCount() : end;
+            }
+        }, link::buffer, link::send);
     }
 
     private void appendPage(long page) {
@@ -170,10 +168,10 @@ final class PageStreamWriter implements AutoCloseable {
             if (zeroRunAt >= 0 && page == zeroRunNext && zeroRun < Wire.MAX_ZERO_RUN) {
                 zeroRun++;
                 zeroRunNext++;
-                Wire.putRecordLength(frameSegment, zeroRunAt, zeroRun);
+                PageRecords.putLength(frameSegment, zeroRunAt, zeroRun);
                 return;
             }
-            Wire.putRecordHeader(frameSegment, headerAt, page, encoding, 1);
+            PageRecords.putHeader(frameSegment, headerAt, page, encoding, 1);
             zeroRunAt = headerAt;
             zeroRun = 1;
             zeroRunNext = page + 1;
@@ -182,7 +180,7 @@ final class PageStreamWriter implements AutoCloseable {
         }
         zeroRunAt = -1;
         digest.update(page, PageDigest.contentHash(scratch, 0));
-        Wire.putRecordHeader(frameSegment, headerAt, page, encoding, length);
+        PageRecords.putHeader(frameSegment, headerAt, page, encoding, length);
         writeAt = headerAt + Wire.RECORD_HEADER + length;
     }
 

@@ -3,8 +3,8 @@ package dev.ferry.precopy;
 import dev.ferry.core.PageBitmap;
 import dev.ferry.transport.Link;
 import dev.ferry.transport.LinkException;
-import dev.ferry.transport.ProtocolException;
-import dev.ferry.transport.Wire;
+import dev.ferry.protocol.ProtocolException;
+import dev.ferry.protocol.Wire;
 import io.netty.buffer.ByteBuf;
 
 /**
@@ -69,14 +69,11 @@ final class PostcopyPush {
         int type = frame.readUnsignedByte();
         switch (type) {
             case Wire.PAGE_REQUEST -> {
-                if (frame.readableBytes() == 0 || frame.readableBytes() % 8 != 0) {
-                    throw new ProtocolException("malformed PAGE_REQUEST of " + frame.readableBytes() + " bytes");
-                }
-                while (frame.isReadable()) {
-                    long page = frame.readLong();
-                    if (page < 0 || page >= remaining.pageCount()) {
-                        throw new ProtocolException("request for page " + page + " out of range");
-                    }
+                long[] requested = new long[frame.readableBytes() / 8];
+                int[] n = {0};
+                Wire.readPageRequest(frame, remaining.pageCount(), page -> requested[n[0]++] = page);
+                for (int i = 0; i < n[0]; i++) {
+                    long page = requested[i];
                     if (remaining.get(page)) {
                         writer.sendRequested(remaining, page);
                         pagesRequested++;
@@ -85,8 +82,7 @@ final class PostcopyPush {
                 }
             }
             case Wire.POSTCOPY_RUNNING -> {
-                Wire.expectBody("POSTCOPY_RUNNING", frame, 8);
-                resumeNanos = frame.readLong();
+                resumeNanos = Wire.readPostcopyRunning(frame);
             }
             case Wire.ERROR -> throw new ProtocolException("destination failed: " + Wire.readError(frame));
             default -> throw new ProtocolException("unexpected " + Wire.typeName(type) + " from the destination during post-copy");

@@ -2,7 +2,7 @@ package dev.ferry.precopy;
 
 import dev.ferry.compression.PageEncoder;
 import dev.ferry.compression.CompressionChooser;
-import dev.ferry.compression.PageEncoding;
+import dev.ferry.protocol.PageEncoding;
 import dev.ferry.compression.StageStats;
 import dev.ferry.core.Capability;
 import dev.ferry.core.DirtyLog;
@@ -21,8 +21,9 @@ import dev.ferry.core.RoundRecord;
 import dev.ferry.core.VmControl;
 import dev.ferry.transport.Link;
 import dev.ferry.transport.LinkException;
-import dev.ferry.transport.ProtocolException;
-import dev.ferry.transport.Wire;
+import dev.ferry.protocol.ProtocolException;
+import dev.ferry.protocol.PageRuns;
+import dev.ferry.protocol.Wire;
 import io.netty.buffer.ByteBuf;
 import io.netty.channel.EventLoopGroup;
 import java.net.InetSocketAddress;
@@ -352,24 +353,13 @@ public final class SourceMigration {
             try {
                 int type = frame.readUnsignedByte();
                 switch (type) {
-                    case Wire.MISSING -> {
-                        if (frame.readableBytes() % Wire.DISCARD_RUN != 0) {
-                            throw new ProtocolException("malformed MISSING frame of " + frame.readableBytes() + " bytes");
+                    case Wire.MISSING -> PageRuns.read("MISSING", frame, remaining.pageCount(), (first, count) -> {
+                        for (long p = first; p < first + count; p++) {
+                            remaining.set(p);
                         }
-                        while (frame.isReadable()) {
-                            long first = frame.readLong();
-                            long count = frame.readUnsignedInt();
-                            if (first < 0 || count == 0 || first + count > remaining.pageCount()) {
-                                throw new ProtocolException("missing run of " + count + " pages at " + first + " is out of range");
-                            }
-                            for (long p = first; p < first + count; p++) {
-                                remaining.set(p);
-                            }
-                        }
-                    }
+                    });
                     case Wire.RECOVERED -> {
-                        Wire.expectBody("RECOVERED", frame, 8);
-                        long missing = frame.readLong();
+                        long missing = Wire.readRecovered(frame);
                         if (missing != remaining.cardinality()) {
                             throw new ProtocolException("RECOVERED counts " + missing + " missing pages, the runs "
                                     + remaining.cardinality());
@@ -400,7 +390,7 @@ public final class SourceMigration {
     private void handshake(Link link) throws LinkException, ProtocolException {
         ByteBuf hello = link.buffer(64);
         Wire.writeHello(hello, new Wire.Hello(Wire.VERSION, GuestMemory.PAGE_SIZE, memory.byteSize(),
-                Capability.mask(params.capabilities()), params.mode().ordinal()));
+                Wire.mask(params.capabilities()), params.mode().ordinal()));
         link.sendNow(hello);
         ByteBuf reply = awaitFrame(link, "WELCOME");
         try {
@@ -412,10 +402,10 @@ public final class SourceMigration {
                 throw new ProtocolException("expected WELCOME, got " + Wire.typeName(type));
             }
             int accepted = Wire.readWelcome(reply);
-            if ((accepted & ~Capability.mask(params.capabilities())) != 0) {
-                throw new ProtocolException("destination accepted capabilities that were not offered: " + Capability.fromMask(accepted));
+            if ((accepted & ~Wire.mask(params.capabilities())) != 0) {
+                throw new ProtocolException("destination accepted capabilities that were not offered: " + Wire.capabilities(accepted));
             }
-            negotiated = Capability.fromMask(accepted);
+            negotiated = Wire.capabilities(accepted);
             if (params.mode() != dev.ferry.core.MigrationMode.PRECOPY && !negotiated.contains(Capability.POSTCOPY)) {
                 throw new ProtocolException("the " + params.mode().name().toLowerCase(java.util.Locale.ROOT)
                         + " mode needs post-copy, which the destination did not accept (or it was not offered)");
@@ -446,8 +436,8 @@ public final class SourceMigration {
             if (type != Wire.RESUMED) {
                 throw new ProtocolException("expected RESUMED, got " + Wire.typeName(type));
             }
-            Wire.expectBody("RESUMED", reply, 16);
-            return new long[] {reply.readLong(), reply.readLong()};
+            Wire.Resumed resumed = Wire.readResumed(reply);
+            return new long[] {resumed.digest(), resumed.resumeNanos()};
         } finally {
             reply.release();
         }

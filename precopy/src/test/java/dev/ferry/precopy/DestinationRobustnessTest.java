@@ -6,7 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.ferry.compression.PageEncoding;
+import dev.ferry.protocol.PageEncoding;
 import dev.ferry.core.Capability;
 import dev.ferry.postcopy.FaultMechanism;
 import dev.ferry.core.GuestMemory;
@@ -17,7 +17,8 @@ import dev.ferry.core.PageDigest;
 import dev.ferry.core.VmControl;
 import dev.ferry.transport.LinkServer;
 import dev.ferry.transport.Transports;
-import dev.ferry.transport.Wire;
+import dev.ferry.protocol.PageRuns;
+import dev.ferry.protocol.Wire;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufUtil;
 import io.netty.buffer.Unpooled;
@@ -122,8 +123,8 @@ class DestinationRobustnessTest {
                         "malformed frame: length 0 has no type", false, false),
                 new Bad("discard without post-copy", out -> {
                     hello(out);
-                    Wire.writeHeader(out, Wire.DISCARD, Wire.DISCARD_RUN);
-                    Wire.writeDiscardRun(out, 0, 1);
+                    Wire.writeHeader(out, Wire.DISCARD, PageRuns.RUN);
+                    out.writeLong(0).writeInt(1);
                 }, "DISCARD without the postcopy capability", true, false),
                 new Bad("unknown frame type", out -> {
                     hello(out);
@@ -215,7 +216,7 @@ class DestinationRobustnessTest {
         assertEquals(2, replies.size());
         ByteBuf welcome = replies.get(0);
         assertEquals(Wire.WELCOME, welcome.readUnsignedByte());
-        assertEquals(Capability.ZERO_PAGES.bit(), Wire.readWelcome(welcome));
+        assertEquals(Wire.bit(Capability.ZERO_PAGES), Wire.readWelcome(welcome));
         ByteBuf resumed = replies.get(1);
         assertEquals(Wire.RESUMED, resumed.readUnsignedByte());
         assertEquals(digest, resumed.readLong());
@@ -288,7 +289,7 @@ class DestinationRobustnessTest {
     }
 
     private static void hello(ByteBuf out) {
-        Wire.writeHello(out, new Wire.Hello(Wire.VERSION, GuestMemory.PAGE_SIZE, BYTES, Capability.ZERO_PAGES.bit(), 0));
+        Wire.writeHello(out, new Wire.Hello(Wire.VERSION, GuestMemory.PAGE_SIZE, BYTES, Wire.bit(Capability.ZERO_PAGES), 0));
     }
 
     /** A PAGES frame around the records {@code records} writes. */

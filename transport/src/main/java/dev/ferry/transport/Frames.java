@@ -1,23 +1,13 @@
 package dev.ferry.transport;
 
 import io.netty.buffer.ByteBuf;
-import io.netty.channel.ChannelHandler;
-import io.netty.handler.codec.LengthFieldBasedFrameDecoder;
 import io.netty.handler.codec.TooLongFrameException;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 
-/** The framing stage of every Ferry pipeline. */
+/** Netty-side helpers of the pipelines: frame memory views and failure descriptions. */
 public final class Frames {
     private Frames() {
-    }
-
-    /**
-     * Splits the byte stream into frames of {@code type + body}, stripping the u32 length; a
-     * length above {@link Wire#MAX_FRAME} fails the channel.
-     */
-    public static ChannelHandler decoder() {
-        return new LengthFieldBasedFrameDecoder(Wire.MAX_FRAME + 4, 0, 4, 0, 4);
     }
 
     /**

@@ -1,5 +1,6 @@
 package dev.ferry.transport;
 
+import dev.ferry.protocol.Wire;
 import dev.ferry.core.NanoClock;
 import io.netty.bootstrap.Bootstrap;
 import io.netty.buffer.ByteBuf;
@@ -57,7 +58,7 @@ public final class Link implements AutoCloseable {
                 .handler(new ChannelInitializer<>() {
                     @Override
                     protected void initChannel(Channel ch) {
-                        ch.pipeline().addLast(Frames.decoder(), inbound);
+                        ch.pipeline().addLast(Wire.frameDecoder(), inbound);
                     }
                 });
         ChannelFuture connect = bootstrap.connect(address);

@@ -1,5 +1,6 @@
 package dev.ferry.transport;
 
+import dev.ferry.protocol.Wire;
 import io.netty.bootstrap.ServerBootstrap;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelHandler;
@@ -45,7 +46,7 @@ public final class LinkServer implements AutoCloseable {
                 .childHandler(new ChannelInitializer<>() {
                     @Override
                     protected void initChannel(Channel ch) {
-                        ch.pipeline().addLast(Frames.decoder(),
+                        ch.pipeline().addLast(Wire.frameDecoder(),
                                 new ReadTimeoutHandler(peerTimeoutMillis, TimeUnit.MILLISECONDS),
                                 handlers.get());
                     }

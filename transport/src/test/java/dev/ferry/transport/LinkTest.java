@@ -1,5 +1,6 @@
 package dev.ferry.transport;
 
+import dev.ferry.protocol.Wire;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;

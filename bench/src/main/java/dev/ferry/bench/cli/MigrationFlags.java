@@ -61,7 +61,7 @@ final class MigrationFlags {
         for (String name : spec.split(",")) {
             try {
                 Capability c = Capability.byName(name.trim());
-                if (c == Capability.DEDUP || c == Capability.POSTCOPY) {
+                if (c == Capability.POSTCOPY) {
                     throw new IllegalArgumentException();
                 }
                 set.add(c);

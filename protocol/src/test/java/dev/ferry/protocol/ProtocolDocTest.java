@@ -1,4 +1,4 @@
-package dev.ferry.transport;
+package dev.ferry.protocol;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -14,6 +14,7 @@ import io.netty.buffer.ByteBufUtil;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.embedded.EmbeddedChannel;
 import java.io.IOException;
+import java.lang.foreign.MemorySegment;
 import java.lang.reflect.Field;
 import java.lang.reflect.Modifier;
 import java.nio.file.Files;
@@ -88,7 +89,7 @@ class ProtocolDocTest {
         assertTrue(rows.keySet().containsAll(Set.of("MAGIC", "VERSION", "MAX_FRAME", "FRAME_HEADER", "RECORD_HEADER",
                 "MAX_ZERO_RUN")), rows.keySet().toString());
         for (Map.Entry<String, String> row : rows.entrySet()) {
-            Field field = Wire.class.getField(row.getKey());
+            Field field = row.getKey().equals("RUN") ? PageRuns.class.getField("RUN") : Wire.class.getField(row.getKey());
             assertEquals(((Number) field.get(null)).longValue(), Long.decode(row.getValue()), row.getKey());
         }
     }
@@ -100,7 +101,7 @@ class ProtocolDocTest {
         for (Capability c : Capability.values()) {
             names.add(c.name());
             assertNotNull(rows.get(c.name()), c + " missing from the table");
-            assertEquals(c.bit(), Integer.decode(rows.get(c.name())), c.name());
+            assertEquals(Wire.bit(c), Integer.decode(rows.get(c.name())), c.name());
             Matcher row = Pattern.compile("^\\|\\s*`" + c.name() + "`\\s*\\|[^|]*\\|\\s*`([^`]+)`", Pattern.MULTILINE)
                     .matcher(section("Capabilities"));
             assertTrue(row.find());
@@ -110,7 +111,7 @@ class ProtocolDocTest {
     }
 
     private static void check(byte[] bytes, Map<String, String> expect) throws ProtocolException {
-        EmbeddedChannel framing = new EmbeddedChannel(Frames.decoder());
+        EmbeddedChannel framing = new EmbeddedChannel(Wire.frameDecoder());
         framing.writeInbound(Unpooled.wrappedBuffer(bytes));
         ByteBuf frame = framing.readInbound();
         assertNotNull(frame, "the length field asks for more bytes than the example has");
@@ -137,41 +138,57 @@ class ProtocolDocTest {
                 Wire.writeWelcome(again, accepted);
             }
             case Wire.PAGES -> {
-                Wire.writeHeader(again, Wire.PAGES, 0);
-                int records = 0;
-                while (frame.isReadable()) {
-                    assertTrue(frame.readableBytes() >= Wire.RECORD_HEADER, "cut record header");
-                    long index = frame.readLong();
-                    int encoding = frame.readUnsignedByte();
-                    int length = frame.readUnsignedShort();
-                    field(expect, unchecked, "index" + records, index);
-                    field(expect, unchecked, "encoding" + records, encoding);
-                    field(expect, unchecked, "length" + records, length);
-                    int payload = encoding == 1 ? 0 : length; // ZERO: the length is a run count
-                    again.writeLong(index).writeByte(encoding).writeShort(length).writeBytes(frame, payload);
-                    records++;
+                ByteBuf direct = Unpooled.directBuffer(frame.readableBytes()).writeBytes(frame);
+                MemorySegment view = MemorySegment.ofAddress(direct.memoryAddress()).reinterpret(direct.capacity());
+                PageRecords records = new PageRecords().reset(view, 0, direct.writerIndex(), Long.MAX_VALUE);
+                ByteBuf copy = Unpooled.directBuffer(Wire.FRAME_HEADER + direct.writerIndex());
+                MemorySegment out = MemorySegment.ofAddress(copy.memoryAddress()).reinterpret(copy.capacity());
+                int n = 0;
+                long at = Wire.FRAME_HEADER;
+                while (records.next()) {
+                    field(expect, unchecked, "index" + n, records.index());
+                    field(expect, unchecked, "encoding" + n, records.encoding());
+                    field(expect, unchecked, "length" + n, records.length());
+                    PageRecords.putHeader(out, at, records.index(), records.encoding(), records.length());
+                    at += Wire.RECORD_HEADER;
+                    if (records.encoding() != PageEncoding.ZERO) {
+                        MemorySegment.copy(view, records.payloadOffset(), out, at, records.length());
+                        at += records.length();
+                    }
+                    n++;
                 }
-                field(expect, unchecked, "records", records);
-                Wire.patchLength(again, 0);
+                field(expect, unchecked, "records", n);
+                copy.writerIndex((int) at);
+                copy.setInt(0, (int) at - 4);
+                copy.setByte(4, Wire.PAGES);
+                again.writeBytes(copy);
+                copy.release();
+                direct.release();
             }
             case Wire.ROUND_END -> {
-                Wire.expectBody("ROUND_END", frame, 12);
-                int round = frame.readInt();
-                long records = frame.readLong();
-                field(expect, unchecked, "round", round);
-                field(expect, unchecked, "records", records);
-                Wire.writeRoundEnd(again, round, records);
+                Wire.RoundEnd end = Wire.readRoundEnd(frame);
+                field(expect, unchecked, "round", end.round());
+                field(expect, unchecked, "records", end.pages());
+                Wire.writeRoundEnd(again, end.round(), end.pages());
             }
             case Wire.DEVICE_STATE -> {
-                byte[] state = ByteBufUtil.getBytes(frame);
+                byte[] state = Wire.readDeviceState(frame);
                 assertEquals(expect.get("state"), ByteBufUtil.hexDump(state));
                 unchecked.remove("state");
                 Wire.writeDeviceState(again, state);
             }
             case Wire.END, Wire.RESUMED -> {
-                Wire.expectBody(Wire.typeName(type), frame, 16);
-                long digest = frame.readLong();
-                long nanos = frame.readLong();
+                long digest;
+                long nanos;
+                if (type == Wire.END) {
+                    Wire.End end = Wire.readEnd(frame);
+                    digest = end.digest();
+                    nanos = end.pauseNanos();
+                } else {
+                    Wire.Resumed resumed = Wire.readResumed(frame);
+                    digest = resumed.digest();
+                    nanos = resumed.resumeNanos();
+                }
                 field(expect, unchecked, "digest", digest);
                 field(expect, unchecked, type == Wire.END ? "pauseNanos" : "resumeNanos", nanos);
                 if (expect.containsKey("zeroPages")) {
@@ -196,29 +213,22 @@ class ProtocolDocTest {
                 Wire.writeRecover(again);
             }
             case Wire.RECOVERED -> {
-                Wire.expectBody("RECOVERED", frame, 8);
-                long missing = frame.readLong();
+                long missing = Wire.readRecovered(frame);
                 field(expect, unchecked, "missing", missing);
                 Wire.writeRecovered(again, missing);
             }
             case Wire.DISCARD, Wire.MISSING -> {
-                int header = again.writerIndex();
-                Wire.writeHeader(again, type, 0);
-                int runs = 0;
-                while (frame.isReadable()) {
-                    long first = frame.readLong();
-                    long count = frame.readUnsignedInt();
-                    field(expect, unchecked, "first" + runs, first);
-                    field(expect, unchecked, "count" + runs, count);
-                    Wire.writeDiscardRun(again, first, count);
-                    runs++;
+                List<long[]> runs = new ArrayList<>();
+                PageRuns.read(Wire.typeName(type), frame, Long.MAX_VALUE, (first, count) -> runs.add(new long[] {first, count}));
+                for (int i = 0; i < runs.size(); i++) {
+                    field(expect, unchecked, "first" + i, runs.get(i)[0]);
+                    field(expect, unchecked, "count" + i, runs.get(i)[1]);
                 }
-                Wire.patchLength(again, header);
-                field(expect, unchecked, "runs", runs);
+                field(expect, unchecked, "runs", runs.size());
+                PageRuns.write(type, listed(runs), Unpooled::buffer, again::writeBytes);
             }
             case Wire.POSTCOPY_START, Wire.POSTCOPY_RUNNING -> {
-                Wire.expectBody(Wire.typeName(type), frame, 8);
-                long nanos = frame.readLong();
+                long nanos = type == Wire.POSTCOPY_START ? Wire.readPostcopyStart(frame) : Wire.readPostcopyRunning(frame);
                 if (type == Wire.POSTCOPY_START) {
                     field(expect, unchecked, "pauseNanos", nanos);
                     Wire.writePostcopyStart(again, nanos);
@@ -228,14 +238,13 @@ class ProtocolDocTest {
                 }
             }
             case Wire.PAGE_REQUEST -> {
-                int pages = 0;
-                while (frame.isReadable()) {
-                    long page = frame.readLong();
-                    field(expect, unchecked, "page" + pages, page);
-                    Wire.writePageRequest(again, page);
-                    pages++;
+                List<Long> pages = new ArrayList<>();
+                Wire.readPageRequest(frame, Long.MAX_VALUE, pages::add);
+                for (int i = 0; i < pages.size(); i++) {
+                    field(expect, unchecked, "page" + i, pages.get(i));
+                    Wire.writePageRequest(again, pages.get(i));
                 }
-                field(expect, unchecked, "pages", pages);
+                field(expect, unchecked, "pages", pages.size());
             }
             default -> fail("no example decoder for " + Wire.typeName(type));
         }
@@ -243,6 +252,31 @@ class ProtocolDocTest {
         framing.finishAndReleaseAll();
         assertTrue(unchecked.isEmpty(), "expect fields the frame does not have: " + unchecked);
         assertArrayEquals(bytes, ByteBufUtil.getBytes(again), "re-encoding with Wire gives other bytes");
+    }
+
+    /** A page set of the given runs, for the run writer. */
+    private static PageRuns.Pages listed(List<long[]> runs) {
+        return new PageRuns.Pages() {
+            @Override
+            public long nextIn(long from) {
+                for (long[] run : runs) {
+                    if (from < run[0] + run[1]) {
+                        return Math.max(from, run[0]);
+                    }
+                }
+                return -1;
+            }
+
+            @Override
+            public long nextOut(long from) {
+                for (long[] run : runs) {
+                    if (from >= run[0] && from < run[0] + run[1]) {
+                        return run[0] + run[1];
+                    }
+                }
+                return from;
+            }
+        };
     }
 
     private static void field(Map<String, String> expect, Set<String> unchecked, String name, long actual) {

@@ -1,4 +1,4 @@
-package dev.ferry.compression;
+package dev.ferry.protocol;
 
 /**
  * The wire codes of a page payload; part of the protocol, so values never change. Every

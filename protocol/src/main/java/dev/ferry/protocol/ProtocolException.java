@@ -1,4 +1,4 @@
-package dev.ferry.transport;
+package dev.ferry.protocol;
 
 /** The peer sent something this protocol does not allow; the migration fails with this message. */
 public final class ProtocolException extends Exception {

@@ -1,14 +1,19 @@
-package dev.ferry.transport;
+package dev.ferry.protocol;
 
+import dev.ferry.core.Capability;
 import io.netty.buffer.ByteBuf;
-import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
-import java.nio.ByteOrder;
+import io.netty.channel.ChannelHandler;
+import io.netty.handler.codec.LengthFieldBasedFrameDecoder;
+import java.util.EnumSet;
+import java.util.Set;
+import java.util.function.LongConsumer;
 import java.nio.charset.StandardCharsets;
 
 /**
- * The Ferry wire protocol, version 1: every constant and layout in one place
- * (docs/protocol.md says the same in prose, and a test decodes its examples).
+ * The Ferry wire protocol, version 1: every constant, layout, writer and reader in one place
+ * (docs/protocol.md says the same in prose, and a test decodes its examples with these readers).
+ * Readers check a body's size before they read it and throw {@link ProtocolException}; nothing
+ * outside this module parses a frame.
  *
  * <p>All integers are big-endian. Every frame is
  * <pre>
@@ -56,8 +61,6 @@ public final class Wire {
     public static final int PAGES_FRAME_TARGET = 128 << 10;
     /** Longest zero run one record carries. */
     public static final int MAX_ZERO_RUN = 0xFFFF;
-    private static final ValueLayout.OfLong U64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN);
-    private static final ValueLayout.OfShort U16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN);
 
     public static final int HELLO = 0x01;
     public static final int WELCOME = 0x02;
@@ -73,12 +76,18 @@ public final class Wire {
     public static final int PAGE_REQUEST = 0x22;
     public static final int MISSING = 0x23;
     public static final int RECOVERED = 0x24;
-    /** Bytes of one DISCARD run. */
-    public static final int DISCARD_RUN = 12;
     public static final int ERROR = 0x7F;
 
     static final int HELLO_BODY = 8 + 2 + 4 + 8 + 4 + 1;
     static final int WELCOME_BODY = 8 + 2 + 4;
+    static final int ROUND_END_BODY = 4 + 8;
+    static final int END_BODY = 8 + 8;
+    static final int RESUMED_BODY = 8 + 8;
+    static final int NANOS_BODY = 8;
+    static final int RECOVER_BODY = 8;
+    static final int RECOVERED_BODY = 8;
+    /** The longest ERROR reason, in bytes. */
+    static final int MAX_ERROR = 4096;
 
     private Wire() {
     }
@@ -103,6 +112,46 @@ public final class Wire {
             case ERROR -> "ERROR";
             default -> String.format("unknown(0x%02x)", type);
         };
+    }
+
+    /**
+     * The framing stage of every Ferry pipeline: splits the byte stream into frames of
+     * {@code type + body}, stripping the u32 length; a length above {@link #MAX_FRAME} fails the
+     * channel with a {@link io.netty.handler.codec.TooLongFrameException}.
+     */
+    public static ChannelHandler frameDecoder() {
+        return new LengthFieldBasedFrameDecoder(MAX_FRAME + 4, 0, 4, 0, 4);
+    }
+
+    /** The bit of {@code capability} in the handshake's capability mask. */
+    public static int bit(Capability capability) {
+        return switch (capability) {
+            case ZERO_PAGES -> 1;
+            case XBZRLE -> 1 << 1;
+            case LZ4 -> 1 << 2;
+            case ZSTD -> 1 << 3;
+            case POSTCOPY -> 1 << 5;
+        };
+    }
+
+    /** The mask of a set of capabilities. */
+    public static int mask(Set<Capability> capabilities) {
+        int mask = 0;
+        for (Capability c : capabilities) {
+            mask |= bit(c);
+        }
+        return mask;
+    }
+
+    /** The capabilities whose bits are set in {@code mask}; unknown bits are ignored. */
+    public static EnumSet<Capability> capabilities(int mask) {
+        EnumSet<Capability> set = EnumSet.noneOf(Capability.class);
+        for (Capability c : Capability.values()) {
+            if ((mask & bit(c)) != 0) {
+                set.add(c);
+            }
+        }
+        return set;
     }
 
     /** Writes a frame header; the caller writes {@code bodyLength} bytes of body after it. */
@@ -134,7 +183,7 @@ public final class Wire {
     }
 
     public static void writeRoundEnd(ByteBuf out, int round, long records) {
-        writeHeader(out, ROUND_END, 12);
+        writeHeader(out, ROUND_END, ROUND_END_BODY);
         out.writeInt(round);
         out.writeLong(records);
     }
@@ -145,52 +194,30 @@ public final class Wire {
     }
 
     public static void writeEnd(ByteBuf out, long digest, long pauseNanos) {
-        writeHeader(out, END, 16);
+        writeHeader(out, END, END_BODY);
         out.writeLong(digest);
         out.writeLong(pauseNanos);
     }
 
     public static void writeResumed(ByteBuf out, long digest, long resumeNanos) {
-        writeHeader(out, RESUMED, 16);
+        writeHeader(out, RESUMED, RESUMED_BODY);
         out.writeLong(digest);
         out.writeLong(resumeNanos);
     }
 
-    /**
-     * A page record's header at {@code at} of {@code frame} (a view of the frame's buffer), ahead
-     * of its payload: the page loop writes through the view, not the buffer, so that its compiled
-     * code does not depend on which {@link ByteBuf} class the pool handed out.
-     */
-    public static void putRecordHeader(MemorySegment frame, long at, long page, int encoding, int length) {
-        frame.set(U64, at, page);
-        frame.set(ValueLayout.JAVA_BYTE, at + 8, (byte) encoding);
-        frame.set(U16, at + 9, (short) length);
-    }
-
-    /** Rewrites the length field of the record whose header is at {@code at}: a zero run grew. */
-    public static void putRecordLength(MemorySegment frame, long at, int length) {
-        frame.set(U16, at + 9, (short) length);
-    }
-
-    /** One run of a DISCARD body; the caller writes the frame header and patches its length. */
-    public static void writeDiscardRun(ByteBuf out, long first, long count) {
-        out.writeLong(first);
-        out.writeInt((int) count);
-    }
-
     public static void writeRecover(ByteBuf out) {
-        writeHeader(out, RECOVER, 8);
+        writeHeader(out, RECOVER, RECOVER_BODY);
         out.writeLong(MAGIC);
     }
 
     public static void writeRecovered(ByteBuf out, long missing) {
-        writeHeader(out, RECOVERED, 8);
+        writeHeader(out, RECOVERED, RECOVERED_BODY);
         out.writeLong(missing);
     }
 
     /** Reads a RECOVER body, checking its magic. */
     public static void readRecover(ByteBuf body) throws ProtocolException {
-        expectBody("RECOVER", body, 8);
+        expectBody("RECOVER", body, RECOVER_BODY);
         long magic = body.readLong();
         if (magic != MAGIC) {
             throw new ProtocolException(String.format("bad magic 0x%016x in RECOVER: not a Ferry source", magic));
@@ -198,12 +225,12 @@ public final class Wire {
     }
 
     public static void writePostcopyStart(ByteBuf out, long pauseNanos) {
-        writeHeader(out, POSTCOPY_START, 8);
+        writeHeader(out, POSTCOPY_START, NANOS_BODY);
         out.writeLong(pauseNanos);
     }
 
     public static void writePostcopyRunning(ByteBuf out, long resumeNanos) {
-        writeHeader(out, POSTCOPY_RUNNING, 8);
+        writeHeader(out, POSTCOPY_RUNNING, NANOS_BODY);
         out.writeLong(resumeNanos);
     }
 
@@ -214,7 +241,7 @@ public final class Wire {
 
     public static void writeError(ByteBuf out, String reason) {
         byte[] bytes = reason.getBytes(StandardCharsets.UTF_8);
-        int length = Math.min(bytes.length, 4096);
+        int length = Math.min(bytes.length, MAX_ERROR);
         // never split a character: back up over UTF-8 continuation bytes (10xxxxxx)
         while (length < bytes.length && (bytes[length] & 0xC0) == 0x80) {
             length--;
@@ -247,6 +274,66 @@ public final class Wire {
         return body.readInt();
     }
 
+    /** Reads a ROUND_END body. */
+    public static RoundEnd readRoundEnd(ByteBuf body) throws ProtocolException {
+        expectBody("ROUND_END", body, ROUND_END_BODY);
+        return new RoundEnd(body.readInt(), body.readLong());
+    }
+
+    /** Reads an END body. */
+    public static End readEnd(ByteBuf body) throws ProtocolException {
+        expectBody("END", body, END_BODY);
+        return new End(body.readLong(), body.readLong());
+    }
+
+    /** Reads a RESUMED body. */
+    public static Resumed readResumed(ByteBuf body) throws ProtocolException {
+        expectBody("RESUMED", body, RESUMED_BODY);
+        return new Resumed(body.readLong(), body.readLong());
+    }
+
+    /** Reads a POSTCOPY_START body: the source's pause instant. */
+    public static long readPostcopyStart(ByteBuf body) throws ProtocolException {
+        expectBody("POSTCOPY_START", body, NANOS_BODY);
+        return body.readLong();
+    }
+
+    /** Reads a POSTCOPY_RUNNING body: the destination's resume instant. */
+    public static long readPostcopyRunning(ByteBuf body) throws ProtocolException {
+        expectBody("POSTCOPY_RUNNING", body, NANOS_BODY);
+        return body.readLong();
+    }
+
+    /** Reads a RECOVERED body: how many pages the MISSING runs named. */
+    public static long readRecovered(ByteBuf body) throws ProtocolException {
+        expectBody("RECOVERED", body, RECOVERED_BODY);
+        return body.readLong();
+    }
+
+    /** Reads a DEVICE_STATE body. */
+    public static byte[] readDeviceState(ByteBuf body) {
+        byte[] state = new byte[body.readableBytes()];
+        body.readBytes(state);
+        return state;
+    }
+
+    /**
+     * Reads a PAGE_REQUEST body, handing each requested page to {@code page} after checking it
+     * lies in a guest of {@code pageCount} pages.
+     */
+    public static void readPageRequest(ByteBuf body, long pageCount, LongConsumer page) throws ProtocolException {
+        if (body.readableBytes() == 0 || body.readableBytes() % 8 != 0) {
+            throw new ProtocolException("malformed PAGE_REQUEST of " + body.readableBytes() + " bytes");
+        }
+        while (body.isReadable()) {
+            long index = body.readLong();
+            if (index < 0 || index >= pageCount) {
+                throw new ProtocolException("request for page " + index + " out of range (guest has " + pageCount + " pages)");
+            }
+            page.accept(index);
+        }
+    }
+
     /** Reads an ERROR body. */
     public static String readError(ByteBuf body) {
         return body.readCharSequence(body.readableBytes(), StandardCharsets.UTF_8).toString();
@@ -261,5 +348,17 @@ public final class Wire {
 
     /** The handshake a source opens with. */
     public record Hello(int version, int pageSize, long memoryBytes, int capabilities, int mode) {
+    }
+
+    /** The end of a round: its number and the pages it sent (a zero run counts its pages). */
+    public record RoundEnd(int round, long pages) {
+    }
+
+    /** The end of the stream: the memory digest at the pause, and the pause instant. */
+    public record End(long digest, long pauseNanos) {
+    }
+
+    /** The destination's answer to END: the digest as applied, and the resume instant. */
+    public record Resumed(long digest, long resumeNanos) {
     }
 }

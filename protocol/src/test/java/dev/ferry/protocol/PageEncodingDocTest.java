@@ -1,9 +1,9 @@
-package dev.ferry.precopy;
+package dev.ferry.protocol;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.ferry.compression.PageEncoding;
+import dev.ferry.protocol.PageEncoding;
 import java.io.IOException;
 import java.lang.reflect.Field;
 import java.lang.reflect.Modifier;
@@ -16,9 +16,8 @@ import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
 
 /**
- * The page encoding table of docs/protocol.md against {@link PageEncoding} (transport, where the
- * rest of the document is checked, cannot see the compression module): every code the module
- * defines is in the table with the same value, and the table assigns each code once.
+ * The page encoding table of docs/protocol.md against {@link PageEncoding}: every code is in the
+ * table with the same value, and the table assigns each code once.
  */
 class PageEncodingDocTest {
     private static final Pattern ROW = Pattern.compile("^\\|\\s*`(\\w+)`\\s*\\|\\s*`(\\d+)`\\s*\\|", Pattern.MULTILINE);
