@@ -4,6 +4,7 @@ import dev.ferry.protocol.PageEncoding;
 import dev.ferry.core.Capability;
 import dev.ferry.core.GuestMemory;
 import dev.ferry.core.MigrationParameters;
+import dev.ferry.core.NanoClock;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -41,6 +42,7 @@ public final class PageEncoder implements AutoCloseable {
     private static final ValueLayout.OfShort U16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final int SCRATCH = 2 + Math.max(Lz4Codec.maxCompressedLength(PAGE), ZstdCodec.maxCompressedLength(PAGE));
 
+    private final NanoClock clock;
     private final boolean zeroPages;
     private final XbzrleCache cache;
     private final Lz4Codec lz4;
@@ -89,10 +91,15 @@ public final class PageEncoder implements AutoCloseable {
         }
     }
 
-    /** An encoder for the stages in {@code negotiated}, sized by {@code params}. */
-    public PageEncoder(Set<Capability> negotiated, MigrationParameters params) {
+    /**
+     * An encoder for the stages in {@code negotiated}, with an XBZRLE cache of
+     * {@code xbzrleCacheBytes} and the zstd level of {@code params}; {@code clock} times the
+     * compressors (the adaptive choice weighs that time).
+     */
+    public PageEncoder(Set<Capability> negotiated, MigrationParameters params, long xbzrleCacheBytes, NanoClock clock) {
+        this.clock = clock;
         this.zeroPages = negotiated.contains(Capability.ZERO_PAGES);
-        this.cache = negotiated.contains(Capability.XBZRLE) ? new XbzrleCache(params.xbzrleCacheSize()) : null;
+        this.cache = negotiated.contains(Capability.XBZRLE) ? new XbzrleCache(xbzrleCacheBytes) : null;
         this.lz4 = negotiated.contains(Capability.LZ4) ? new Lz4Codec() : null;
         this.zstd = negotiated.contains(Capability.ZSTD) ? new ZstdCodec(params.zstdLevel()) : null;
         this.delta = arena.allocate(PAGE, 64);
@@ -169,7 +176,7 @@ public final class PageEncoder implements AutoCloseable {
     }
 
     private void tryCompressors(MemorySegment page, long pageOff, int deltaLength) {
-        long start = System.nanoTime();
+        long start = clock.nanoTime();
         ByteBuffer source;
         int sourceOff;
         if (page.isNative() && page.byteSize() <= Integer.MAX_VALUE) {
@@ -204,7 +211,7 @@ public final class PageEncoder implements AutoCloseable {
                 compressInputBytes += deltaLength;
             }
         }
-        compressNanos += System.nanoTime() - start;
+        compressNanos += clock.nanoTime() - start;
     }
 
     /** The trial buffer not holding the best candidate so far. */

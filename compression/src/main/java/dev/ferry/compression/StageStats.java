@@ -133,18 +133,28 @@ public final class StageStats {
 
     /** These figures less {@code earlier}'s: what happened in between. */
     public StageStats minus(StageStats earlier) {
+        return combine(earlier, -1);
+    }
+
+    /** These figures and {@code other}'s together: two channels' encoders as one. */
+    public StageStats plus(StageStats other) {
+        return combine(other, 1);
+    }
+
+    private StageStats combine(StageStats o, int sign) {
         long[] p = new long[PageEncoding.COUNT];
         long[] s = new long[PageEncoding.COUNT];
         for (int c = 0; c < PageEncoding.COUNT; c++) {
-            p[c] = pages[c] - earlier.pages[c];
-            s[c] = saved[c] - earlier.saved[c];
+            p[c] = pages[c] + sign * o.pages[c];
+            s[c] = saved[c] + sign * o.saved[c];
         }
-        return new StageStats(p, s, payloadBytes - earlier.payloadBytes,
-                bytesBeforeCompression - earlier.bytesBeforeCompression,
-                compressInputBytes - earlier.compressInputBytes, compressNanos - earlier.compressNanos,
-                triedPages - earlier.triedPages, triedBeforeBytes - earlier.triedBeforeBytes, triedPayloadBytes - earlier.triedPayloadBytes,
-                xbzrleHits - earlier.xbzrleHits, xbzrleMisses - earlier.xbzrleMisses,
-                xbzrleOverflows - earlier.xbzrleOverflows, xbzrleEvictions - earlier.xbzrleEvictions);
+        return new StageStats(p, s, payloadBytes + sign * o.payloadBytes,
+                bytesBeforeCompression + sign * o.bytesBeforeCompression,
+                compressInputBytes + sign * o.compressInputBytes, compressNanos + sign * o.compressNanos,
+                triedPages + sign * o.triedPages, triedBeforeBytes + sign * o.triedBeforeBytes,
+                triedPayloadBytes + sign * o.triedPayloadBytes, xbzrleHits + sign * o.xbzrleHits,
+                xbzrleMisses + sign * o.xbzrleMisses, xbzrleOverflows + sign * o.xbzrleOverflows,
+                xbzrleEvictions + sign * o.xbzrleEvictions);
     }
 
     /** Writes these figures as one JSON object (for the round report). */

@@ -9,6 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.ferry.core.Capability;
 import dev.ferry.core.GuestMemory;
+import dev.ferry.core.NanoClock;
 import dev.ferry.core.MigrationParameters;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -65,7 +66,7 @@ class PageCodecTest {
     @Test
     void theLastPassDiffsAgainstTheCacheButCachesNothingMore() throws MalformedPayloadException {
         Random rnd = new Random(40);
-        try (PageEncoder encoder = new PageEncoder(EnumSet.of(Capability.XBZRLE), MigrationParameters.defaults());
+        try (PageEncoder encoder = new PageEncoder(EnumSet.of(Capability.XBZRLE), MigrationParameters.defaults(), MigrationParameters.defaults().xbzrleCacheSize(), NanoClock.SYSTEM);
              PageDecoder decoder = new PageDecoder();
              GuestMemory dest = GuestMemory.anonymous(Pages.PAGE)) {
             encoder.xbzrleActive(true);
@@ -98,7 +99,7 @@ class PageCodecTest {
         byte[][] sent = new byte[PAGES][];
         long[] expectedPages = new long[PageEncoding.COUNT];
         long[] expectedSaved = new long[PageEncoding.COUNT];
-        try (PageEncoder encoder = new PageEncoder(caps, params); PageDecoder decoder = new PageDecoder();
+        try (PageEncoder encoder = new PageEncoder(caps, params, params.xbzrleCacheSize(), NanoClock.SYSTEM); PageDecoder decoder = new PageDecoder();
              GuestMemory dest = GuestMemory.anonymous((long) PAGES * Pages.PAGE);
              Lz4Codec lz4 = new Lz4Codec(); ZstdCodec zstd = new ZstdCodec(3);
              XbzrleCache shadow = new XbzrleCache(16L * Pages.PAGE)) {
@@ -201,7 +202,7 @@ class PageCodecTest {
             // zstd nearly always beats LZ4 when both are negotiated, so LZ4 payloads need an encoder of their own
             for (Set<Capability> caps : List.of(ALL, EnumSet.of(Capability.ZERO_PAGES, Capability.XBZRLE,
                     Capability.LZ4))) {
-                try (PageEncoder encoder = new PageEncoder(caps, params)) {
+                try (PageEncoder encoder = new PageEncoder(caps, params, params.xbzrleCacheSize(), NanoClock.SYSTEM)) {
                     encoder.xbzrleActive(true);
                     for (int iter = 0; iter < 300; iter++) {
                         seen[sendBadPayloads(encoder, decoder, dest, rnd)]++;
@@ -276,7 +277,7 @@ class PageCodecTest {
     @Test
     void xbzrleNeitherCachesNorDeltasUntilActivated() {
         MigrationParameters params = MigrationParameters.defaults();
-        try (PageEncoder encoder = new PageEncoder(EnumSet.of(Capability.XBZRLE), params);
+        try (PageEncoder encoder = new PageEncoder(EnumSet.of(Capability.XBZRLE), params, params.xbzrleCacheSize(), NanoClock.SYSTEM);
              Arena arena = Arena.ofConfined()) {
             MemorySegment page = arena.allocate(Pages.PAGE);
             MemorySegment out = arena.allocate(PageEncoder.MAX_PAYLOAD);
@@ -299,7 +300,7 @@ class PageCodecTest {
     @Test
     void countsWhatTheCompressorsWereTriedOnAndSkipsThemWhenOff() {
         MigrationParameters params = MigrationParameters.defaults();
-        try (PageEncoder encoder = new PageEncoder(EnumSet.of(Capability.LZ4), params);
+        try (PageEncoder encoder = new PageEncoder(EnumSet.of(Capability.LZ4), params, params.xbzrleCacheSize(), NanoClock.SYSTEM);
              Arena arena = Arena.ofConfined()) {
             MemorySegment page = arena.allocate(Pages.PAGE);
             MemorySegment out = arena.allocate(PageEncoder.MAX_PAYLOAD);
@@ -326,7 +327,7 @@ class PageCodecTest {
     @Test
     void aSampleTriesTheCompressorsOnOnePageInN() {
         try (PageEncoder encoder = new PageEncoder(EnumSet.of(Capability.ZERO_PAGES, Capability.LZ4),
-                MigrationParameters.defaults());
+                MigrationParameters.defaults(), MigrationParameters.defaults().xbzrleCacheSize(), NanoClock.SYSTEM);
              Arena arena = Arena.ofConfined()) {
             MemorySegment page = arena.allocate(Pages.PAGE);
             MemorySegment out = arena.allocate(PageEncoder.MAX_PAYLOAD);

@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.ferry.core.Capability;
 import dev.ferry.core.GuestMemory;
+import dev.ferry.core.NanoClock;
 import dev.ferry.core.MigrationParameters;
 import java.io.IOException;
 import java.lang.foreign.Arena;
@@ -56,7 +57,7 @@ class TraceReplayTest {
         MigrationParameters params = MigrationParameters.builder().build();
         EnumSet<Capability> all = EnumSet.of(Capability.ZERO_PAGES, Capability.XBZRLE, Capability.LZ4, Capability.ZSTD);
         int slots = 1 << 16;
-        try (Arena arena = Arena.ofConfined(); PageEncoder encoder = new PageEncoder(all, params);
+        try (Arena arena = Arena.ofConfined(); PageEncoder encoder = new PageEncoder(all, params, params.xbzrleCacheSize(), NanoClock.SYSTEM);
              PageDecoder decoder = new PageDecoder(); GuestMemory dest = GuestMemory.anonymous((long) slots * Pages.PAGE)) {
             encoder.xbzrleActive(true);
             MemorySegment page = arena.allocate(Pages.PAGE);

@@ -22,6 +22,7 @@ public final class MigrationParameters {
     private final int postcopyAfterRounds;
     private final long peerTimeoutMillis;
     private final long recoverTimeoutMillis;
+    private final int channels;
 
     private MigrationParameters(Builder b) {
         this.mode = b.mode;
@@ -36,6 +37,7 @@ public final class MigrationParameters {
         this.postcopyAfterRounds = b.postcopyAfterRounds;
         this.peerTimeoutMillis = b.peerTimeoutMillis;
         this.recoverTimeoutMillis = b.recoverTimeoutMillis;
+        this.channels = b.channels;
     }
 
     /** The defaults. */
@@ -63,6 +65,7 @@ public final class MigrationParameters {
         b.postcopyAfterRounds = postcopyAfterRounds;
         b.peerTimeoutMillis = peerTimeoutMillis;
         b.recoverTimeoutMillis = recoverTimeoutMillis;
+        b.channels = channels;
         return b;
     }
 
@@ -102,6 +105,9 @@ public final class MigrationParameters {
     /** How long both sides wait for a reconnect after a link lost during post-copy (default 60 s). */
     public long recoverTimeoutMillis() { return recoverTimeoutMillis; }
 
+    /** Page channels: TCP connections that carry pages side by side, each with its own sending thread (default 2). */
+    public int channels() { return channels; }
+
     @Override
     public String toString() {
         return "mode=" + mode + " downtime-limit=" + downtimeLimitMillis + "ms max-bandwidth=" + maxBandwidth
@@ -122,6 +128,7 @@ public final class MigrationParameters {
         private int postcopyAfterRounds = -1;
         private long peerTimeoutMillis = 10_000;
         private long recoverTimeoutMillis = 60_000;
+        private int channels = 2;
 
         private Builder() {
         }
@@ -192,6 +199,14 @@ public final class MigrationParameters {
 
         public Builder recoverTimeoutMillis(long value) {
             this.recoverTimeoutMillis = positive("recover-timeout", value);
+            return this;
+        }
+
+        public Builder channels(int value) {
+            if (value < 1 || value > 64) {
+                throw new IllegalArgumentException("channels must be in 1..64, got " + value);
+            }
+            this.channels = value;
             return this;
         }
 

@@ -5,6 +5,8 @@ package dev.ferry.core;
  * destination holds. Backed by a {@code long[]}; iteration allocates nothing.
  */
 public final class PageBitmap {
+    /** Pages of one stripe: 2 MiB, whole 64-page words (see {@link #takeStripe}). */
+    public static final int STRIPE_PAGES = 512;
     private final long[] words;
     private final long pageCount;
     private long cardinality;
@@ -108,6 +110,31 @@ public final class PageBitmap {
             cardinality -= Long.bitCount(removed);
             words[w] &= ~removed;
         }
+    }
+
+    /**
+     * Moves into this set the pages of {@code from} that lie in stripe {@code stripe} of
+     * {@code stripes}, removing them from {@code from}: stripes are runs of
+     * {@link #STRIPE_PAGES} pages dealt round-robin, whole words, so two stripes never share a word.
+     */
+    public void takeStripe(PageBitmap from, int stripe, int stripes) {
+        checkSame(from);
+        int wordsPerStripe = STRIPE_PAGES >>> 6;
+        for (int start = stripe * wordsPerStripe; start < words.length; start += stripes * wordsPerStripe) {
+            for (int w = start, end = Math.min(start + wordsPerStripe, words.length); w < end; w++) {
+                long bits = from.words[w];
+                if (bits != 0) {
+                    from.cardinality -= Long.bitCount(bits);
+                    from.words[w] = 0;
+                    orWord(w, bits);
+                }
+            }
+        }
+    }
+
+    /** The stripe of {@code stripes} that {@code page} lies in: see {@link #takeStripe}. */
+    public static int stripeOf(long page, int stripes) {
+        return (int) ((page / STRIPE_PAGES) % stripes);
     }
 
     private void checkSame(PageBitmap other) {

@@ -5,7 +5,6 @@ import dev.ferry.core.GuestMemory;
 import dev.ferry.core.NanoClock;
 import dev.ferry.core.VmControl;
 import dev.ferry.postcopy.FaultMechanism;
-import dev.ferry.precopy.DestinationMigration;
 import dev.ferry.transport.LinkException;
 import dev.ferry.transport.LinkServer;
 import dev.ferry.transport.Transports;
@@ -115,13 +114,15 @@ public final class DestinationBuilder {
         if (memoryForSize == null) {
             throw new IllegalStateException("no memory: call memory(...) or memoryFromHandshake() first");
         }
-        EventLoopGroup group = Transports.group(1);
-        DestinationMigration migration = new DestinationMigration(memoryForSize, vm, clock, capabilities, faultMechanism,
-                recoverTimeoutMillis, registry);
+        // page channels apply in parallel, each on an event loop of its own as far as the cores go
+        EventLoopGroup group = Transports.group(Math.max(4, 2 * Runtime.getRuntime().availableProcessors()));
+        DestinationSession session = new DestinationSession(memoryForSize, vm, clock, capabilities, faultMechanism,
+                peerTimeoutMillis, recoverTimeoutMillis, registry);
+        DestinationHandler handler = new DestinationHandler(session);
         try {
-            // one handler for every connection: the source's, a reconnection during post-copy, or a refusal
-            LinkServer server = LinkServer.bind(group, address, peerTimeoutMillis, () -> migration);
-            return new IncomingMigration(server, group, migration);
+            // one handler for every connection: the control connection, the channels, a recovery, or a refusal
+            LinkServer server = LinkServer.bind(group, address, peerTimeoutMillis, () -> handler);
+            return new IncomingMigration(server, group, session);
         } catch (LinkException | RuntimeException e) {
             group.shutdownGracefully();
             throw e;

@@ -2,7 +2,6 @@ package dev.ferry.engine;
 
 import dev.ferry.core.GuestMemory;
 import dev.ferry.core.MigrationReport;
-import dev.ferry.precopy.DestinationMigration;
 import dev.ferry.transport.LinkServer;
 import io.netty.channel.EventLoopGroup;
 import java.net.InetSocketAddress;
@@ -13,9 +12,9 @@ import java.util.concurrent.TimeUnit;
 public final class IncomingMigration implements AutoCloseable {
     private final LinkServer server;
     private final EventLoopGroup group;
-    private final DestinationMigration migration;
+    private final DestinationSession migration;
 
-    IncomingMigration(LinkServer server, EventLoopGroup group, DestinationMigration migration) {
+    IncomingMigration(LinkServer server, EventLoopGroup group, DestinationSession migration) {
         this.server = server;
         this.group = group;
         this.migration = migration;

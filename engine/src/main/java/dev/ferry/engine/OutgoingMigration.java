@@ -2,17 +2,16 @@ package dev.ferry.engine;
 
 import dev.ferry.core.MigrationReport;
 import dev.ferry.core.MigrationState;
-import dev.ferry.precopy.SourceMigration;
 import io.netty.channel.EventLoopGroup;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 
 /** A running migration out of this host. */
 public final class OutgoingMigration {
-    private final SourceMigration migration;
+    private final SourceSession migration;
     private final CompletableFuture<MigrationReport> result = new CompletableFuture<>();
 
-    OutgoingMigration(SourceMigration migration, EventLoopGroup group) {
+    OutgoingMigration(SourceSession migration, EventLoopGroup group) {
         this.migration = migration;
         Thread thread = new Thread(() -> {
             try {

@@ -9,7 +9,6 @@ import dev.ferry.core.MigrationMetrics;
 import dev.ferry.core.MigrationParameters;
 import dev.ferry.core.NanoClock;
 import dev.ferry.core.VmControl;
-import dev.ferry.precopy.SourceMigration;
 import dev.ferry.transport.Transports;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
@@ -72,8 +71,9 @@ public final class SourceBuilder {
         if (parameters.capabilities().contains(Capability.LZ4) || parameters.capabilities().contains(Capability.ZSTD)) {
             PageEncoder.loadCodecs();
         }
-        EventLoopGroup group = Transports.group(1);
-        SourceMigration migration = new SourceMigration(memory, dirtyLog, vm, parameters, destination, group, clock,
+        // the control connection, every page channel and the request channel on a loop of its own
+        EventLoopGroup group = Transports.group(parameters.channels() + 2);
+        SourceSession migration = new SourceSession(memory, dirtyLog, vm, parameters, destination, group, clock,
                 new MigrationMetrics(registry, "source"), listener);
         return new OutgoingMigration(migration, group);
     }

@@ -20,7 +20,7 @@ public final class PresentPages {
     private final Object arrivals = new Object();
     private volatile int waiters;
     private volatile String failure;
-    private long missing;
+    private final java.util.concurrent.atomic.AtomicLong missing = new java.util.concurrent.atomic.AtomicLong();
 
     /** All {@code pageCount} pages present. */
     public PresentPages(long pageCount) {
@@ -51,7 +51,7 @@ public final class PresentPages {
         long bit = 1L << page;
         long before = (long) WORDS.getAndBitwiseAnd(words, (int) (page >>> 6), ~bit);
         if ((before & bit) != 0) {
-            missing++;
+            missing.incrementAndGet();
             return true;
         }
         return false;
@@ -59,7 +59,7 @@ public final class PresentPages {
 
     /**
      * Publishes {@code page} after its bytes were stored; returns whether it was missing (false:
-     * a duplicate, to be ignored). Installer thread only.
+     * a duplicate, to be ignored). Any installing thread.
      */
     public boolean markPresent(long page) {
         check(page);
@@ -68,7 +68,7 @@ public final class PresentPages {
         if ((before & bit) != 0) {
             return false;
         }
-        missing--;
+        missing.decrementAndGet();
         if (waiters > 0) {
             synchronized (arrivals) {
                 arrivals.notifyAll();
@@ -77,9 +77,9 @@ public final class PresentPages {
         return true;
     }
 
-    /** Pages still missing. Installer thread only. */
+    /** Pages still missing. */
     public long missing() {
-        return missing;
+        return missing.get();
     }
 
     /** The first missing page at or after {@code from}, or -1. */

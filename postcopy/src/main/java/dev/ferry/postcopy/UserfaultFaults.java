@@ -103,10 +103,11 @@ public final class UserfaultFaults implements PageGate, AutoCloseable {
         return installed;
     }
 
-    /** Installs an arrived zero page and wakes its waiters. */
-    public void installZero(long page) {
-        region.installZero(page);
+    /** Installs an arrived zero page and wakes its waiters; false if it was already present. */
+    public boolean installZero(long page) {
+        boolean installed = region.installZero(page);
         arrived(page);
+        return installed;
     }
 
     private void arrived(long page) {

@@ -1,5 +1,8 @@
 package dev.ferry.protocol;
 
+import dev.ferry.core.Capability;
+import java.util.Set;
+
 /**
  * The wire codes of a page payload; part of the protocol, so values never change. Every
  * payload restores exactly 4096 bytes of one page.
@@ -33,6 +36,24 @@ public final class PageEncoding {
     private static final String[] NAMES = {"raw", "zero", "xbzrle", "lz4", "zstd", "xbzrle+lz4", "xbzrle+zstd"};
 
     private PageEncoding() {
+    }
+
+    /**
+     * The codes the capabilities in {@code accepted} allow, as a mask of {@code 1 << code}: RAW
+     * always, every other code only with the capabilities that produce it.
+     */
+    public static int allowedBy(Set<Capability> accepted) {
+        boolean xbzrle = accepted.contains(Capability.XBZRLE);
+        boolean lz4 = accepted.contains(Capability.LZ4);
+        boolean zstd = accepted.contains(Capability.ZSTD);
+        int mask = 1 << RAW;
+        mask |= accepted.contains(Capability.ZERO_PAGES) ? 1 << ZERO : 0;
+        mask |= xbzrle ? 1 << XBZRLE : 0;
+        mask |= lz4 ? 1 << LZ4 : 0;
+        mask |= zstd ? 1 << ZSTD : 0;
+        mask |= xbzrle && lz4 ? 1 << XBZRLE_LZ4 : 0;
+        mask |= xbzrle && zstd ? 1 << XBZRLE_ZSTD : 0;
+        return mask;
     }
 
     /** The report name of {@code code}, or {@code "unknown(N)"}. */

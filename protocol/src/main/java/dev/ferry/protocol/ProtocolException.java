@@ -1,7 +1,7 @@
 package dev.ferry.protocol;
 
 /** The peer sent something this protocol does not allow; the migration fails with this message. */
-public final class ProtocolException extends Exception {
+public class ProtocolException extends Exception {
     private static final long serialVersionUID = 1L;
 
     public ProtocolException(String message) {

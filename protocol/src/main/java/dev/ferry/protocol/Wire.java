@@ -21,18 +21,26 @@ import java.nio.charset.StandardCharsets;
  *   type    u8
  *   body    length - 1 bytes
  * </pre>
- * Frames, source to destination unless noted:
+ * Frames, source to destination unless noted. A session is one control connection and
+ * {@code channels} page connections (plus a request connection with post-copy), each opened with
+ * its own handshake:
  * <pre>
  *   HELLO        0x01  magic u64 "FERRYMIG", version u16, pageSize u32, memoryBytes u64,
- *                      capabilities u32, mode u8
- *   WELCOME      0x02  (dst→src) magic u64, version u16, capabilities u32 (those accepted)
- *   RECOVER      0x04  magic u64; the first frame of a connection that resumes a post-copy
- *                      migration whose link was lost
+ *                      capabilities u32, mode u8, channels u16 (page channels, 1 .. MAX_CHANNELS)
+ *   WELCOME      0x02  (dst→src) magic u64, version u16, capabilities u32 (those accepted),
+ *                      session u64 (names the session on every other connection)
+ *   JOIN         0x03  magic u64, session u64, channel u16: the first frame of a page connection
+ *                      (0 .. channels-1) or of the request connection (channels)
+ *   RECOVER      0x04  magic u64, session u64; the first frame of a control connection that
+ *                      resumes a post-copy session whose connections were lost
+ *   JOINED       0x05  (dst→src) channel u16: the connection is part of the session
  *   PAGES        0x10  page records to the end of the frame:
  *                      index u64, encoding u8, length u16, payload (length bytes);
  *                      for ZERO (1) there is no payload and length counts the run of
  *                      consecutive zero pages starting at index (1 .. 65535)
- *   ROUND_END    0x11  round u32, pages u64 (pages sent in the round; a zero run counts its pages)
+ *   ROUND_END    0x11  round u32, pages u64: on a page connection, the pages that connection sent
+ *                      in the round; on the control connection, after every page connection
+ *                      ended the round, the round's total: a barrier, see docs/protocol.md
  *   DEVICE_STATE 0x12  the device state, opaque, the whole body
  *   END          0x13  digest u64 (memory digest at the pause), pauseNanos u64
  *   DISCARD      0x14  runs to the end of the frame: first u64, count u32; pages the
@@ -40,7 +48,7 @@ import java.nio.charset.StandardCharsets;
  *   POSTCOPY_START 0x15 pauseNanos u64; the destination resumes now, pages still missing
  *   RESUMED      0x20  (dst→src) digest u64 (as applied), resumeNanos u64
  *   POSTCOPY_RUNNING 0x21 (dst→src) resumeNanos u64: the guest runs on the destination
- *   PAGE_REQUEST 0x22  (dst→src) page indices u64 to the end of the frame, wanted now
+ *   PAGE_REQUEST 0x22  (dst→src, request connection) page indices u64 to the end of the frame
  *   MISSING      0x23  (dst→src) runs as in DISCARD: the pages the destination still lacks
  *   RECOVERED    0x24  (dst→src) missing u64 (pages in the MISSING runs): go on pushing
  *   ERROR        0x7F  (either way) UTF-8 reason; the sender closes after it
@@ -50,7 +58,9 @@ public final class Wire {
     /** "FERRYMIG" as a big-endian u64. */
     public static final long MAGIC = 0x464552_52594D4947L;
     /** Protocol version this build speaks. */
-    public static final int VERSION = 1;
+    public static final int VERSION = 2;
+    /** The most page channels a session may have. */
+    public static final int MAX_CHANNELS = 64;
     /** The largest frame (type + body) either side accepts. */
     public static final int MAX_FRAME = 16 << 20;
     /** Bytes of the length and type fields. */
@@ -64,7 +74,9 @@ public final class Wire {
 
     public static final int HELLO = 0x01;
     public static final int WELCOME = 0x02;
+    public static final int JOIN = 0x03;
     public static final int RECOVER = 0x04;
+    public static final int JOINED = 0x05;
     public static final int PAGES = 0x10;
     public static final int ROUND_END = 0x11;
     public static final int DEVICE_STATE = 0x12;
@@ -78,13 +90,15 @@ public final class Wire {
     public static final int RECOVERED = 0x24;
     public static final int ERROR = 0x7F;
 
-    static final int HELLO_BODY = 8 + 2 + 4 + 8 + 4 + 1;
-    static final int WELCOME_BODY = 8 + 2 + 4;
+    static final int HELLO_BODY = 8 + 2 + 4 + 8 + 4 + 1 + 2;
+    static final int WELCOME_BODY = 8 + 2 + 4 + 8;
+    static final int JOIN_BODY = 8 + 8 + 2;
+    static final int JOINED_BODY = 2;
     static final int ROUND_END_BODY = 4 + 8;
     static final int END_BODY = 8 + 8;
     static final int RESUMED_BODY = 8 + 8;
     static final int NANOS_BODY = 8;
-    static final int RECOVER_BODY = 8;
+    static final int RECOVER_BODY = 8 + 8;
     static final int RECOVERED_BODY = 8;
     /** The longest ERROR reason, in bytes. */
     static final int MAX_ERROR = 4096;
@@ -97,7 +111,9 @@ public final class Wire {
         return switch (type) {
             case HELLO -> "HELLO";
             case WELCOME -> "WELCOME";
+            case JOIN -> "JOIN";
             case RECOVER -> "RECOVER";
+            case JOINED -> "JOINED";
             case PAGES -> "PAGES";
             case ROUND_END -> "ROUND_END";
             case DEVICE_STATE -> "DEVICE_STATE";
@@ -173,13 +189,43 @@ public final class Wire {
         out.writeLong(hello.memoryBytes());
         out.writeInt(hello.capabilities());
         out.writeByte(hello.mode());
+        out.writeShort(hello.channels());
     }
 
-    public static void writeWelcome(ByteBuf out, int capabilities) {
+    public static void writeWelcome(ByteBuf out, Welcome welcome) {
         writeHeader(out, WELCOME, WELCOME_BODY);
         out.writeLong(MAGIC);
         out.writeShort(VERSION);
-        out.writeInt(capabilities);
+        out.writeInt(welcome.capabilities());
+        out.writeLong(welcome.session());
+    }
+
+    public static void writeJoin(ByteBuf out, long session, int channel) {
+        writeHeader(out, JOIN, JOIN_BODY);
+        out.writeLong(MAGIC);
+        out.writeLong(session);
+        out.writeShort(channel);
+    }
+
+    public static void writeJoined(ByteBuf out, int channel) {
+        writeHeader(out, JOINED, JOINED_BODY);
+        out.writeShort(channel);
+    }
+
+    /** Reads a JOIN body, checking its magic; returns what it joins. */
+    public static Join readJoin(ByteBuf body) throws ProtocolException {
+        expectBody("JOIN", body, JOIN_BODY);
+        long magic = body.readLong();
+        if (magic != MAGIC) {
+            throw new ProtocolException(String.format("bad magic 0x%016x in JOIN: not a Ferry source", magic));
+        }
+        return new Join(body.readLong(), body.readUnsignedShort());
+    }
+
+    /** Reads a JOINED body: the channel the destination took the connection as. */
+    public static int readJoined(ByteBuf body) throws ProtocolException {
+        expectBody("JOINED", body, JOINED_BODY);
+        return body.readUnsignedShort();
     }
 
     public static void writeRoundEnd(ByteBuf out, int round, long records) {
@@ -205,9 +251,10 @@ public final class Wire {
         out.writeLong(resumeNanos);
     }
 
-    public static void writeRecover(ByteBuf out) {
+    public static void writeRecover(ByteBuf out, long session) {
         writeHeader(out, RECOVER, RECOVER_BODY);
         out.writeLong(MAGIC);
+        out.writeLong(session);
     }
 
     public static void writeRecovered(ByteBuf out, long missing) {
@@ -215,13 +262,14 @@ public final class Wire {
         out.writeLong(missing);
     }
 
-    /** Reads a RECOVER body, checking its magic. */
-    public static void readRecover(ByteBuf body) throws ProtocolException {
+    /** Reads a RECOVER body, checking its magic; returns the session it resumes. */
+    public static long readRecover(ByteBuf body) throws ProtocolException {
         expectBody("RECOVER", body, RECOVER_BODY);
         long magic = body.readLong();
         if (magic != MAGIC) {
             throw new ProtocolException(String.format("bad magic 0x%016x in RECOVER: not a Ferry source", magic));
         }
+        return body.readLong();
     }
 
     public static void writePostcopyStart(ByteBuf out, long pauseNanos) {
@@ -250,18 +298,28 @@ public final class Wire {
         out.writeBytes(bytes, 0, length);
     }
 
-    /** Reads the body of a HELLO frame (after its type byte), checking magic and length. */
+    /**
+     * Reads the body of a HELLO frame (after its type byte). The magic is checked first and then
+     * the version, so that a peer that is not Ferry, or a Ferry of another version, is told so
+     * rather than that its HELLO has the wrong length.
+     */
     public static Hello readHello(ByteBuf body) throws ProtocolException {
-        expectBody("HELLO", body, HELLO_BODY);
-        long magic = body.readLong();
-        if (magic != MAGIC) {
-            throw new ProtocolException(String.format("bad magic 0x%016x in HELLO, expected 0x%016x (\"FERRYMIG\"): not a Ferry source", magic, MAGIC));
+        if (body.readableBytes() >= 8 && body.getLong(body.readerIndex()) != MAGIC) {
+            throw new ProtocolException(String.format("bad magic 0x%016x in HELLO, expected 0x%016x (\"FERRYMIG\"): not a Ferry source",
+                    body.getLong(body.readerIndex()), MAGIC));
         }
-        return new Hello(body.readUnsignedShort(), body.readInt(), body.readLong(), body.readInt(), body.readUnsignedByte());
+        if (body.readableBytes() >= 10 && body.getUnsignedShort(body.readerIndex() + 8) != VERSION) {
+            throw new ProtocolException("source speaks protocol version " + body.getUnsignedShort(body.readerIndex() + 8)
+                    + ", this destination " + VERSION);
+        }
+        expectBody("HELLO", body, HELLO_BODY);
+        body.skipBytes(8);
+        return new Hello(body.readUnsignedShort(), body.readInt(), body.readLong(), body.readInt(), body.readUnsignedByte(),
+                body.readUnsignedShort());
     }
 
-    /** Reads the body of a WELCOME frame, checking magic, version and length; returns the accepted capabilities. */
-    public static int readWelcome(ByteBuf body) throws ProtocolException {
+    /** Reads the body of a WELCOME frame, checking magic, version and length. */
+    public static Welcome readWelcome(ByteBuf body) throws ProtocolException {
         expectBody("WELCOME", body, WELCOME_BODY);
         long magic = body.readLong();
         if (magic != MAGIC) {
@@ -271,7 +329,7 @@ public final class Wire {
         if (version != VERSION) {
             throw new ProtocolException("destination speaks protocol version " + version + ", this source " + VERSION);
         }
-        return body.readInt();
+        return new Welcome(body.readInt(), body.readLong());
     }
 
     /** Reads a ROUND_END body. */
@@ -347,7 +405,15 @@ public final class Wire {
     }
 
     /** The handshake a source opens with. */
-    public record Hello(int version, int pageSize, long memoryBytes, int capabilities, int mode) {
+    public record Hello(int version, int pageSize, long memoryBytes, int capabilities, int mode, int channels) {
+    }
+
+    /** The destination's answer to HELLO: the capabilities it accepted, and the session's id. */
+    public record Welcome(int capabilities, long session) {
+    }
+
+    /** What a page or request connection joins: the session, and its channel. */
+    public record Join(long session, int channel) {
     }
 
     /** The end of a round: its number and the pages it sent (a zero run counts its pages). */

@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
 import dev.ferry.core.Capability;
+import dev.ferry.core.PageBitmap;
 import dev.ferry.core.PageDigest;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufUtil;
@@ -65,7 +66,7 @@ class ProtocolDocTest {
         }
         int blocks = DOC.split("```hex", -1).length - 1;
         assertEquals(blocks, tests.size(), "every ```hex block needs an expect line right after it");
-        assertTrue(tests.size() >= 8, "examples of every frame type: " + tests.size());
+        assertTrue(tests.size() >= frameTypes().size(), "examples of every frame type: " + tests.size());
         Set<String> types = new TreeSet<>();
         Matcher t = EXAMPLE.matcher(DOC);
         while (t.find()) {
@@ -81,16 +82,22 @@ class ProtocolDocTest {
         Map<String, Integer> types = frameTypes();
         assertEquals(types.keySet(), rows.keySet());
         types.forEach((name, code) -> assertEquals(code, Integer.decode(rows.get(name)), name));
+        assertEquals(17, types.size(), "version 2 has 17 frame types: " + types.keySet());
     }
 
     @Test
     void constantsTableMatchesWire() throws ReflectiveOperationException {
         Map<String, String> rows = rows("Constants");
-        assertTrue(rows.keySet().containsAll(Set.of("MAGIC", "VERSION", "MAX_FRAME", "FRAME_HEADER", "RECORD_HEADER",
-                "MAX_ZERO_RUN")), rows.keySet().toString());
+        assertTrue(rows.keySet().containsAll(Set.of("MAGIC", "VERSION", "MAX_CHANNELS", "MAX_FRAME", "FRAME_HEADER",
+                "RECORD_HEADER", "MAX_ZERO_RUN", "PAGES_FRAME_TARGET", "RUN", "STRIPE_PAGES")), rows.keySet().toString());
         for (Map.Entry<String, String> row : rows.entrySet()) {
-            Field field = row.getKey().equals("RUN") ? PageRuns.class.getField("RUN") : Wire.class.getField(row.getKey());
-            assertEquals(((Number) field.get(null)).longValue(), Long.decode(row.getValue()), row.getKey());
+            Class<?> owner = switch (row.getKey()) {
+                case "RUN" -> PageRuns.class;
+                case "STRIPE_PAGES" -> PageBitmap.class;
+                default -> Wire.class;
+            };
+            Field field = owner.getField(row.getKey());
+            assertEquals(((Number) field.get(null)).longValue(), decode(row.getValue()), row.getKey());
         }
     }
 
@@ -130,12 +137,25 @@ class ProtocolDocTest {
                 field(expect, unchecked, "memoryBytes", hello.memoryBytes());
                 field(expect, unchecked, "capabilities", hello.capabilities());
                 field(expect, unchecked, "mode", hello.mode());
+                field(expect, unchecked, "channels", hello.channels());
                 Wire.writeHello(again, hello);
             }
             case Wire.WELCOME -> {
-                int accepted = Wire.readWelcome(frame);
-                field(expect, unchecked, "capabilities", accepted);
-                Wire.writeWelcome(again, accepted);
+                Wire.Welcome welcome = Wire.readWelcome(frame);
+                field(expect, unchecked, "capabilities", welcome.capabilities());
+                field(expect, unchecked, "session", welcome.session());
+                Wire.writeWelcome(again, welcome);
+            }
+            case Wire.JOIN -> {
+                Wire.Join join = Wire.readJoin(frame);
+                field(expect, unchecked, "session", join.session());
+                field(expect, unchecked, "channel", join.channel());
+                Wire.writeJoin(again, join.session(), join.channel());
+            }
+            case Wire.JOINED -> {
+                int channel = Wire.readJoined(frame);
+                field(expect, unchecked, "channel", channel);
+                Wire.writeJoined(again, channel);
             }
             case Wire.PAGES -> {
                 ByteBuf direct = Unpooled.directBuffer(frame.readableBytes()).writeBytes(frame);
@@ -168,7 +188,7 @@ class ProtocolDocTest {
             case Wire.ROUND_END -> {
                 Wire.RoundEnd end = Wire.readRoundEnd(frame);
                 field(expect, unchecked, "round", end.round());
-                field(expect, unchecked, "records", end.pages());
+                field(expect, unchecked, "pages", end.pages());
                 Wire.writeRoundEnd(again, end.round(), end.pages());
             }
             case Wire.DEVICE_STATE -> {
@@ -209,8 +229,9 @@ class ProtocolDocTest {
                 Wire.writeError(again, reason);
             }
             case Wire.RECOVER -> {
-                Wire.readRecover(frame);
-                Wire.writeRecover(again);
+                long session = Wire.readRecover(frame);
+                field(expect, unchecked, "session", session);
+                Wire.writeRecover(again, session);
             }
             case Wire.RECOVERED -> {
                 long missing = Wire.readRecovered(frame);
@@ -282,8 +303,13 @@ class ProtocolDocTest {
     private static void field(Map<String, String> expect, Set<String> unchecked, String name, long actual) {
         String value = expect.get(name);
         assertNotNull(value, "the expect line lacks " + name);
-        assertEquals(Long.decode(value).longValue(), actual, name);
+        assertEquals(decode(value), actual, name);
         unchecked.remove(name);
+    }
+
+    /** A decimal or {@code 0x} hex value of an expect line or a table; hex may use all 64 bits (a session id). */
+    private static long decode(String value) {
+        return value.startsWith("0x") ? Long.parseUnsignedLong(value.substring(2), 16) : Long.parseLong(value);
     }
 
     /** The frame type constants of Wire, by the name Wire gives them. */

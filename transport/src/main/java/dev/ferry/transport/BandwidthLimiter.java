@@ -3,7 +3,8 @@ package dev.ferry.transport;
 /**
  * {@code max-bandwidth} pacing: a token bucket that says how long a sender must wait before it
  * may put {@code bytes} on the wire. Pure arithmetic over the instants it is given, so it is
- * tested without sleeping. A rate of 0 never waits.
+ * tested without sleeping. A rate of 0 never waits. Thread-safe: every connection of a migration
+ * charges the same limiter.
  */
 public final class BandwidthLimiter {
     /** How far ahead of the rate a sender may run: one burst of this many nanoseconds of bytes. */
@@ -29,7 +30,7 @@ public final class BandwidthLimiter {
      * Charges {@code bytes} sent at {@code nowNanos} and returns how many nanoseconds the sender
      * must wait before sending them (0 when within the rate).
      */
-    public long charge(long bytes, long nowNanos) {
+    public synchronized long charge(long bytes, long nowNanos) {
         if (bytesPerSecond == 0) {
             return 0;
         }

@@ -37,16 +37,19 @@ public final class Link implements AutoCloseable {
     private long bytesSent;
     private long waitedNanos;
 
-    private Link(Channel channel, Inbound inbound, long maxBandwidth, long peerTimeoutMillis, NanoClock clock) {
+    private Link(Channel channel, Inbound inbound, BandwidthLimiter limiter, long peerTimeoutMillis, NanoClock clock) {
         this.channel = channel;
         this.inbound = inbound;
-        this.limiter = new BandwidthLimiter(maxBandwidth);
+        this.limiter = limiter;
         this.clock = clock;
         this.peerTimeoutNanos = TimeUnit.MILLISECONDS.toNanos(peerTimeoutMillis);
     }
 
-    /** Connects to a destination; fails within {@code peerTimeoutMillis}. */
-    public static Link connect(EventLoopGroup group, InetSocketAddress address, long maxBandwidth,
+    /**
+     * Connects to a destination; fails within {@code peerTimeoutMillis}. Links of one migration
+     * share one {@code limiter}: {@code max-bandwidth} is the migration's, not a connection's.
+     */
+    public static Link connect(EventLoopGroup group, InetSocketAddress address, BandwidthLimiter limiter,
             long peerTimeoutMillis, NanoClock clock) throws LinkException {
         Inbound inbound = new Inbound();
         Bootstrap bootstrap = new Bootstrap()
@@ -69,7 +72,7 @@ public final class Link implements AutoCloseable {
         if (!connect.isSuccess()) {
             throw new LinkException("cannot connect to " + address + ": " + connect.cause().getMessage(), connect.cause());
         }
-        return new Link(connect.channel(), inbound, maxBandwidth, peerTimeoutMillis, clock);
+        return new Link(connect.channel(), inbound, limiter, peerTimeoutMillis, clock);
     }
 
     /** A direct buffer from the channel's pool for the caller to fill with frames. */
@@ -229,9 +232,9 @@ public final class Link implements AutoCloseable {
         }
     }
 
-    private static void sleep(long nanos) {
-        long deadline = System.nanoTime() + nanos;
-        for (long left = nanos; left > 0; left = deadline - System.nanoTime()) {
+    private void sleep(long nanos) {
+        long deadline = clock.nanoTime() + nanos;
+        for (long left = nanos; left > 0; left = deadline - clock.nanoTime()) {
             LockSupport.parkNanos(left);
         }
     }

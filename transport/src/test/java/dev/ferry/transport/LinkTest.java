@@ -44,12 +44,12 @@ class LinkTest {
     void framesCrossBothWays() throws Exception {
         BlockingQueue<byte[]> atServer = new LinkedBlockingQueue<>();
         try (LinkServer server = LinkServer.bind(group, ANY_PORT, 5000, () -> new Echo(atServer));
-                Link link = Link.connect(group, server.localAddress(), 0, 5000, NanoClock.SYSTEM)) {
+                Link link = Link.connect(group, server.localAddress(), new BandwidthLimiter(0), 5000, NanoClock.SYSTEM)) {
             byte[] state = new byte[1 << 20];
             new SplittableRandom(1).nextBytes(state);
 
             ByteBuf out = link.buffer(64);
-            Wire.writeHello(out, new Wire.Hello(Wire.VERSION, 4096, 1L << 30, 1, 0));
+            Wire.writeHello(out, new Wire.Hello(Wire.VERSION, 4096, 1L << 30, 1, 0, 1));
             link.sendNow(out);
             ByteBuf big = link.buffer(state.length + Wire.FRAME_HEADER);
             Wire.writeDeviceState(big, state);
@@ -84,7 +84,7 @@ class LinkTest {
     @Test
     void anErrorFromThePeerBecomesTheCloseReason() throws Exception {
         try (LinkServer server = LinkServer.bind(group, ANY_PORT, 5000, Refuse::new);
-                Link link = Link.connect(group, server.localAddress(), 0, 5000, NanoClock.SYSTEM)) {
+                Link link = Link.connect(group, server.localAddress(), new BandwidthLimiter(0), 5000, NanoClock.SYSTEM)) {
             ByteBuf error = link.receive(WAIT);
             assertNotNull(error, "no ERROR frame");
             assertEquals(Wire.ERROR, error.readUnsignedByte());
@@ -102,7 +102,7 @@ class LinkTest {
         try (ServerSocket listener = new ServerSocket()) {
             listener.setReceiveBufferSize(64 << 10);
             listener.bind(ANY_PORT);
-            Link link = Link.connect(group, (InetSocketAddress) listener.getLocalSocketAddress(), 0, 500, NanoClock.SYSTEM);
+            Link link = Link.connect(group, (InetSocketAddress) listener.getLocalSocketAddress(), new BandwidthLimiter(0), 500, NanoClock.SYSTEM);
             try (Socket stuck = listener.accept()) {
                 LinkException e = assertTimeoutPreemptively(Duration.ofSeconds(30), () -> assertThrows(LinkException.class,
                         () -> {
@@ -125,7 +125,7 @@ class LinkTest {
     @Test
     void aFrameLongerThanMaxFrameClosesTheLinkAsMalformed() throws Exception {
         try (ServerSocket listener = new ServerSocket(0, 1, InetAddress.getLoopbackAddress());
-                Link link = Link.connect(group, (InetSocketAddress) listener.getLocalSocketAddress(), 0, 5000, NanoClock.SYSTEM);
+                Link link = Link.connect(group, (InetSocketAddress) listener.getLocalSocketAddress(), new BandwidthLimiter(0), 5000, NanoClock.SYSTEM);
                 Socket peer = listener.accept()) {
             OutputStream out = peer.getOutputStream();
             out.write(new byte[] {0x01, 0x00, 0x00, 0x01, Wire.PAGES}); // length MAX_FRAME + 1
@@ -159,7 +159,7 @@ class LinkTest {
         try (ServerSocket probe = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
             nobody = (InetSocketAddress) probe.getLocalSocketAddress();
         }
-        LinkException e = assertThrows(LinkException.class, () -> Link.connect(group, nobody, 0, 2000, NanoClock.SYSTEM));
+        LinkException e = assertThrows(LinkException.class, () -> Link.connect(group, nobody, new BandwidthLimiter(0), 2000, NanoClock.SYSTEM));
         assertTrue(e.getMessage().startsWith("cannot connect to " + nobody), e.getMessage());
     }
 

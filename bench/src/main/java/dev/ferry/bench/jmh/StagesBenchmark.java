@@ -3,6 +3,7 @@ package dev.ferry.bench.jmh;
 import com.github.luben.zstd.ZstdInputStream;
 import dev.ferry.core.Capability;
 import dev.ferry.core.MigrationParameters;
+import dev.ferry.core.NanoClock;
 import dev.ferry.compression.Lz4Codec;
 import dev.ferry.compression.MalformedPayloadException;
 import dev.ferry.compression.PageEncoder;
@@ -96,7 +97,7 @@ public class StagesBenchmark {
         }
         out = arena.allocate(bound, 64);
         encoder = new PageEncoder(EnumSet.of(Capability.ZERO_PAGES, Capability.XBZRLE, Capability.LZ4),
-                MigrationParameters.defaults());
+                MigrationParameters.defaults(), MigrationParameters.defaults().xbzrleCacheSize(), NanoClock.SYSTEM);
     }
 
     /** Fills {@link #pages} with the window and the XBZRLE pairs with its pages' changes over the epochs. */

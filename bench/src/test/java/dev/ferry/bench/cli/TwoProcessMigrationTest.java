@@ -138,8 +138,8 @@ class TwoProcessMigrationTest {
             proxy.cutAll();
             Thread.sleep(800);
             // cut again in the middle of the push, and cut the reconnection right after its RECOVER
-            // frame (13 bytes) reached the destination
-            proxy.cutNextAfter(13);
+            // frame (21 bytes: length, type, magic, session) reached the destination
+            proxy.cutNextAfter(21);
             proxy.cutAll();
             assertEquals(0, source.awaitExit(120), source::outputText);
             assertEquals(0, dest.awaitExit(30), dest::outputText);

@@ -1,10 +1,10 @@
-package dev.ferry.precopy;
+package dev.ferry.stream;
 
 /** The caller cancelled the migration. */
-final class CancelledException extends Exception {
+public final class CancelledException extends Exception {
     private static final long serialVersionUID = 1L;
 
-    CancelledException() {
+    public CancelledException() {
         super("cancelled by the caller");
     }
 }

@@ -1,0 +1,307 @@
+package dev.ferry.engine;
+
+import dev.ferry.compression.MalformedPayloadException;
+import dev.ferry.postcopy.PostcopyDestination;
+import dev.ferry.protocol.PageRuns;
+import dev.ferry.protocol.ProtocolException;
+import dev.ferry.protocol.Wire;
+import dev.ferry.transport.Frames;
+import dev.ferry.transport.Link;
+import io.netty.buffer.ByteBuf;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelFutureListener;
+import io.netty.channel.ChannelHandler;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.channel.ChannelOption;
+import io.netty.channel.group.ChannelGroup;
+import io.netty.channel.group.DefaultChannelGroup;
+import io.netty.handler.timeout.ReadTimeoutHandler;
+import io.netty.util.AttributeKey;
+import io.netty.util.concurrent.GlobalEventExecutor;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+
+/**
+ * The destination's Netty end, one handler for every connection: it only turns frames into calls
+ * on the {@link DestinationSession} and the session's answers into frames. A connection's first
+ * frame says what it is: HELLO opens the control connection, JOIN a page or request channel,
+ * RECOVER a new control connection of a post-copy session that lost its connections; anything
+ * else, or any of these the session does not expect, is refused with the reason.
+ *
+ * <p>Control frames run in order on a thread of their own (the session may wait there for the
+ * page channels at a round's barrier); page frames run on their connection's event loop.
+ */
+@ChannelHandler.Sharable
+final class DestinationHandler extends ChannelInboundHandlerAdapter implements DestinationSession.SourcePeer {
+    private static final AttributeKey<Integer> ROLE = AttributeKey.valueOf("ferry.role");
+    /** The role of the control connection; page channels are 0..channels-1, the request channel {@code channels}. */
+    private static final int CONTROL = -1;
+    private static final int REFUSED = -2;
+
+    private final DestinationSession session;
+    private final ExecutorService control;
+    private final ChannelGroup connections = new DefaultChannelGroup(GlobalEventExecutor.INSTANCE);
+    private volatile Channel controlChannel;
+    private volatile Channel requestChannel;
+
+    DestinationHandler(DestinationSession session) {
+        this.session = session;
+        this.control = Executors.newSingleThreadExecutor(r -> {
+            Thread t = new Thread(r, "ferry-destination-control");
+            t.setDaemon(true);
+            return t;
+        });
+        session.peer(this);
+        session.result().whenComplete((report, error) -> control.shutdown());
+    }
+
+    @Override
+    public void channelRead(ChannelHandlerContext ctx, Object msg) {
+        ByteBuf frame = (ByteBuf) msg;
+        Integer role = ctx.channel().attr(ROLE).get();
+        if (role == null) {
+            first(ctx, frame);
+            return;
+        }
+        if (role == REFUSED) {
+            frame.release();
+            return;
+        }
+        if (role == CONTROL) {
+            session.frameBytes(frame.readableBytes() + 4L);
+            control.execute(() -> {
+                try {
+                    controlFrame(frame);
+                } finally {
+                    frame.release();
+                }
+            });
+            return;
+        }
+        try {
+            pageFrame(role, frame);
+        } catch (ProtocolException | MalformedPayloadException | RuntimeException e) {
+            session.fail(e.getMessage() != null ? e.getMessage() : e.toString());
+        } finally {
+            frame.release();
+        }
+    }
+
+    /** The first frame of a connection: what it is. */
+    private void first(ChannelHandlerContext ctx, ByteBuf frame) {
+        Channel channel = ctx.channel();
+        long size = frame.readableBytes() + 4L;
+        int type = frame.isReadable() ? frame.getUnsignedByte(frame.readerIndex()) : -1;
+        if (type == Wire.HELLO && session.awaitingHello() && controlChannel == null) {
+            adopt(channel, CONTROL);
+            controlChannel = channel;
+            channelRead(ctx, frame);
+            return;
+        }
+        try {
+            switch (type) {
+                case Wire.JOIN -> {
+                    frame.skipBytes(1);
+                    Wire.Join join = Wire.readJoin(frame);
+                    session.frameBytes(size);
+                    session.join(join);
+                    adopt(channel, join.channel());
+                    if (join.channel() == session.channels()) {
+                        requestChannel = channel;
+                        // what this side sends there must not wait behind anything
+                        channel.config().setOption(ChannelOption.SO_RCVBUF, Link.LOW_LATENCY_SOCKET_BUFFER);
+                    }
+                    ByteBuf joined = ctx.alloc().buffer(Wire.FRAME_HEADER + 2);
+                    Wire.writeJoined(joined, join.channel());
+                    ctx.writeAndFlush(joined);
+                }
+                case Wire.RECOVER -> {
+                    frame.skipBytes(1);
+                    long id = Wire.readRecover(frame);
+                    session.frameBytes(size);
+                    // checked and answered on the control thread, in order with what the old connection left
+                    control.execute(() -> {
+                        try {
+                            session.checkRecover(id);
+                        } catch (ProtocolException e) {
+                            refuse(channel, e.getMessage());
+                            return;
+                        }
+                        // adopted first: the answer, MISSING, goes out on it
+                        adopt(channel, CONTROL);
+                        controlChannel = channel;
+                        session.recover();
+                    });
+                }
+                case Wire.HELLO -> throw new ProtocolException("this destination is already receiving a migration");
+                default -> throw new ProtocolException("expected HELLO, JOIN or RECOVER as a connection's first frame, got "
+                        + (type < 0 ? "an empty frame" : Wire.typeName(type)));
+            }
+        } catch (ProtocolException e) {
+            refuse(channel, e.getMessage());
+        } finally {
+            frame.release();
+        }
+    }
+
+    private void adopt(Channel channel, int role) {
+        channel.attr(ROLE).set(role);
+        connections.add(channel);
+        if (role == CONTROL || role == session.channels()) {
+            // the control and request connections may rightly stay silent for long: a round, a guest that does not fault
+            ReadTimeoutHandler timeout = channel.pipeline().get(ReadTimeoutHandler.class);
+            if (timeout != null) {
+                channel.pipeline().remove(timeout);
+            }
+        }
+    }
+
+    private void controlFrame(ByteBuf frame) {
+        try {
+            if (!frame.isReadable()) {
+                throw new ProtocolException("malformed frame: length 0 has no type");
+            }
+            int type = frame.readUnsignedByte();
+            switch (type) {
+                case Wire.HELLO -> session.hello(Wire.readHello(frame));
+                case Wire.ROUND_END -> session.roundEnd(Wire.readRoundEnd(frame));
+                case Wire.DEVICE_STATE -> session.deviceState(Wire.readDeviceState(frame));
+                case Wire.DISCARD -> PageRuns.read("DISCARD", frame, session.memory().pageCount(), session::discard);
+                case Wire.POSTCOPY_START -> session.postcopyStart(Wire.readPostcopyStart(frame));
+                case Wire.END -> session.end(Wire.readEnd(frame));
+                case Wire.ERROR -> throw new ProtocolException("source failed: " + Wire.readError(frame));
+                default -> throw new ProtocolException("unexpected " + Wire.typeName(type) + " frame on the control connection");
+            }
+        } catch (ProtocolException | RuntimeException e) {
+            session.fail(e.getMessage() != null ? e.getMessage() : e.toString());
+        }
+    }
+
+    private void pageFrame(int channel, ByteBuf frame) throws ProtocolException, MalformedPayloadException {
+        if (!frame.isReadable()) {
+            throw new ProtocolException("malformed frame: length 0 has no type");
+        }
+        int type = frame.readUnsignedByte();
+        if (type != Wire.PAGES) {
+            session.frameBytes(frame.readableBytes() + 5L);
+        }
+        switch (type) {
+            case Wire.PAGES -> session.pages(channel, Frames.segmentOf(frame), frame.readerIndex(), frame.writerIndex());
+            case Wire.ROUND_END -> session.channelRoundEnd(channel, Wire.readRoundEnd(frame));
+            case Wire.ERROR -> throw new ProtocolException("source failed: " + Wire.readError(frame));
+            default -> throw new ProtocolException("unexpected " + Wire.typeName(type) + " frame on page channel " + channel);
+        }
+    }
+
+    @Override
+    public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+        Integer role = ctx.channel().attr(ROLE).get();
+        if (role != null && role != REFUSED) {
+            lost(Frames.describe(cause));
+        }
+        ctx.close();
+    }
+
+    @Override
+    public void channelInactive(ChannelHandlerContext ctx) {
+        Integer role = ctx.channel().attr(ROLE).get();
+        if (role == null && session.awaitingHello() && controlChannel == null && connections.isEmpty()) {
+            // a port scan or health check before the source: not the source, nothing lost
+            return;
+        }
+        if (role != null && role != REFUSED) {
+            lost("connection closed");
+        }
+    }
+
+    /** A session connection is gone: the session decides, on the control thread, in order. */
+    private void lost(String reason) {
+        if (!control.isShutdown()) {
+            control.execute(() -> session.connectionLost(reason));
+        }
+    }
+
+    private static void refuse(Channel channel, String reason) {
+        channel.attr(ROLE).set(REFUSED);
+        ByteBuf error = channel.alloc().buffer(64);
+        Wire.writeError(error, reason);
+        channel.writeAndFlush(error).addListener(ChannelFutureListener.CLOSE);
+    }
+
+    // ---- SourcePeer ----
+
+    @Override
+    public void welcome(Wire.Welcome welcome) {
+        ByteBuf out = controlChannel.alloc().buffer(Wire.FRAME_HEADER + 22);
+        Wire.writeWelcome(out, welcome);
+        controlChannel.writeAndFlush(out);
+    }
+
+    @Override
+    public void postcopyRunning(long resumeNanos) {
+        for (Channel c : connections) {
+            // what the source pushes must not pile up in our receive queues in front of a requested page
+            c.config().setOption(ChannelOption.SO_RCVBUF, Link.LOW_LATENCY_SOCKET_BUFFER);
+        }
+        ByteBuf out = controlChannel.alloc().buffer(Wire.FRAME_HEADER + 8);
+        Wire.writePostcopyRunning(out, resumeNanos);
+        controlChannel.writeAndFlush(out);
+    }
+
+    @Override
+    public void resumed(long digest, long resumeNanos) {
+        ByteBuf out = controlChannel.alloc().buffer(Wire.FRAME_HEADER + 16);
+        Wire.writeResumed(out, digest, resumeNanos);
+        Channel c = controlChannel;
+        c.writeAndFlush(out).addListener(f -> closeAllBut(null));
+    }
+
+    @Override
+    public void missing(PostcopyDestination postcopy) {
+        Channel c = controlChannel;
+        postcopy.writeMissing(c.alloc()::buffer, c::write);
+        ByteBuf recovered = c.alloc().buffer(Wire.FRAME_HEADER + 8);
+        Wire.writeRecovered(recovered, postcopy.missing());
+        c.writeAndFlush(recovered);
+    }
+
+    @Override
+    public void requestPage(long page) {
+        Channel out = requestChannel;
+        if (out != null && out.isActive()) {
+            ByteBuf request = out.alloc().buffer(Wire.FRAME_HEADER + 8);
+            Wire.writePageRequest(request, page);
+            out.writeAndFlush(request);
+        }
+    }
+
+    @Override
+    public void fail(String reason) {
+        Channel c = controlChannel;
+        if (c != null && c.isActive()) {
+            ByteBuf error = c.alloc().buffer(64);
+            Wire.writeError(error, reason);
+            c.writeAndFlush(error).addListener(f -> closeAllBut(null));
+        } else {
+            closeAllBut(null);
+        }
+    }
+
+    @Override
+    public void closeAll() {
+        controlChannel = null;
+        requestChannel = null;
+        closeAllBut(null);
+    }
+
+    private void closeAllBut(Channel keep) {
+        for (Channel c : connections) {
+            if (c != keep) {
+                c.attr(ROLE).set(REFUSED);
+                c.close();
+            }
+        }
+        connections.clear();
+    }
+}

@@ -1,0 +1,517 @@
+package dev.ferry.engine;
+
+import dev.ferry.compression.MalformedPayloadException;
+import dev.ferry.core.Capability;
+import dev.ferry.core.GuestMemory;
+import dev.ferry.core.MemoryDigest;
+import dev.ferry.core.MigrationMode;
+import dev.ferry.core.MigrationReport;
+import dev.ferry.core.MigrationState;
+import dev.ferry.core.NanoClock;
+import dev.ferry.core.PageBitmap;
+import dev.ferry.core.PageGate;
+import dev.ferry.core.PostcopyReport;
+import dev.ferry.core.VmControl;
+import dev.ferry.postcopy.FaultMechanism;
+import dev.ferry.postcopy.PostcopyDestination;
+import dev.ferry.protocol.PageEncoding;
+import dev.ferry.protocol.ProtocolException;
+import dev.ferry.protocol.Wire;
+import dev.ferry.stream.PageApplier;
+import io.micrometer.core.instrument.MeterRegistry;
+import java.lang.foreign.MemorySegment;
+import java.security.SecureRandom;
+import java.util.EnumSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.function.LongFunction;
+
+/**
+ * The destination side of one migration session, as an explicit state machine that knows no
+ * Netty: {@link DestinationHandler} turns frames into calls here, and this answers through a
+ * {@link SourcePeer}.
+ *
+ * <pre>
+ * AWAIT_HELLO ──> RECEIVING ──┬──> COMPLETED                (verified END: resumed)
+ *      │             │        └──> POSTCOPY ──> COMPLETED    (resumed at POSTCOPY_START)
+ *      │             │               │  ↑
+ *      │             │               ↓  │ RECOVER
+ *      │             │            RECOVERING
+ *      └─────────────┴───────────────┴──> FAILED            (never resumed before POSTCOPY)
+ * </pre>
+ *
+ * <p>Threads: control frames run on one control thread, in order; each page channel's frames run
+ * on its connection's thread, into that channel's {@link PageApplier}. The control connection's
+ * ROUND_END is the barrier between them: the control thread goes on only once every page channel
+ * has ended that round, so the device state, DISCARD and END are applied after every page of the
+ * rounds before them.
+ */
+final class DestinationSession {
+    /** The session's states. */
+    enum State {
+        AWAIT_HELLO, RECEIVING, POSTCOPY, RECOVERING, COMPLETED, FAILED;
+
+        boolean canBecome(State next) {
+            return switch (this) {
+                case AWAIT_HELLO -> next == RECEIVING || next == FAILED;
+                case RECEIVING -> next == POSTCOPY || next == COMPLETED || next == FAILED;
+                case POSTCOPY -> next == RECOVERING || next == COMPLETED || next == FAILED;
+                case RECOVERING -> next == POSTCOPY || next == FAILED;
+                case COMPLETED, FAILED -> false;
+            };
+        }
+    }
+
+    /** How the session answers the source and manages its connections. */
+    interface SourcePeer {
+        void welcome(Wire.Welcome welcome);
+
+        void postcopyRunning(long resumeNanos);
+
+        /** RESUMED, then every connection of the session closes. */
+        void resumed(long digest, long resumeNanos);
+
+        /** The MISSING runs of {@code postcopy} and RECOVERED, on the new control connection. */
+        void missing(PostcopyDestination postcopy);
+
+        /** A PAGE_REQUEST on the request channel; dropped while it is down (the fault path asks again). */
+        void requestPage(long page);
+
+        /** ERROR on the control connection, then every connection closes. */
+        void fail(String reason);
+
+        /** Closes every connection of the session but {@code keep}'s kind: a lost post-copy session. */
+        void closeAll();
+    }
+
+    private final LongFunction<GuestMemory> memoryForSize;
+    private final VmControl vm;
+    private final NanoClock clock;
+    private final Set<Capability> supported;
+    private final FaultMechanism faultMechanism;
+    private final long peerTimeoutMillis;
+    private final long recoverTimeoutMillis;
+    private final MeterRegistry registry;
+    private final CompletableFuture<MigrationReport> result = new CompletableFuture<>();
+    private final long sessionId = new SecureRandom().nextLong();
+    private SourcePeer peer;
+
+    private volatile State state = State.AWAIT_HELLO;
+    private GuestMemory memory;
+    private MemoryDigest digest;
+    private PageBitmap written;
+    private Set<Capability> negotiated = EnumSet.noneOf(Capability.class);
+    private MigrationMode mode = MigrationMode.PRECOPY;
+    private int channels;
+    private PageApplier[] appliers = new PageApplier[0];
+    /** Per channel: the last round it ended; guarded by this. */
+    private int[] roundsEnded = new int[0];
+    /** Per channel (the request channel last): whether it joined since the session (re)connected; guarded by this. */
+    private boolean[] joined = new boolean[0];
+    private byte[] deviceState;
+    private PostcopyDestination postcopy;
+    private volatile PageGate gate;
+    private long startNanos;
+    private long pauseNanos = -1;
+    private long resumeNanos = -1;
+    /** Bytes of every frame but PAGES, from any connection's thread. */
+    private final java.util.concurrent.atomic.LongAdder frameBytes = new java.util.concurrent.atomic.LongAdder();
+    private int recoveries;
+    private String failure;
+
+    DestinationSession(LongFunction<GuestMemory> memoryForSize, VmControl vm, NanoClock clock, Set<Capability> supported,
+            FaultMechanism faultMechanism, long peerTimeoutMillis, long recoverTimeoutMillis, MeterRegistry registry) {
+        this.memoryForSize = memoryForSize;
+        this.vm = vm;
+        this.clock = clock;
+        this.supported = EnumSet.copyOf(supported);
+        this.faultMechanism = faultMechanism;
+        this.peerTimeoutMillis = peerTimeoutMillis;
+        this.recoverTimeoutMillis = recoverTimeoutMillis;
+        this.registry = registry;
+        this.startNanos = clock.nanoTime();
+    }
+
+    void peer(SourcePeer value) {
+        this.peer = value;
+    }
+
+    CompletableFuture<MigrationReport> result() {
+        return result;
+    }
+
+    State state() {
+        return state;
+    }
+
+    GuestMemory memory() {
+        return memory;
+    }
+
+    PageGate pageGate() {
+        PageGate g = gate;
+        return g != null ? g : PageGate.OPEN;
+    }
+
+    /** Page channels of the session (0 before HELLO). */
+    int channels() {
+        return channels;
+    }
+
+    /** Whether a connection opening with HELLO may be the session's control connection. */
+    boolean awaitingHello() {
+        return state == State.AWAIT_HELLO;
+    }
+
+    // ---- control thread ----
+
+    void hello(Wire.Hello hello) throws ProtocolException {
+        if (state != State.AWAIT_HELLO) {
+            throw new ProtocolException("HELLO on a session that already began");
+        }
+        if (hello.version() != Wire.VERSION) {
+            throw new ProtocolException("source speaks protocol version " + hello.version() + ", this destination " + Wire.VERSION);
+        }
+        if (hello.pageSize() != GuestMemory.PAGE_SIZE) {
+            throw new ProtocolException("source page size " + hello.pageSize() + ", this destination supports only " + GuestMemory.PAGE_SIZE);
+        }
+        if (hello.mode() >= MigrationMode.values().length) {
+            throw new ProtocolException("unknown migration mode " + hello.mode());
+        }
+        if (hello.channels() < 1 || hello.channels() > Wire.MAX_CHANNELS) {
+            throw new ProtocolException("source asks for " + hello.channels() + " page channels; 1.." + Wire.MAX_CHANNELS
+                    + " are allowed");
+        }
+        startNanos = clock.nanoTime();
+        try {
+            memory = memoryForSize.apply(hello.memoryBytes());
+        } catch (IllegalArgumentException e) {
+            throw new ProtocolException(e.getMessage());
+        }
+        mode = MigrationMode.values()[hello.mode()];
+        EnumSet<Capability> accepted = Wire.capabilities(hello.capabilities());
+        accepted.retainAll(supported);
+        negotiated = accepted;
+        digest = new MemoryDigest(memory.pageCount());
+        written = new PageBitmap(memory.pageCount());
+        int allowed = PageEncoding.allowedBy(accepted);
+        synchronized (this) {
+            channels = hello.channels();
+            appliers = new PageApplier[channels + 1];
+            for (int c = 0; c <= channels; c++) {
+                appliers[c] = new PageApplier(c, channels, memory, written, digest.part(), allowed);
+            }
+            roundsEnded = new int[channels];
+            joined = new boolean[channels + 1];
+        }
+        if (accepted.contains(Capability.POSTCOPY)) {
+            PostcopyDestination.prepare(faultMechanism);
+        }
+        enter(State.RECEIVING);
+        peer.welcome(new Wire.Welcome(Wire.mask(accepted), sessionId));
+    }
+
+    /** The control connection's barrier: waits until every page channel has ended {@code round}. */
+    void roundEnd(Wire.RoundEnd end) throws ProtocolException {
+        expect("ROUND_END", State.RECEIVING);
+        long deadline = clock.nanoTime() + TimeUnit.MILLISECONDS.toNanos(peerTimeoutMillis);
+        synchronized (this) {
+            while (!allEnded(end.round())) {
+                if (state != State.RECEIVING) {
+                    throw new ProtocolException("session ended while waiting for the channels to end round " + end.round());
+                }
+                long left = deadline - clock.nanoTime();
+                if (left <= 0) {
+                    throw new ProtocolException("the page channels did not end round " + end.round() + " within "
+                            + peerTimeoutMillis + " ms of the control connection");
+                }
+                try {
+                    TimeUnit.NANOSECONDS.timedWait(this, left);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new ProtocolException("interrupted at the barrier of round " + end.round());
+                }
+            }
+        }
+    }
+
+    private boolean allEnded(int round) {
+        for (int r : roundsEnded) {
+            if (r < round) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    void deviceState(byte[] state) throws ProtocolException {
+        expect("DEVICE_STATE", State.RECEIVING);
+        if (deviceState != null) {
+            throw new ProtocolException("a second DEVICE_STATE");
+        }
+        deviceState = state;
+    }
+
+    /** A run of a DISCARD frame (checked against the guest by the protocol's reader). */
+    void discard(long first, long count) throws ProtocolException {
+        expect("DISCARD", State.RECEIVING);
+        if (!negotiated.contains(Capability.POSTCOPY)) {
+            throw new ProtocolException("DISCARD without the postcopy capability");
+        }
+        if (postcopy == null) {
+            postcopy = new PostcopyDestination(memory, written, faultMechanism, clock, registry);
+        }
+        postcopy.discard(first, count);
+    }
+
+    /** The switch-over to post-copy: the guest runs here from now on, with the discarded pages missing. */
+    void postcopyStart(long sourcePauseNanos) throws ProtocolException {
+        expect("POSTCOPY_START", State.RECEIVING);
+        if (!negotiated.contains(Capability.POSTCOPY)) {
+            throw new ProtocolException("POSTCOPY_START without the postcopy capability");
+        }
+        if (deviceState == null) {
+            throw new ProtocolException("POSTCOPY_START before DEVICE_STATE");
+        }
+        if (postcopy == null) {
+            postcopy = new PostcopyDestination(memory, written, faultMechanism, clock, registry);
+        }
+        pauseNanos = sourcePauseNanos;
+        gate = postcopy.start(page -> peer.requestPage(page));
+        for (PageApplier applier : appliers) {
+            applier.postcopy(postcopy);
+        }
+        enter(State.POSTCOPY);
+        vm.loadDeviceState(deviceState);
+        vm.resume();
+        resumeNanos = clock.nanoTime();
+        peer.postcopyRunning(resumeNanos);
+    }
+
+    void end(Wire.End end) throws ProtocolException {
+        State now = state;
+        if (now != State.RECEIVING && now != State.POSTCOPY) {
+            throw new ProtocolException("END in state " + now);
+        }
+        if (deviceState == null) {
+            throw new ProtocolException("END before DEVICE_STATE");
+        }
+        boolean post = now == State.POSTCOPY;
+        if (post && postcopy.missing() > 0) {
+            throw new ProtocolException("END with " + postcopy.missing() + " pages still missing");
+        }
+        long applied = digest.value();
+        if (end.digest() != applied) {
+            throw new ProtocolException(String.format("memory digest mismatch: source %016x, applied %016x; %s",
+                    end.digest(), applied, post ? "the guest runs on corrupt memory" : "not resuming"));
+        }
+        if (!post) {
+            pauseNanos = end.pauseNanos();
+            vm.loadDeviceState(deviceState);
+            vm.resume();
+            resumeNanos = clock.nanoTime();
+        } else {
+            // every page is present: plain access is safe again
+            postcopy.close();
+        }
+        enter(State.COMPLETED);
+        peer.resumed(applied, resumeNanos);
+        complete(MigrationState.COMPLETED, true, (resumeNanos - pauseNanos) / 1e6, null, true);
+    }
+
+    /** Whether a connection opening with RECOVER for {@code session} may take the lost control connection's place. */
+    void checkRecover(long session) throws ProtocolException {
+        if (state != State.RECOVERING) {
+            throw new ProtocolException("RECOVER while the session is " + state);
+        }
+        if (session != sessionId) {
+            throw new ProtocolException("RECOVER for another session");
+        }
+    }
+
+    /** The source reconnected: answer with what is still missing; its channels join again. */
+    void recover() {
+        synchronized (this) {
+            java.util.Arrays.fill(joined, false);
+        }
+        recoveries++;
+        enter(State.POSTCOPY);
+        peer.missing(postcopy);
+    }
+
+    // ---- any thread ----
+
+    /** A page or request connection opening with JOIN. */
+    synchronized void join(Wire.Join join) throws ProtocolException {
+        if (state != State.RECEIVING && state != State.POSTCOPY) {
+            throw new ProtocolException("JOIN while the session is " + state);
+        }
+        if (join.session() != sessionId) {
+            throw new ProtocolException("JOIN for another session");
+        }
+        int c = join.channel();
+        if (c > channels || (c == channels && !negotiated.contains(Capability.POSTCOPY))) {
+            throw new ProtocolException("channel " + c + " is not one of this session's " + channels
+                    + " page channels" + (negotiated.contains(Capability.POSTCOPY) ? " or its request channel" : ""));
+        }
+        if (joined[c]) {
+            throw new ProtocolException("channel " + c + " joined twice");
+        }
+        joined[c] = true;
+    }
+
+    /** A PAGES frame on channel {@code channel}, on that channel's thread. */
+    void pages(int channel, MemorySegment frame, long from, long to) throws ProtocolException, MalformedPayloadException {
+        if (state == State.COMPLETED || state == State.FAILED) {
+            return;
+        }
+        appliers[channel].apply(frame, from, to);
+    }
+
+    /** A page channel's ROUND_END, on that channel's thread. */
+    void channelRoundEnd(int channel, Wire.RoundEnd end) throws ProtocolException {
+        if (channel == channels) {
+            throw new ProtocolException("ROUND_END on the request channel");
+        }
+        appliers[channel].roundEnd(end);
+        synchronized (this) {
+            if (end.round() != roundsEnded[channel] + 1) {
+                throw new ProtocolException("channel " + channel + " ended round " + end.round() + " after round "
+                        + roundsEnded[channel]);
+            }
+            roundsEnded[channel] = end.round();
+            notifyAll();
+        }
+    }
+
+    /** Counts a frame other than PAGES (those its channel's applier counts), length field included. */
+    void frameBytes(long bytes) {
+        frameBytes.add(bytes);
+    }
+
+    /**
+     * A connection of the session closed or broke. Before post-copy that ends the session; during
+     * post-copy the guest waits on its missing pages while the source reconnects.
+     */
+    void connectionLost(String reason) {
+        State now = state;
+        if (now == State.POSTCOPY) {
+            enter(State.RECOVERING);
+            peer.closeAll();
+            Thread timer = new Thread(() -> awaitRecovery(reason), "ferry-recover-timer");
+            timer.setDaemon(true);
+            timer.start();
+            return;
+        }
+        if (now == State.AWAIT_HELLO || now == State.RECEIVING) {
+            fail(now == State.AWAIT_HELLO ? "connection closed before the handshake"
+                    : "connection lost before the end of the stream (" + pagesReceived() + " pages received; " + reason
+                    + "); not resuming");
+        }
+    }
+
+    private void awaitRecovery(String reason) {
+        long deadline = clock.nanoTime() + TimeUnit.MILLISECONDS.toNanos(recoverTimeoutMillis);
+        synchronized (this) {
+            while (state == State.RECOVERING) {
+                long left = deadline - clock.nanoTime();
+                if (left <= 0) {
+                    break;
+                }
+                try {
+                    TimeUnit.NANOSECONDS.timedWait(this, Math.min(left, 100_000_000L));
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    break;
+                }
+            }
+        }
+        if (state == State.RECOVERING) {
+            fail("the session was lost (" + reason + ") and the source did not reconnect within "
+                    + recoverTimeoutMillis + " ms");
+        }
+    }
+
+    /** The session fails for good: the reason goes to the source, the guest is never resumed here (or given up). */
+    void fail(String reason) {
+        State now;
+        synchronized (this) {
+            now = state;
+            if (now == State.COMPLETED || now == State.FAILED) {
+                return;
+            }
+            state = State.FAILED;
+            failure = reason;
+            notifyAll();
+        }
+        boolean resumed = now == State.POSTCOPY || now == State.RECOVERING;
+        if (resumed) {
+            reason = "post-copy failed with " + postcopy.missing() + " pages never received, so the guest cannot"
+                    + " continue here: " + reason;
+            postcopy.fail(reason);
+        }
+        peer.fail(reason);
+        complete(MigrationState.FAILED, false, resumed ? (resumeNanos - pauseNanos) / 1e6 : -1, reason, resumed);
+    }
+
+    private void expect(String frame, State wanted) throws ProtocolException {
+        if (state != wanted) {
+            throw new ProtocolException(frame + " while the session is " + state);
+        }
+    }
+
+    private void enter(State next) {
+        synchronized (this) {
+            if (!state.canBecome(next)) {
+                throw new IllegalStateException("destination session cannot go from " + state + " to " + next);
+            }
+            state = next;
+            notifyAll();
+        }
+    }
+
+    private long pagesReceived() {
+        long pages = 0;
+        for (PageApplier a : appliers) {
+            pages += a.pages();
+        }
+        return pages;
+    }
+
+    private void complete(MigrationState outcome, boolean verified, double downtimeMs, String error, boolean resumed) {
+        Map<String, Long> kinds = new LinkedHashMap<>();
+        long bytes = frameBytes.sum();
+        for (PageApplier a : appliers) {
+            bytes += a.bytes();
+        }
+        for (int code = 0; code < PageEncoding.COUNT; code++) {
+            long n = 0;
+            for (PageApplier a : appliers) {
+                n += a.pagesOf(code);
+            }
+            if (n > 0) {
+                kinds.put(PageEncoding.name(code), n);
+            }
+        }
+        PostcopyReport post = postcopy != null && gate != null ? postcopy.report(recoveries) : null;
+        MigrationReport report = new MigrationReport("destination", mode, memory == null ? 0 : memory.byteSize(),
+                GuestMemory.PAGE_SIZE, outcome, verified, (clock.nanoTime() - startNanos) / 1e6, downtimeMs, -1, bytes,
+                pagesReceived(), List.of(), kinds, negotiated, error, null, resumed,
+                digest == null ? 0 : digest.value(), post);
+        release();
+        result.complete(report);
+    }
+
+    private void release() {
+        for (PageApplier a : appliers) {
+            a.close();
+        }
+        if (digest != null) {
+            digest.close();
+        }
+    }
+}

@@ -1,0 +1,272 @@
+package dev.ferry.postcopy;
+
+import dev.ferry.core.ClaimablePages;
+import dev.ferry.core.MemoryDigest;
+import dev.ferry.core.NanoClock;
+import dev.ferry.core.PageBitmap;
+import dev.ferry.protocol.PageRuns;
+import dev.ferry.protocol.ProtocolException;
+import dev.ferry.protocol.Wire;
+import dev.ferry.stream.CancelledException;
+import dev.ferry.stream.PageChannels;
+import dev.ferry.stream.PageSender;
+import dev.ferry.stream.SourceControl;
+import dev.ferry.transport.Link;
+import dev.ferry.transport.LinkException;
+import io.netty.buffer.ByteBuf;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.LockSupport;
+
+/**
+ * The source's half of post-copy, with the guest paused here for good: tell the destination which
+ * pages it holds stale copies of (DISCARD), hand it the device state and let it resume
+ * (POSTCOPY_START); then push every page it lacks over the page channels, a small batch at a time,
+ * while a thread of its own answers the destination's page requests on the request channel, so
+ * that a request never waits behind the push (QEMU's postcopy-preempt). A page goes once: the
+ * push and the answers claim pages from one set.
+ *
+ * <p>A lost connection loses nothing (QEMU's postcopy recovery): until {@code recover-timeout}
+ * runs out, the session is connected anew, the destination says what it still lacks (MISSING),
+ * and the push goes on from there.
+ */
+public final class PostcopySource {
+    /**
+     * Pages per pushed frame: 32 KiB raw, so that little of ours is queued on a connection (at
+     * 100 MB/s a queued batch is 0.3 ms).
+     */
+    static final int BATCH = 8;
+    private static final long POLL_NANOS = 20_000_000L;
+    private static final long RECOVER_RETRY_NANOS = 200_000_000L;
+
+    private final PageChannels channels;
+    private final PageSender requests;
+    private final SourceControl control;
+    private final NanoClock clock;
+    private final long recoverTimeoutMillis;
+    private final Reconnector reconnector;
+    private volatile long pagesRequested;
+    private long pagesPushed;
+    private int recoveries;
+    private long bytesOnLostLinks;
+
+    /** Connects the whole session anew after a loss: the control connection with RECOVER, every channel with JOIN. */
+    @FunctionalInterface
+    public interface Reconnector {
+        /**
+         * @param missing filled with the pages the destination still lacks, as its MISSING runs say
+         * @return the new connections, control first, then the page channels in order, then the request channel
+         */
+        List<Link> reconnect(PageBitmap missing) throws LinkException, ProtocolException;
+    }
+
+    /** What post-copy did. */
+    public record Result(Wire.Resumed resumed, long resumeNanos, long pagesRequested, long pagesPushed, int recoveries,
+            long bytesOnLostLinks) {
+    }
+
+    public PostcopySource(PageChannels channels, PageSender requests, SourceControl control, NanoClock clock,
+            long recoverTimeoutMillis, Reconnector reconnector) {
+        this.channels = channels;
+        this.requests = requests;
+        this.control = control;
+        this.clock = clock;
+        this.recoverTimeoutMillis = recoverTimeoutMillis;
+        this.reconnector = reconnector;
+    }
+
+    /**
+     * Switches over and pushes to the end. The guest is paused and {@code toSend} holds every page
+     * the destination lacks or holds stale.
+     *
+     * @param digest the sent digest, read for END once every page went
+     */
+    public Result run(PageBitmap toSend, long pauseNanos, byte[] deviceState, MemoryDigest digest)
+            throws LinkException, ProtocolException {
+        control.discard(toSend);
+        control.deviceState(deviceState);
+        control.postcopyStart(pauseNanos);
+        // the destination may drop its stale copies: deltas against them are no use
+        channels.xbzrleActive(false);
+        requests.xbzrleActive(false);
+        lowLatency();
+        // no page may cross before the destination switched its channels to the fault path
+        long resumeNanos = control.awaitPostcopyRunning();
+        ClaimablePages remaining = new ClaimablePages(toSend);
+        long total = remaining.remaining();
+        while (true) {
+            RequestServer server = new RequestServer(remaining);
+            try {
+                channels.push(remaining, BATCH, () -> {
+                    server.check();
+                    control.checkPeer();
+                });
+                server.finish();
+                control.end(digest.value(), pauseNanos);
+                Wire.Resumed resumed = control.awaitResumed();
+                pagesPushed = total - pagesRequested;
+                return new Result(resumed, resumeNanos, pagesRequested, pagesPushed, recoveries, bytesOnLostLinks);
+            } catch (LinkException | CancelledException e) {
+                server.stop();
+                recover(e, remaining);
+            }
+        }
+    }
+
+    private void lowLatency() {
+        control.link().lowLatency();
+        requests.link().lowLatency();
+        for (int c = 0; c < channels.count(); c++) {
+            channels.sender(c).link().lowLatency();
+        }
+    }
+
+    /** Reconnects until {@code recover-timeout}; the destination's MISSING pages are what is left to push. */
+    private void recover(Exception cause, ClaimablePages remaining) throws LinkException {
+        bytesOnLostLinks += channels.bytesSent() + requests.link().bytesSent() + control.link().bytesSent();
+        channels.closeLinks();
+        requests.link().close();
+        control.link().close();
+        long deadline = clock.nanoTime() + TimeUnit.MILLISECONDS.toNanos(recoverTimeoutMillis);
+        String last = cause.getMessage();
+        while (clock.nanoTime() < deadline) {
+            PageBitmap missing = new PageBitmap(remaining.pageCount());
+            try {
+                List<Link> links = reconnector.reconnect(missing);
+                control.relink(links.getFirst());
+                channels.relink(links.subList(1, 1 + channels.count()));
+                requests.relink(links.getLast());
+                lowLatency();
+                remaining.replaceWith(missing);
+                recoveries++;
+                return;
+            } catch (LinkException | ProtocolException e) {
+                // the destination may not have noticed the old connections are gone yet, or the new ones broke too
+                last = e.getMessage();
+                LockSupport.parkNanos(Math.max(0, Math.min(RECOVER_RETRY_NANOS, deadline - clock.nanoTime())));
+            }
+        }
+        throw new LinkException("post-copy connection lost (" + cause.getMessage() + ") and not recovered within "
+                + recoverTimeoutMillis + " ms; last attempt: " + last);
+    }
+
+    /**
+     * Reads MISSING runs into {@code missing} until RECOVERED, which must count the same pages:
+     * the destination's answer to RECOVER, on {@code link}.
+     */
+    public static void readMissing(Link link, PageBitmap missing, long timeoutMillis)
+            throws LinkException, ProtocolException {
+        missing.clearAll();
+        while (true) {
+            ByteBuf frame = SourceControl.awaitOn(link, "RECOVERED", timeoutMillis);
+            try {
+                int type = frame.readUnsignedByte();
+                switch (type) {
+                    case Wire.MISSING -> PageRuns.read("MISSING", frame, missing.pageCount(), (first, count) -> {
+                        for (long p = first; p < first + count; p++) {
+                            missing.set(p);
+                        }
+                    });
+                    case Wire.RECOVERED -> {
+                        long count = Wire.readRecovered(frame);
+                        if (count != missing.cardinality()) {
+                            throw new ProtocolException("RECOVERED counts " + count + " missing pages, the runs "
+                                    + missing.cardinality());
+                        }
+                        return;
+                    }
+                    case Wire.ERROR -> throw new ProtocolException("destination refused the recovery: " + Wire.readError(frame));
+                    default -> throw new ProtocolException("unexpected " + Wire.typeName(type) + " in answer to RECOVER");
+                }
+            } finally {
+                frame.release();
+            }
+        }
+    }
+
+    /** Answers PAGE_REQUESTs on the request channel, on a thread of its own, until stopped. */
+    private final class RequestServer implements Runnable {
+        private final ClaimablePages remaining;
+        private final Thread thread;
+        private volatile boolean stopping;
+        private volatile Exception failure;
+
+        RequestServer(ClaimablePages remaining) {
+            this.remaining = remaining;
+            this.thread = new Thread(this, "ferry-requests");
+            thread.setDaemon(true);
+            thread.start();
+        }
+
+        @Override
+        public void run() {
+            try {
+                while (!stopping) {
+                    ByteBuf frame = requests.link().receive(POLL_NANOS);
+                    if (frame != null) {
+                        try {
+                            serve(frame);
+                        } finally {
+                            frame.release();
+                        }
+                    }
+                }
+            } catch (LinkException | ProtocolException | RuntimeException e) {
+                if (!stopping) {
+                    failure = e;
+                }
+            }
+        }
+
+        private void serve(ByteBuf frame) throws LinkException, ProtocolException {
+            if (!frame.isReadable()) {
+                throw new ProtocolException("empty frame on the request channel");
+            }
+            int type = frame.readUnsignedByte();
+            if (type == Wire.ERROR) {
+                throw new ProtocolException("destination failed: " + Wire.readError(frame));
+            }
+            if (type != Wire.PAGE_REQUEST) {
+                throw new ProtocolException("unexpected " + Wire.typeName(type) + " on the request channel");
+            }
+            long[] pages = new long[frame.readableBytes() / 8];
+            int[] n = {0};
+            Wire.readPageRequest(frame, remaining.pageCount(), page -> pages[n[0]++] = page);
+            for (int i = 0; i < n[0]; i++) {
+                // a page already claimed by the push, or asked twice, is on its way
+                if (requests.sendRequested(remaining, pages[i])) {
+                    pagesRequested++;
+                }
+            }
+        }
+
+        /** Surfaces a failure of the request channel on the pushing side. */
+        void check() throws LinkException, ProtocolException {
+            Exception e = failure;
+            if (e instanceof LinkException link) {
+                throw link;
+            }
+            if (e instanceof ProtocolException protocol) {
+                throw protocol;
+            }
+            if (e != null) {
+                throw new IllegalStateException(e);
+            }
+        }
+
+        /** Every page went: stop answering (late requests are for pages in flight) and hand over its digest part. */
+        void finish() throws LinkException, ProtocolException {
+            stop();
+            check();
+        }
+
+        void stop() {
+            stopping = true;
+            try {
+                thread.join(TimeUnit.NANOSECONDS.toMillis(POLL_NANOS) * 50);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+    }
+}

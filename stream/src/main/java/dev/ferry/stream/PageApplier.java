@@ -1,0 +1,187 @@
+package dev.ferry.stream;
+
+import dev.ferry.compression.MalformedPayloadException;
+import dev.ferry.compression.PageDecoder;
+import dev.ferry.core.GuestMemory;
+import dev.ferry.core.MemoryDigest;
+import dev.ferry.core.PageBitmap;
+import dev.ferry.core.PageDigest;
+import dev.ferry.protocol.PageEncoding;
+import dev.ferry.protocol.PageRecords;
+import dev.ferry.protocol.ProtocolException;
+import dev.ferry.protocol.Wire;
+import java.lang.foreign.MemorySegment;
+
+/**
+ * One channel's receive path on the destination: applies the records of its PAGES frames to guest
+ * memory and records each page in the channel's part of the applied digest. One applier per
+ * channel, called only on that channel's thread.
+ *
+ * <p>Before post-copy every page of a page channel must lie in that channel's stripe: the stripes
+ * are what keep two channels from ever writing the same page, or the same word of the shared
+ * {@code written} set. Once post-copy starts ({@link #postcopy}) pages go through the fault path
+ * instead, which takes the first copy of each page from whichever channel it came.
+ */
+public final class PageApplier implements AutoCloseable {
+    private final int channel;
+    private final int channels;
+    private final GuestMemory memory;
+    private final PageBitmap written;
+    private final MemoryDigest.Part digest;
+    private final int allowedEncodings;
+    private final PageDecoder decoder = new PageDecoder();
+    private final PageRecords records = new PageRecords();
+    private final long[] pagesByEncoding = new long[PageEncoding.COUNT];
+    private GuestMemory aside;
+    private volatile PostcopyTarget postcopy;
+    private long pagesThisRound;
+    private long pages;
+    private long bytes;
+
+    /**
+     * @param channel          this channel's index; {@code channels} for the request channel
+     * @param written          the pages written since the guest memory was fresh (zero-filled),
+     *                         shared by every channel, each touching only its stripe's words
+     * @param allowedEncodings the codes the handshake accepted ({@link PageEncoding#allowedBy})
+     */
+    public PageApplier(int channel, int channels, GuestMemory memory, PageBitmap written, MemoryDigest.Part digest,
+            int allowedEncodings) {
+        this.channel = channel;
+        this.channels = channels;
+        this.memory = memory;
+        this.written = written;
+        this.digest = digest;
+        this.allowedEncodings = allowedEncodings;
+    }
+
+    /**
+     * Applies the records in bytes {@code [from, to)} of {@code frame} (a native view of a PAGES
+     * frame's buffer). A record the protocol does not allow here fails the whole migration, so a
+     * frame applied in part does no harm: nothing resumes on it.
+     */
+    public void apply(MemorySegment frame, long from, long to) throws ProtocolException, MalformedPayloadException {
+        bytes += to - from + Wire.FRAME_HEADER;
+        PostcopyTarget target = postcopy;
+        records.reset(frame, from, to, memory.pageCount());
+        while (records.next()) {
+            long index = records.index();
+            int encoding = records.encoding();
+            int length = records.length();
+            if ((allowedEncodings & 1 << encoding) == 0) {
+                throw new ProtocolException(PageEncoding.name(encoding) + " page " + index
+                        + " but the handshake accepted no stage that produces it");
+            }
+            int count = encoding == PageEncoding.ZERO ? length : 1;
+            if (target == null) {
+                checkStripe(index, count);
+                applyPrecopy(frame, index, encoding, length);
+            } else {
+                applyPostcopy(target, frame, index, encoding, length);
+            }
+            pagesByEncoding[encoding] += count;
+            pagesThisRound += count;
+            pages += count;
+        }
+    }
+
+    private void applyPrecopy(MemorySegment frame, long index, int encoding, int length)
+            throws MalformedPayloadException {
+        if (encoding == PageEncoding.ZERO) {
+            for (long p = index; p < index + length; p++) {
+                // untouched memory is already zero: skip the fill so a sparse guest stays sparse
+                if (written.clear(p)) {
+                    decoder.decode(PageEncoding.ZERO, p, frame, 0, 0, memory);
+                }
+                digest.updateZero(p);
+            }
+            return;
+        }
+        decoder.decode(encoding, index, frame, records.payloadOffset(), length, memory);
+        digest.update(index, PageDigest.contentHash(memory.segment(), index << GuestMemory.PAGE_SHIFT));
+        written.set(index);
+    }
+
+    private void applyPostcopy(PostcopyTarget target, MemorySegment frame, long index, int encoding, int length)
+            throws MalformedPayloadException, ProtocolException {
+        if (encoding == PageEncoding.ZERO) {
+            for (long p = index; p < index + length; p++) {
+                if (!target.isPresent(p) && target.installZero(p)) {
+                    digest.updateZero(p);
+                }
+            }
+            return;
+        }
+        if (target.isPresent(index)) {
+            // a requested page that the push had already sent, or the reverse: the first copy won
+            return;
+        }
+        if (encoding == PageEncoding.XBZRLE || encoding >= PageEncoding.XBZRLE_LZ4) {
+            throw new ProtocolException(PageEncoding.name(encoding) + " page " + index
+                    + " during post-copy: a delta needs the stale copy post-copy discarded");
+        }
+        // the guest may be running on this page: decode aside, install in one step
+        decoder.decode(encoding, 0, frame, records.payloadOffset(), length, aside);
+        long hash = PageDigest.contentHash(aside.segment(), 0);
+        if (target.install(index, aside.segment(), 0)) {
+            digest.update(index, hash);
+        }
+    }
+
+    private void checkStripe(long index, int count) throws ProtocolException {
+        if (channel == channels) {
+            throw new ProtocolException("page " + index + " on the request channel before post-copy");
+        }
+        long last = index + count - 1;
+        if (PageBitmap.stripeOf(index, channels) != channel
+                || (channels > 1 && index / PageBitmap.STRIPE_PAGES != last / PageBitmap.STRIPE_PAGES)) {
+            throw new ProtocolException("pages " + index + ".." + last + " on channel " + channel
+                    + ", which carries only its own stripes of " + PageBitmap.STRIPE_PAGES + " pages");
+        }
+    }
+
+    /**
+     * This channel's end of a round: the count it announces must be what arrived on it since the
+     * previous one (a record lost or added in between is a broken stream).
+     */
+    public void roundEnd(Wire.RoundEnd end) throws ProtocolException {
+        if (end.pages() != pagesThisRound) {
+            throw new ProtocolException("channel " + channel + " ended round " + end.round() + " with " + end.pages()
+                    + " pages, " + pagesThisRound + " arrived on it");
+        }
+        pagesThisRound = 0;
+    }
+
+    /**
+     * Pages go through {@code target} from now on. Called while no frame is being applied: the
+     * source sends no page between the last pre-copy round and the destination's POSTCOPY_RUNNING.
+     */
+    public void postcopy(PostcopyTarget target) {
+        if (aside == null) {
+            aside = GuestMemory.anonymous(GuestMemory.PAGE_SIZE);
+        }
+        this.postcopy = target;
+    }
+
+    /** Pages applied on this channel, by encoding code. */
+    public long pagesOf(int encoding) {
+        return pagesByEncoding[encoding];
+    }
+
+    /** Pages applied on this channel (a zero run counts its pages). */
+    public long pages() {
+        return pages;
+    }
+
+    /** Frame bytes received on this channel (headers included). */
+    public long bytes() {
+        return bytes;
+    }
+
+    @Override
+    public void close() {
+        decoder.close();
+        if (aside != null) {
+            aside.close();
+        }
+    }
+}

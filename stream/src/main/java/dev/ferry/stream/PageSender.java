@@ -1,0 +1,320 @@
+package dev.ferry.stream;
+
+import dev.ferry.compression.CompressionChooser;
+import dev.ferry.compression.PageEncoder;
+import dev.ferry.compression.StageStats;
+import dev.ferry.core.ClaimablePages;
+import dev.ferry.core.GuestMemory;
+import dev.ferry.core.MemoryDigest;
+import dev.ferry.core.NanoClock;
+import dev.ferry.core.PageBitmap;
+import dev.ferry.core.PageDigest;
+import dev.ferry.protocol.PageEncoding;
+import dev.ferry.protocol.PageRecords;
+import dev.ferry.protocol.Wire;
+import dev.ferry.transport.Frames;
+import dev.ferry.transport.Link;
+import dev.ferry.transport.LinkException;
+import io.netty.buffer.ByteBuf;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+
+/**
+ * One channel's sender: turns pages into PAGES frames on its own connection. Each page is copied
+ * once out of guest memory (a stable snapshot the guest can no longer change under us), hashed
+ * into the channel's part of the sent digest, encoded straight into the frame buffer, and its
+ * record header written in front. Consecutive zero pages merge into one run record. Nothing is
+ * allocated per page; one pooled buffer per frame.
+ *
+ * <p>A page always travels on the channel of its stripe ({@link PageBitmap#stripeOf}), so one
+ * connection's ordering keeps every copy of a page in order, and this channel's XBZRLE cache is
+ * the only one that ever holds the page. The one exception is post-copy, when the guest is paused
+ * for good here: a requested page may cross on the request channel, and being final it cannot be
+ * older than another copy.
+ *
+ * <p>The adaptive compression choice is made per channel, chunk by chunk, from this channel's own
+ * figures: each channel has its own link and its own share of the cores.
+ */
+public final class PageSender implements AutoCloseable {
+    private static final int FRAME_CAPACITY = Wire.PAGES_FRAME_TARGET + Wire.FRAME_HEADER
+            + Wire.RECORD_HEADER + PageEncoder.MAX_PAYLOAD;
+    /** Pages between two adaptive choices: 8 MiB of guest memory, so a probe of the slower way costs little. */
+    public static final int CHUNK_PAGES = 2048;
+
+    private final int channel;
+    private Link link;
+    private final GuestMemory memory;
+    private final PageEncoder encoder;
+    private final CompressionChooser chooser;
+    private final MemoryDigest.Part digest;
+    private final NanoClock clock;
+    private final Arena arena = Arena.ofShared();
+    private final MemorySegment scratch = arena.allocate(GuestMemory.PAGE_SIZE, 64);
+
+    private ByteBuf frame;
+    private MemorySegment frameSegment;
+    private int frameStart;
+    /** The open frame's writer index, kept here while pages go in through {@link #frameSegment}. */
+    private int writeAt;
+    /** Where the open zero run's record header starts, or -1. */
+    private int zeroRunAt = -1;
+    private long zeroRunNext;
+    private int zeroRun;
+    private long pushCursor;
+    /** Pages of the round in progress sent so far, as of the last frame: read by the session's progress. */
+    private volatile long roundSent;
+
+    private StageStats chunkStats;
+    private long chunkWaited;
+    private long chunkStart;
+
+    /**
+     * @param channel  this channel's index, for messages
+     * @param chooser  the adaptive compression choice, or null when there is nothing to choose
+     */
+    public PageSender(int channel, Link link, GuestMemory memory, PageEncoder encoder, CompressionChooser chooser,
+            MemoryDigest.Part digest, NanoClock clock) {
+        this.channel = channel;
+        this.link = link;
+        this.memory = memory;
+        this.encoder = encoder;
+        this.chooser = chooser;
+        this.digest = digest;
+        this.clock = clock;
+        encoder.compressOneIn(chooser == null ? 1 : chooser.current().compressOneIn());
+    }
+
+    /** This channel's index. */
+    public int channel() {
+        return channel;
+    }
+
+    /** The connection this channel sends on. */
+    public Link link() {
+        return link;
+    }
+
+    /** Sends on {@code replacement} from now on (post-copy recovered a lost connection). */
+    public void relink(Link replacement) {
+        this.link = replacement;
+    }
+
+    /**
+     * Sends the pages of {@code pages}, removing each as it goes, then this channel's ROUND_END,
+     * and flushes. {@code control} is asked between frames; the compression choice is revisited
+     * every {@link #CHUNK_PAGES} pages. A round stopped early leaves its unsent pages in
+     * {@code pages}.
+     *
+     * @return pages sent (a zero run counts its pages)
+     */
+    public long sendRound(PageBitmap pages, int round, RoundControl control) throws LinkException, CancelledException {
+        long sent = 0;
+        roundSent = 0;
+        MemorySegment guest = memory.segment();
+        startChunk(clock.nanoTime());
+        for (long page = pages.nextSetBit(0); page >= 0; page = pages.nextSetBit(page + 1)) {
+            if (frame == null) {
+                if (control.cancelled()) {
+                    throw new CancelledException();
+                }
+                if (control.stopEarly()) {
+                    break;
+                }
+                openFrame();
+            }
+            pages.clear(page);
+            MemorySegment.copy(guest, page << GuestMemory.PAGE_SHIFT, scratch, 0, GuestMemory.PAGE_SIZE);
+            appendPage(page);
+            sent++;
+            boolean chunkDone = sent % CHUNK_PAGES == 0;
+            if (chunkDone || writeAt - frameStart >= Wire.PAGES_FRAME_TARGET) {
+                link.send(closeFrame());
+                roundSent = sent;
+            }
+            if (chunkDone) {
+                adaptCompression();
+            }
+        }
+        if (frame != null) {
+            link.send(closeFrame());
+        }
+        adaptCompression();
+        ByteBuf end = link.buffer(Wire.FRAME_HEADER + 12);
+        Wire.writeRoundEnd(end, round, sent);
+        link.sendNow(end);
+        return sent;
+    }
+
+    /**
+     * Sends up to {@code max} pages of this channel's stripe ({@code stripe} of {@code stripes})
+     * that it claims from {@code remaining}, as one flushed frame: the post-copy push, a small
+     * batch at a time, so that little of it is queued in front of anything.
+     *
+     * @return pages sent; 0 when none of this stripe is left
+     */
+    public int pushBatch(ClaimablePages remaining, int stripe, int stripes, int max) throws LinkException {
+        int sent = 0;
+        long page = nextOfStripe(remaining, pushCursor, stripe, stripes);
+        if (page < 0) {
+            pushCursor = 0;
+            page = nextOfStripe(remaining, 0, stripe, stripes);
+        }
+        while (sent < max && page >= 0) {
+            if (remaining.claim(page)) {
+                if (frame == null) {
+                    openFrame();
+                }
+                MemorySegment.copy(memory.segment(), page << GuestMemory.PAGE_SHIFT, scratch, 0, GuestMemory.PAGE_SIZE);
+                appendPage(page);
+                sent++;
+            }
+            pushCursor = page + 1;
+            page = nextOfStripe(remaining, pushCursor, stripe, stripes);
+        }
+        if (frame != null) {
+            link.sendNow(closeFrame());
+        }
+        return sent;
+    }
+
+    /**
+     * Sends page {@code page} now, ahead of any pacing, if this call claims it from
+     * {@code remaining}: a guest waits for it.
+     *
+     * @return whether this call sent it (false: already sent by the push or an earlier request)
+     */
+    public boolean sendRequested(ClaimablePages remaining, long page) throws LinkException {
+        if (!remaining.claim(page)) {
+            return false;
+        }
+        openFrame();
+        MemorySegment.copy(memory.segment(), page << GuestMemory.PAGE_SHIFT, scratch, 0, GuestMemory.PAGE_SIZE);
+        appendPage(page);
+        link.sendUrgent(closeFrame());
+        return true;
+    }
+
+    /** The next page at or after {@code from} left in {@code remaining} that lies in {@code stripe}, or -1. */
+    private static long nextOfStripe(ClaimablePages remaining, long from, int stripe, int stripes) {
+        long page = remaining.next(from);
+        while (page >= 0 && PageBitmap.stripeOf(page, stripes) != stripe) {
+            // skip to the start of this channel's next stripe
+            long stripeIndex = page / PageBitmap.STRIPE_PAGES;
+            long ahead = Math.floorMod(stripe - stripeIndex, (long) stripes);
+            page = remaining.next((stripeIndex + ahead) * PageBitmap.STRIPE_PAGES);
+        }
+        return page;
+    }
+
+    /** Pages of the round in progress sent so far (as of the last frame). */
+    public long roundSent() {
+        return roundSent;
+    }
+
+    /** The encoder's figures so far. */
+    public StageStats stats() {
+        return encoder.stats();
+    }
+
+    /** XBZRLE caches and deltas from now on: after the bulk round, and off again in post-copy. */
+    public void xbzrleActive(boolean on) {
+        encoder.xbzrleActive(on);
+    }
+
+    /**
+     * The round about to start is the stop-and-copy: nothing more is cached, and the compression
+     * choice is made afresh for the whole round, without probes.
+     */
+    public void lastRound() {
+        encoder.lastPass();
+        if (chooser != null) {
+            encoder.compressOneIn(chooser.lastRound().compressOneIn());
+        }
+    }
+
+    /** Why this channel compresses or not, for the round report. */
+    public String compressionReason() {
+        return chooser != null ? chooser.current().reason() : "no adaptive choice";
+    }
+
+    private void appendPage(long page) {
+        int headerAt = writeAt;
+        int length = encoder.encode(page, scratch, 0, frameSegment, headerAt + Wire.RECORD_HEADER);
+        int encoding = encoder.encoding();
+        if (encoding == PageEncoding.ZERO) {
+            digest.updateZero(page);
+            if (zeroRunAt >= 0 && page == zeroRunNext && zeroRun < Wire.MAX_ZERO_RUN) {
+                zeroRun++;
+                zeroRunNext++;
+                PageRecords.putLength(frameSegment, zeroRunAt, zeroRun);
+                return;
+            }
+            PageRecords.putHeader(frameSegment, headerAt, page, encoding, 1);
+            zeroRunAt = headerAt;
+            zeroRun = 1;
+            zeroRunNext = page + 1;
+            writeAt = headerAt + Wire.RECORD_HEADER;
+            return;
+        }
+        zeroRunAt = -1;
+        digest.update(page, PageDigest.contentHash(scratch, 0));
+        PageRecords.putHeader(frameSegment, headerAt, page, encoding, length);
+        writeAt = headerAt + Wire.RECORD_HEADER + length;
+    }
+
+    private void openFrame() {
+        frame = link.buffer(FRAME_CAPACITY);
+        frameSegment = Frames.segmentOf(frame);
+        frameStart = frame.writerIndex();
+        Wire.writeHeader(frame, Wire.PAGES, 0);
+        writeAt = frame.writerIndex();
+        zeroRunAt = -1;
+    }
+
+    /** Fills in the open frame's length and hands it over; the next page opens a new one. */
+    private ByteBuf closeFrame() {
+        frame.writerIndex(writeAt);
+        Wire.patchLength(frame, frameStart);
+        ByteBuf out = frame;
+        frame = null;
+        frameSegment = null;
+        zeroRunAt = -1;
+        return out;
+    }
+
+    private void startChunk(long now) {
+        chunkStart = now;
+        chunkWaited = link.waitedNanos();
+        chunkStats = encoder.stats();
+    }
+
+    /**
+     * The adaptive choice, made every chunk of a round rather than once a round: the bulk round
+     * is most of the bytes, so it must be able to switch compression on (a slow link) or off
+     * (loopback) as soon as the first chunks have measured both.
+     */
+    private void adaptCompression() {
+        if (chooser == null) {
+            return;
+        }
+        long now = clock.nanoTime();
+        StageStats chunk = encoder.stats().minus(chunkStats);
+        if (chunk.pages() == 0) {
+            return;
+        }
+        CompressionChooser.Decision decision = chooser.next(chunk, now - chunkStart,
+                Math.max(0, link.waitedNanos() - chunkWaited));
+        encoder.compressOneIn(decision.compressOneIn());
+        startChunk(now);
+    }
+
+    @Override
+    public void close() {
+        if (frame != null) {
+            frame.release();
+            frame = null;
+        }
+        encoder.close();
+        arena.close();
+    }
+}

@@ -1,0 +1,23 @@
+package dev.ferry.stream;
+
+import java.lang.foreign.MemorySegment;
+
+/**
+ * Where a destination's channels put pages once the guest runs there with pages missing: the
+ * post-copy fault path. Pages arrive on several channels at once (the push, the answers to
+ * requests), so every method is safe from any channel's thread, and for each page exactly one
+ * install succeeds.
+ */
+public interface PostcopyTarget {
+    /** Whether {@code page} is already here; a page already here is not installed again. */
+    boolean isPresent(long page);
+
+    /**
+     * Installs {@code page} from the 4096 bytes at {@code src[offset..)} and wakes whoever waits
+     * for it; true when this call made it present (false: another channel's copy came first).
+     */
+    boolean install(long page, MemorySegment src, long offset);
+
+    /** Installs {@code page} as zeros; true when this call made it present. */
+    boolean installZero(long page);
+}

@@ -1,0 +1,212 @@
+package dev.ferry.stream;
+
+import dev.ferry.core.PageBitmap;
+import dev.ferry.protocol.PageRuns;
+import dev.ferry.protocol.ProtocolException;
+import dev.ferry.protocol.Wire;
+import dev.ferry.transport.Link;
+import dev.ferry.transport.LinkException;
+import io.netty.buffer.ByteBuf;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * The source's end of the control connection: the frames that order the session (the handshake,
+ * each round's barrier, the device state, DISCARD, the hand-over) and the destination's answers.
+ * Every wait for an answer is bounded by the peer timeout.
+ */
+public final class SourceControl implements AutoCloseable {
+    private Link link;
+    private final long peerTimeoutMillis;
+
+    public SourceControl(Link link, long peerTimeoutMillis) {
+        this.link = link;
+        this.peerTimeoutMillis = peerTimeoutMillis;
+    }
+
+    /** The control connection. */
+    public Link link() {
+        return link;
+    }
+
+    /** Uses {@code replacement} from now on (post-copy recovered the session). */
+    public void relink(Link replacement) {
+        this.link = replacement;
+    }
+
+    /** Sends HELLO and reads WELCOME (or the destination's refusal). */
+    public Wire.Welcome hello(Wire.Hello hello) throws LinkException, ProtocolException {
+        ByteBuf out = link.buffer(64);
+        Wire.writeHello(out, hello);
+        link.sendNow(out);
+        ByteBuf reply = await("WELCOME");
+        try {
+            int type = reply.readUnsignedByte();
+            if (type == Wire.ERROR) {
+                throw new ProtocolException("destination refused the migration: " + Wire.readError(reply));
+            }
+            if (type != Wire.WELCOME) {
+                throw new ProtocolException("expected WELCOME, got " + Wire.typeName(type));
+            }
+            return Wire.readWelcome(reply);
+        } finally {
+            reply.release();
+        }
+    }
+
+    /**
+     * The barrier after a round: every page channel has sent its ROUND_END, and the destination
+     * applies nothing sent on this connection after this frame before every channel's ROUND_END
+     * of the round has been applied there.
+     */
+    public void roundEnd(int round, long pages) throws LinkException {
+        ByteBuf out = link.buffer(Wire.FRAME_HEADER + 12);
+        Wire.writeRoundEnd(out, round, pages);
+        link.sendNow(out);
+    }
+
+    /** The device state, flushed. */
+    public void deviceState(byte[] state) throws LinkException {
+        ByteBuf out = link.buffer(Wire.FRAME_HEADER + state.length);
+        Wire.writeDeviceState(out, state);
+        link.sendNow(out);
+    }
+
+    /** The end of the stream: the digest at the pause and the pause instant. */
+    public void end(long digest, long pauseNanos) throws LinkException {
+        ByteBuf out = link.buffer(Wire.FRAME_HEADER + 16);
+        Wire.writeEnd(out, digest, pauseNanos);
+        link.sendNow(out);
+    }
+
+    /** The pages the destination must treat as missing, as DISCARD runs (nothing when none). */
+    public void discard(PageBitmap pages) throws LinkException {
+        PageRuns.write(Wire.DISCARD, new PageRuns.Pages() {
+            @Override
+            public long nextIn(long from) {
+                return pages.nextSetBit(from);
+            }
+
+            @Override
+            public long nextOut(long from) {
+                long end = pages.nextClearBit(from);
+                return end < 0 ? pages.pageCount() : end;
+            }
+        }, link::buffer, link::send);
+    }
+
+    /** POSTCOPY_START, flushed: the destination resumes on it. */
+    public void postcopyStart(long pauseNanos) throws LinkException {
+        ByteBuf out = link.buffer(Wire.FRAME_HEADER + 8);
+        Wire.writePostcopyStart(out, pauseNanos);
+        link.sendNow(out);
+    }
+
+    /** Waits for POSTCOPY_RUNNING; returns the destination's resume instant. */
+    public long awaitPostcopyRunning() throws LinkException, ProtocolException {
+        ByteBuf reply = await("POSTCOPY_RUNNING");
+        try {
+            int type = reply.readUnsignedByte();
+            if (type == Wire.ERROR) {
+                throw new ProtocolException("destination did not resume: " + Wire.readError(reply));
+            }
+            if (type != Wire.POSTCOPY_RUNNING) {
+                throw new ProtocolException("expected POSTCOPY_RUNNING, got " + Wire.typeName(type));
+            }
+            return Wire.readPostcopyRunning(reply);
+        } finally {
+            reply.release();
+        }
+    }
+
+    /**
+     * Waits for RESUMED. An ERROR instead means the destination refused the hand-over (it did not
+     * resume): {@link Refused}.
+     */
+    public Wire.Resumed awaitResumed() throws LinkException, ProtocolException {
+        ByteBuf reply = await("RESUMED");
+        try {
+            int type = reply.readUnsignedByte();
+            if (type == Wire.ERROR) {
+                throw new Refused("destination did not resume: " + Wire.readError(reply));
+            }
+            if (type != Wire.RESUMED) {
+                throw new ProtocolException("expected RESUMED, got " + Wire.typeName(type));
+            }
+            return Wire.readResumed(reply);
+        } finally {
+            reply.release();
+        }
+    }
+
+    /** A destination that refused mid-stream says so with an ERROR frame; surface it now. */
+    public void checkPeer() throws LinkException, ProtocolException {
+        ByteBuf frame = link.poll();
+        if (frame == null) {
+            return;
+        }
+        try {
+            int type = frame.isReadable() ? frame.readUnsignedByte() : -1;
+            if (type == Wire.ERROR) {
+                throw new ProtocolException("destination failed: " + Wire.readError(frame));
+            }
+            throw new ProtocolException("unexpected " + Wire.typeName(type) + " from the destination during the stream");
+        } finally {
+            frame.release();
+        }
+    }
+
+    /** The next frame, within the peer timeout; never empty. */
+    public ByteBuf await(String what) throws LinkException, ProtocolException {
+        return awaitOn(link, what, peerTimeoutMillis);
+    }
+
+    /** The next frame on {@code link} within {@code timeoutMillis}; never empty. */
+    public static ByteBuf awaitOn(Link link, String what, long timeoutMillis) throws LinkException, ProtocolException {
+        ByteBuf frame = link.receive(TimeUnit.MILLISECONDS.toNanos(timeoutMillis));
+        if (frame == null) {
+            throw new LinkException("no " + what + " from the destination within " + timeoutMillis + " ms");
+        }
+        if (!frame.isReadable()) {
+            frame.release();
+            throw new ProtocolException("empty frame from the destination");
+        }
+        return frame;
+    }
+
+    /** Sends JOIN for {@code channel} of {@code session} on {@code link} and waits for JOINED. */
+    public static void join(Link link, long session, int channel, long timeoutMillis) throws LinkException, ProtocolException {
+        ByteBuf out = link.buffer(Wire.FRAME_HEADER + 18);
+        Wire.writeJoin(out, session, channel);
+        link.sendNow(out);
+        ByteBuf reply = awaitOn(link, "JOINED", timeoutMillis);
+        try {
+            int type = reply.readUnsignedByte();
+            if (type == Wire.ERROR) {
+                throw new ProtocolException("destination refused channel " + channel + ": " + Wire.readError(reply));
+            }
+            if (type != Wire.JOINED) {
+                throw new ProtocolException("expected JOINED, got " + Wire.typeName(type));
+            }
+            int joined = Wire.readJoined(reply);
+            if (joined != channel) {
+                throw new ProtocolException("destination joined channel " + joined + ", asked " + channel);
+            }
+        } finally {
+            reply.release();
+        }
+    }
+
+    @Override
+    public void close() {
+        link.close();
+    }
+
+    /** The destination answered the hand-over with a refusal: it did not resume the guest. */
+    public static final class Refused extends ProtocolException {
+        private static final long serialVersionUID = 1L;
+
+        Refused(String message) {
+            super(message);
+        }
+    }
+}
