@@ -1,10 +1,10 @@
 package dev.ferry.engine;
 
 import dev.ferry.core.Capability;
+import dev.ferry.core.FaultMechanism;
 import dev.ferry.core.GuestMemory;
 import dev.ferry.core.NanoClock;
 import dev.ferry.core.VmControl;
-import dev.ferry.postcopy.FaultMechanism;
 import dev.ferry.precopy.DestinationMigration;
 import dev.ferry.transport.LinkException;
 import dev.ferry.transport.LinkServer;

@@ -16,7 +16,7 @@ import dev.ferry.core.PageGate;
 import dev.ferry.core.PostcopyReport;
 import dev.ferry.postcopy.FaultLatency;
 import dev.ferry.postcopy.PresentPages;
-import dev.ferry.postcopy.FaultMechanism;
+import dev.ferry.core.FaultMechanism;
 import dev.ferry.postcopy.PageRequester;
 import dev.ferry.postcopy.SoftwareFaults;
 import dev.ferry.postcopy.UserfaultFaults;

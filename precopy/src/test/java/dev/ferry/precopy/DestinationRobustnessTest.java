@@ -8,7 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.ferry.compression.PageEncoding;
 import dev.ferry.core.Capability;
-import dev.ferry.postcopy.FaultMechanism;
+import dev.ferry.core.FaultMechanism;
 import dev.ferry.core.GuestMemory;
 import dev.ferry.core.MemoryDigest;
 import dev.ferry.core.MigrationReport;
