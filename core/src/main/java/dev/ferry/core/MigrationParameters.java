@@ -4,9 +4,8 @@ import java.util.EnumSet;
 import java.util.Set;
 
 /**
- * The knobs of one migration. Names and defaults follow QEMU's migration parameters where QEMU
- * has one ({@code downtime-limit} 300 ms, {@code xbzrle-cache-size} 64 MiB); {@code max-bandwidth}
- * defaults to 0, unlimited, where QEMU caps at 128 MiB/s. Immutable; derive variants with
+ * The knobs of one migration, the source's side of {@link Configuration}: each accessor names the
+ * setting that holds its name, default, meaning and range. Immutable; derive variants with
  * {@link #toBuilder()}.
  */
 public final class MigrationParameters {
@@ -40,7 +39,7 @@ public final class MigrationParameters {
         this.channels = b.channels;
     }
 
-    /** The defaults. */
+    /** The defaults: each setting's {@link Setting#value()}, its system property or built-in default. */
     public static MigrationParameters defaults() {
         return builder().build();
     }
@@ -69,103 +68,117 @@ public final class MigrationParameters {
         return b;
     }
 
-    /** Pre-copy, post-copy or hybrid. */
+    /** {@link Configuration#MODE}: pre-copy, post-copy or hybrid. */
     public MigrationMode mode() { return mode; }
 
-    /** {@code downtime-limit}: the longest pause the switch-over may take, in ms (default 300). */
+    /** {@link Configuration#DOWNTIME_LIMIT}: the longest pause the switch-over may take, in ms. */
     public long downtimeLimitMillis() { return downtimeLimitMillis; }
 
-    /** {@code max-bandwidth}: bytes per second on the wire, 0 for unlimited (default). */
+    /** {@link Configuration#MAX_BANDWIDTH}: bytes per second on the wire, 0 for unlimited. */
     public long maxBandwidth() { return maxBandwidth; }
 
-    /** Rounds after which the source switches over whatever the estimate (default 30). */
+    /** {@link Configuration#MAX_ROUNDS}: rounds after which the source switches over whatever the estimate. */
     public int maxRounds() { return maxRounds; }
 
-    /** Time after which the source switches over whatever the estimate, 0 for none (default). */
+    /** {@link Configuration#TIME_LIMIT}: ms after which the source switches over whatever the estimate, 0 for none. */
     public long totalTimeLimitMillis() { return totalTimeLimitMillis; }
 
-    /** What the source offers; the handshake narrows it to what both sides accept. */
+    /**
+     * What the source offers (by default {@link Configuration#STAGES}); the handshake narrows it to
+     * what both sides accept.
+     */
     public Set<Capability> capabilities() { return EnumSet.copyOf(capabilities); }
 
-    /** Whether the source decides per round, by measurement, whether to compress. */
+    /** {@link Configuration#COMPRESSION}: whether the source decides by measurement whether to compress. */
     public boolean adaptiveCompression() { return adaptiveCompression; }
 
-    /** {@code xbzrle-cache-size}: bytes of pages kept as last sent (default 64 MiB). */
+    /** {@link Configuration#XBZRLE_CACHE_SIZE}: bytes of pages kept as last sent. */
     public long xbzrleCacheSize() { return xbzrleCacheSize; }
 
-    /** zstd compression level (default 1, as QEMU's {@code multifd-zstd-level}). */
+    /** {@link Configuration#ZSTD_LEVEL}: the zstd compression level. */
     public int zstdLevel() { return zstdLevel; }
 
-    /** In hybrid mode, switch to post-copy after this many pre-copy rounds; -1 to let the estimator decide. */
+    /**
+     * {@link Configuration#POSTCOPY_AFTER_ROUNDS}: in hybrid mode, switch to post-copy after this
+     * many pre-copy rounds; -1 to let the estimator decide.
+     */
     public int postcopyAfterRounds() { return postcopyAfterRounds; }
 
-    /** A peer silent this long while it owes us something is dead (default 10 s). */
+    /** {@link Configuration#PEER_TIMEOUT}: a peer silent this long while it owes us something is dead. */
     public long peerTimeoutMillis() { return peerTimeoutMillis; }
 
-    /** How long both sides wait for a reconnect after a link lost during post-copy (default 60 s). */
+    /** {@link Configuration#RECOVER_TIMEOUT}: how long both sides wait for a reconnect after a link lost during post-copy. */
     public long recoverTimeoutMillis() { return recoverTimeoutMillis; }
 
-    /** Page channels: TCP connections that carry pages side by side, each with its own sending thread (default 2). */
+    /** {@link Configuration#CHANNELS}: page channels, TCP connections that carry pages side by side. */
     public int channels() { return channels; }
 
     @Override
     public String toString() {
-        return "mode=" + mode + " downtime-limit=" + downtimeLimitMillis + "ms max-bandwidth=" + maxBandwidth
-                + " max-rounds=" + maxRounds + " capabilities=" + capabilities;
+        return String.join(" ", entry(Configuration.MODE, mode), entry(Configuration.DOWNTIME_LIMIT, downtimeLimitMillis),
+                entry(Configuration.MAX_BANDWIDTH, maxBandwidth), entry(Configuration.MAX_ROUNDS, maxRounds),
+                entry(Configuration.TIME_LIMIT, totalTimeLimitMillis), entry(Configuration.STAGES, capabilities),
+                entry(Configuration.COMPRESSION, adaptiveCompression),
+                entry(Configuration.XBZRLE_CACHE_SIZE, xbzrleCacheSize), entry(Configuration.ZSTD_LEVEL, zstdLevel),
+                entry(Configuration.POSTCOPY_AFTER_ROUNDS, postcopyAfterRounds),
+                entry(Configuration.PEER_TIMEOUT, peerTimeoutMillis),
+                entry(Configuration.RECOVER_TIMEOUT, recoverTimeoutMillis), entry(Configuration.CHANNELS, channels));
     }
 
-    /** Builds {@link MigrationParameters}; every setter checks its argument. */
+    private static <T> String entry(Setting<T> setting, T value) {
+        return setting.name() + "=" + setting.format(value);
+    }
+
+    /**
+     * Builds {@link MigrationParameters}, starting from each setting's {@link Setting#value()};
+     * every setter checks its argument against its setting's range.
+     */
     public static final class Builder {
-        private MigrationMode mode = MigrationMode.PRECOPY;
-        private long downtimeLimitMillis = 300;
-        private long maxBandwidth = 0;
-        private int maxRounds = 30;
-        private long totalTimeLimitMillis = 0;
-        private EnumSet<Capability> capabilities = EnumSet.of(Capability.ZERO_PAGES);
-        private boolean adaptiveCompression = false;
-        private long xbzrleCacheSize = 64L << 20;
-        private int zstdLevel = 1;
-        private int postcopyAfterRounds = -1;
-        private long peerTimeoutMillis = 10_000;
-        private long recoverTimeoutMillis = 60_000;
-        private int channels = 2;
+        private MigrationMode mode = Configuration.MODE.value();
+        private long downtimeLimitMillis = Configuration.DOWNTIME_LIMIT.value();
+        private long maxBandwidth = Configuration.MAX_BANDWIDTH.value();
+        private int maxRounds = Configuration.MAX_ROUNDS.value();
+        private long totalTimeLimitMillis = Configuration.TIME_LIMIT.value();
+        private EnumSet<Capability> capabilities = copy(Configuration.STAGES.value());
+        private boolean adaptiveCompression = Configuration.COMPRESSION.value();
+        private long xbzrleCacheSize = Configuration.XBZRLE_CACHE_SIZE.value();
+        private int zstdLevel = Configuration.ZSTD_LEVEL.value();
+        private int postcopyAfterRounds = Configuration.POSTCOPY_AFTER_ROUNDS.value();
+        private long peerTimeoutMillis = Configuration.PEER_TIMEOUT.value();
+        private long recoverTimeoutMillis = Configuration.RECOVER_TIMEOUT.value();
+        private int channels = Configuration.CHANNELS.value();
 
         private Builder() {
         }
 
         public Builder mode(MigrationMode value) {
-            this.mode = java.util.Objects.requireNonNull(value);
+            this.mode = Configuration.MODE.check(value);
             return this;
         }
 
         public Builder downtimeLimitMillis(long value) {
-            this.downtimeLimitMillis = positive("downtime-limit", value);
+            this.downtimeLimitMillis = Configuration.DOWNTIME_LIMIT.check(value);
             return this;
         }
 
         public Builder maxBandwidth(long value) {
-            if (value < 0) {
-                throw new IllegalArgumentException("max-bandwidth must be >= 0, got " + value);
-            }
-            this.maxBandwidth = value;
+            this.maxBandwidth = Configuration.MAX_BANDWIDTH.check(value);
             return this;
         }
 
         public Builder maxRounds(int value) {
-            this.maxRounds = (int) positive("max-rounds", value);
+            this.maxRounds = Configuration.MAX_ROUNDS.check(value);
             return this;
         }
 
         public Builder totalTimeLimitMillis(long value) {
-            if (value < 0) {
-                throw new IllegalArgumentException("total time limit must be >= 0, got " + value);
-            }
-            this.totalTimeLimitMillis = value;
+            this.totalTimeLimitMillis = Configuration.TIME_LIMIT.check(value);
             return this;
         }
 
+        /** Any capabilities, not only stages: post-copy, for one, is offered here. */
         public Builder capabilities(Set<Capability> value) {
-            this.capabilities = value.isEmpty() ? EnumSet.noneOf(Capability.class) : EnumSet.copyOf(value);
+            this.capabilities = copy(value);
             return this;
         }
 
@@ -175,38 +188,32 @@ public final class MigrationParameters {
         }
 
         public Builder xbzrleCacheSize(long value) {
-            this.xbzrleCacheSize = positive("xbzrle-cache-size", value);
+            this.xbzrleCacheSize = Configuration.XBZRLE_CACHE_SIZE.check(value);
             return this;
         }
 
         public Builder zstdLevel(int value) {
-            if (value < -7 || value > 22) {
-                throw new IllegalArgumentException("zstd level must be in -7..22, got " + value);
-            }
-            this.zstdLevel = value;
+            this.zstdLevel = Configuration.ZSTD_LEVEL.check(value);
             return this;
         }
 
         public Builder postcopyAfterRounds(int value) {
-            this.postcopyAfterRounds = value;
+            this.postcopyAfterRounds = Configuration.POSTCOPY_AFTER_ROUNDS.check(value);
             return this;
         }
 
         public Builder peerTimeoutMillis(long value) {
-            this.peerTimeoutMillis = positive("peer timeout", value);
+            this.peerTimeoutMillis = Configuration.PEER_TIMEOUT.check(value);
             return this;
         }
 
         public Builder recoverTimeoutMillis(long value) {
-            this.recoverTimeoutMillis = positive("recover-timeout", value);
+            this.recoverTimeoutMillis = Configuration.RECOVER_TIMEOUT.check(value);
             return this;
         }
 
         public Builder channels(int value) {
-            if (value < 1 || value > 64) {
-                throw new IllegalArgumentException("channels must be in 1..64, got " + value);
-            }
-            this.channels = value;
+            this.channels = Configuration.CHANNELS.check(value);
             return this;
         }
 
@@ -214,11 +221,10 @@ public final class MigrationParameters {
             return new MigrationParameters(this);
         }
 
-        private static long positive(String name, long value) {
-            if (value <= 0) {
-                throw new IllegalArgumentException(name + " must be > 0, got " + value);
-            }
-            return value;
+        private static EnumSet<Capability> copy(Set<Capability> value) {
+            EnumSet<Capability> copy = EnumSet.noneOf(Capability.class);
+            copy.addAll(value);
+            return copy;
         }
     }
 }

@@ -1,7 +1,6 @@
 package dev.ferry.core;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -19,12 +18,27 @@ class MigrationParametersTest {
         assertEquals(MigrationMode.PRECOPY, p.mode());
         assertEquals(30, p.maxRounds());
         assertEquals(0, p.totalTimeLimitMillis());
-        assertEquals(Set.of(Capability.ZERO_PAGES), p.capabilities());
+        assertEquals(Set.of(Capability.ZERO_PAGES, Capability.XBZRLE, Capability.LZ4), p.capabilities());
         assertEquals(1, p.zstdLevel());
         assertEquals(-1, p.postcopyAfterRounds());
         assertEquals(10_000, p.peerTimeoutMillis());
         assertEquals(60_000, p.recoverTimeoutMillis());
-        assertFalse(p.adaptiveCompression());
+        assertTrue(p.adaptiveCompression());
+    }
+
+    @Test
+    void aSystemPropertyChangesTheDefaultOfEveryNewBuilder() {
+        System.setProperty(Configuration.MAX_ROUNDS_PROP_NAME, "7");
+        try {
+            assertEquals(7, MigrationParameters.defaults().maxRounds());
+            assertEquals(12, MigrationParameters.builder().maxRounds(12).build().maxRounds(), "a setter still wins");
+            System.setProperty(Configuration.MAX_ROUNDS_PROP_NAME, "0");
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, MigrationParameters::builder);
+            assertTrue(e.getMessage().contains("ferry.max-rounds") && e.getMessage().contains("must be >= 1"), e.getMessage());
+        } finally {
+            System.clearProperty(Configuration.MAX_ROUNDS_PROP_NAME);
+        }
+        assertEquals(Configuration.MAX_ROUNDS_DEFAULT, MigrationParameters.defaults().maxRounds());
     }
 
     @Test
@@ -33,11 +47,12 @@ class MigrationParametersTest {
         assertRejected("downtime-limit", () -> b.downtimeLimitMillis(0));
         assertRejected("max-bandwidth", () -> b.maxBandwidth(-1));
         assertRejected("max-rounds", () -> b.maxRounds(0));
-        assertRejected("total time limit", () -> b.totalTimeLimitMillis(-1));
+        assertRejected("time-limit", () -> b.totalTimeLimitMillis(-1));
         assertRejected("xbzrle-cache-size", () -> b.xbzrleCacheSize(0));
-        assertRejected("zstd level", () -> b.zstdLevel(23));
-        assertRejected("zstd level", () -> b.zstdLevel(-8));
-        assertRejected("peer timeout", () -> b.peerTimeoutMillis(0));
+        assertRejected("zstd-level", () -> b.zstdLevel(23));
+        assertRejected("zstd-level", () -> b.zstdLevel(-8));
+        assertRejected("postcopy-after-rounds", () -> b.postcopyAfterRounds(-2));
+        assertRejected("peer-timeout", () -> b.peerTimeoutMillis(0));
         assertRejected("recover-timeout", () -> b.recoverTimeoutMillis(-5));
         assertThrows(NullPointerException.class, () -> b.mode(null));
         assertEquals(MigrationParameters.defaults().toString(), b.build().toString(), "rejected values leave the builder as it was");

@@ -1,10 +1,11 @@
 package dev.ferry.engine;
 
 import dev.ferry.core.Capability;
+import dev.ferry.core.Configuration;
+import dev.ferry.core.FaultMechanism;
 import dev.ferry.core.GuestMemory;
 import dev.ferry.core.NanoClock;
 import dev.ferry.core.VmControl;
-import dev.ferry.postcopy.FaultMechanism;
 import dev.ferry.transport.LinkException;
 import dev.ferry.transport.LinkServer;
 import dev.ferry.transport.Transports;
@@ -17,16 +18,19 @@ import java.util.Objects;
 import java.util.Set;
 import java.util.function.LongFunction;
 
-/** Configures and starts an {@link IncomingMigration}. */
+/**
+ * Configures and starts an {@link IncomingMigration}. Its settings start from
+ * {@link Configuration}; each has a getter named as its setter.
+ */
 public final class DestinationBuilder {
     private final VmControl vm;
     private LongFunction<GuestMemory> memoryForSize;
-    private InetSocketAddress address = new InetSocketAddress("127.0.0.1", 0);
+    private InetSocketAddress address = Configuration.LISTEN.value();
     private Set<Capability> capabilities = EnumSet.allOf(Capability.class);
-    private long peerTimeoutMillis = 10_000;
+    private long peerTimeoutMillis = Configuration.PEER_TIMEOUT.value();
     private NanoClock clock = NanoClock.SYSTEM;
-    private FaultMechanism faultMechanism = FaultMechanism.AUTO;
-    private long recoverTimeoutMillis = 60_000;
+    private FaultMechanism faultMechanism = Configuration.FAULT_MECHANISM.value();
+    private long recoverTimeoutMillis = Configuration.RECOVER_TIMEOUT.value();
     private MeterRegistry registry = new SimpleMeterRegistry();
 
     DestinationBuilder(VmControl vm) {
@@ -54,10 +58,14 @@ public final class DestinationBuilder {
         return this;
     }
 
-    /** Where to listen (default 127.0.0.1 on a free port). */
+    /** {@link Configuration#LISTEN}: where to listen. */
     public DestinationBuilder listen(InetSocketAddress value) {
-        this.address = Objects.requireNonNull(value);
+        this.address = Configuration.LISTEN.check(value);
         return this;
+    }
+
+    public InetSocketAddress listen() {
+        return address;
     }
 
     /** What this destination accepts (default everything it knows). */
@@ -66,32 +74,42 @@ public final class DestinationBuilder {
         return this;
     }
 
-    /** A source silent this long is dead (default 10 s). */
+    /** {@link Configuration#PEER_TIMEOUT}: a source silent this long is dead. */
     public DestinationBuilder peerTimeoutMillis(long value) {
-        this.peerTimeoutMillis = value;
+        this.peerTimeoutMillis = Configuration.PEER_TIMEOUT.check(value);
         return this;
     }
 
+    public long peerTimeoutMillis() {
+        return peerTimeoutMillis;
+    }
+
     /**
-     * How post-copy catches guest accesses to missing pages (default {@link FaultMechanism#AUTO}:
-     * userfaultfd where the kernel allows it). With userfaultfd, guest threads must store through
-     * {@link IncomingMigration#pageGate()} and never load or store guest memory from Java directly.
+     * {@link Configuration#FAULT_MECHANISM}: how post-copy catches guest accesses to missing pages.
+     * With userfaultfd, guest threads must store through {@link IncomingMigration#pageGate()} and
+     * never load or store guest memory from Java directly.
      */
     public DestinationBuilder faultMechanism(FaultMechanism value) {
-        this.faultMechanism = Objects.requireNonNull(value);
+        this.faultMechanism = Configuration.FAULT_MECHANISM.check(value);
         return this;
     }
 
+    public FaultMechanism faultMechanism() {
+        return faultMechanism;
+    }
+
     /**
-     * How long a link lost during post-copy may stay lost (QEMU's postcopy recovery; default 60 s):
-     * the guest waits on its missing pages meanwhile, and is given up only after it.
+     * {@link Configuration#RECOVER_TIMEOUT}: how long a link lost during post-copy may stay lost
+     * (QEMU's postcopy recovery): the guest waits on its missing pages meanwhile, and is given up
+     * only after it.
      */
     public DestinationBuilder recoverTimeoutMillis(long value) {
-        if (value <= 0) {
-            throw new IllegalArgumentException("recover-timeout must be > 0, got " + value);
-        }
-        this.recoverTimeoutMillis = value;
+        this.recoverTimeoutMillis = Configuration.RECOVER_TIMEOUT.check(value);
         return this;
+    }
+
+    public long recoverTimeoutMillis() {
+        return recoverTimeoutMillis;
     }
 
     /** Where the {@code ferry.*} meters of this side go (default: a private registry). */

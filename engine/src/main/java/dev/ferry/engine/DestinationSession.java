@@ -12,7 +12,7 @@ import dev.ferry.core.PageBitmap;
 import dev.ferry.core.PageGate;
 import dev.ferry.core.PostcopyReport;
 import dev.ferry.core.VmControl;
-import dev.ferry.postcopy.FaultMechanism;
+import dev.ferry.core.FaultMechanism;
 import dev.ferry.postcopy.PostcopyDestination;
 import dev.ferry.protocol.PageEncoding;
 import dev.ferry.protocol.ProtocolException;

@@ -43,8 +43,9 @@ final class WarmUp {
         // POSTCOPY too: the destination then links its userfaultfd calls at the handshake, once
         EnumSet<Capability> all = EnumSet.of(Capability.ZERO_PAGES, Capability.XBZRLE, Capability.LZ4,
                 Capability.ZSTD, Capability.POSTCOPY);
-        MigrationReport report = migrate(MigrationParameters.builder().capabilities(all).downtimeLimitMillis(1)
-                .maxRounds(6).build());
+        // compression always, whatever the default: the warm-up is there to put every page through the codecs
+        MigrationReport report = migrate(MigrationParameters.builder().capabilities(all).adaptiveCompression(false)
+                .downtimeLimitMillis(1).maxRounds(6).build());
         done = true;
         return report;
     }

@@ -1,5 +1,6 @@
 package dev.ferry.postcopy;
 
+import dev.ferry.core.FaultMechanism;
 import dev.ferry.core.GuestMemory;
 import dev.ferry.core.NanoClock;
 import dev.ferry.core.PageBitmap;

@@ -1,5 +1,6 @@
 package dev.ferry.bench.cli;
 
+import dev.ferry.bench.cli.Options.Option;
 import dev.ferry.bench.report.BenchProcess;
 import dev.ferry.bench.report.HtmlReport;
 import dev.ferry.bench.report.Matrix;
@@ -7,6 +8,7 @@ import dev.ferry.bench.report.MatrixTable;
 import dev.ferry.bench.workload.Fill;
 import dev.ferry.bench.workload.Workload;
 import dev.ferry.bench.workload.Workloads;
+import dev.ferry.core.Configuration;
 import dev.ferry.core.DirtyBitmap;
 import dev.ferry.core.GuestMemory;
 import dev.ferry.core.JsonWriter;
@@ -14,7 +16,7 @@ import dev.ferry.core.MigrationParameters;
 import dev.ferry.core.MigrationReport;
 import dev.ferry.core.PageGate;
 import dev.ferry.core.PostcopyReport;
-import dev.ferry.postcopy.FaultMechanism;
+import dev.ferry.engine.DestinationBuilder;
 import dev.ferry.engine.IncomingMigration;
 import dev.ferry.engine.Migration;
 import dev.ferry.engine.OutgoingMigration;
@@ -23,21 +25,67 @@ import java.net.InetSocketAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.HashSet;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
+import java.util.function.UnaryOperator;
+import java.util.stream.Stream;
 
 /**
  * {@code ferry bench} (both sides in this process, over a real loopback socket) and
  * {@code ferry source} (this process is the source of a {@code ferry dest}).
  */
 final class BenchCommand {
-    /** The bench flags {@code matrix} passes on unchanged to every run. */
-    private static final List<String> MATRIX_COMMON = List.of("memory", "fill", "seed", "downtime-limit", "max-rounds",
-            "time-limit", "compression", "xbzrle-cache-size", "zstd-level", "peer-timeout", "fault-mechanism",
-            "postcopy-after-rounds", "recover-timeout");
+    private static final Option WORKLOAD = Option.valued("workload", "SPEC",
+            "idle | uniform:MBPS | hotset:FRACTION:MBPS | zipf:S:MBPS | sequential:MBPS | trace:PATH[:SPEED]", "idle");
+    private static final Option MEMORY = Option.valued("memory", "SIZE", "guest RAM, e.g. 512m, 1g (a trace has its own)",
+            "1g");
+    private static final Option FILL = Option.valued("fill", "random|text|mixed", "initial contents of synthetic workloads",
+            "random");
+    private static final Option TRACE_LOOP = Option.flag("trace-loop", "replay the trace's epochs again after the last");
+    private static final Option SEED = Option.valued("seed", "N", "seed of the workload's randomness", "1");
+    private static final Option JSON = Option.valued("json", "FILE", "write the report as JSON", null);
+    private static final Option REPORT = Option.valued("report", "FILE.html",
+            "write the report as a self-contained HTML page with charts", null);
+    private static final Option CONNECT = Option.valued("connect", "HOST:PORT", "source: the destination's address (required)",
+            null);
+    /** The options of bench and source that are not settings. */
+    static final List<Option> OWN = List.of(WORKLOAD, MEMORY, FILL, TRACE_LOOP, SEED, JSON, REPORT, CONNECT);
+
+    /** bench runs both sides: it takes the settings of both. */
+    static final List<Option> BENCH = union(OWN.stream().filter(o -> o != CONNECT),
+            MigrationFlags.options(MigrationFlags.SOURCE).stream(),
+            MigrationFlags.options(MigrationFlags.DESTINATION).stream());
+    /** source runs the source: it takes the source's settings and where the destination is. */
+    static final List<Option> SOURCE = union(OWN.stream(), MigrationFlags.options(MigrationFlags.SOURCE).stream());
+
+    /** The options a matrix's axes vary, and the reports its runner asks for: those are not passed on. */
+    private static final Set<String> PER_RUN = Set.of(WORKLOAD.name(), Configuration.MODE.name(),
+            Configuration.STAGES.name(), Configuration.MAX_BANDWIDTH.name(), JSON.name(), REPORT.name());
+    /** The bench options matrix passes on unchanged to every run. */
+    static final List<Option> MATRIX_COMMON = BENCH.stream().filter(o -> !PER_RUN.contains(o.name())).toList();
+    private static final Option MODES = Option.valued("modes", "LIST", "modes to run",
+            Configuration.MODE.format(Configuration.MODE_DEFAULT));
+    private static final Option STAGE_SETS = Option.valued("stages", "LIST",
+            "stage sets, joining a subset with +: none,auto,zero+lz4", "auto");
+    private static final Option WORKLOADS = Option.valued("workloads", "LIST", "workload specs", WORKLOAD.fallback());
+    private static final Option BANDWIDTHS = Option.valued("max-bandwidth", "LIST", "bytes per second, 0 = unlimited",
+            Configuration.MAX_BANDWIDTH.format(Configuration.MAX_BANDWIDTH_DEFAULT));
+    private static final Option REPEAT = Option.valued("repeat", "N", "runs per combination; the table shows medians",
+            "1");
+    private static final Option MARKDOWN = Option.valued("markdown", "FILE", "also write the table as Markdown", null);
+    private static final Option RUNS_DIR = Option.valued("runs-dir", "DIR",
+            "keep each run's JSON and output there (default: discarded)", null);
+    private static final Option RUN_TIMEOUT = Option.valued("run-timeout", "S", "kill a run still going after S seconds",
+            "600");
+    /** The options of matrix that are not passed on. */
+    static final List<Option> MATRIX_OWN = List.of(MODES, STAGE_SETS, WORKLOADS, BANDWIDTHS, REPEAT, MARKDOWN, RUNS_DIR,
+            RUN_TIMEOUT);
+    static final List<Option> MATRIX = union(MATRIX_OWN.stream(), MATRIX_COMMON.stream());
+
     /** How long the guest runs on the destination after a hand-over, to show it goes on. */
     private static final long RUN_AFTER_MILLIS = 200;
 
@@ -49,9 +97,18 @@ final class BenchCommand {
         this.err = err;
     }
 
+    /** The two sides bench runs, as its options set them up: the destination's settings wait for its builder. */
+    record Sides(MigrationParameters source, UnaryOperator<DestinationBuilder> destination) {
+    }
+
+    static Sides sides(Options o) {
+        return new Sides(MigrationFlags.parameters(o), MigrationFlags.destination(o, MigrationFlags.DESTINATION));
+    }
+
     int bench(String[] args) throws Exception {
-        Options o = Options.parse(args, 1, valued(), Set.of("trace-loop"));
-        MigrationParameters params = MigrationFlags.parameters(o);
+        Options o = Options.parse(args, 1, BENCH);
+        Sides sides = sides(o);
+        MigrationParameters params = sides.source();
         Migration.warmUp();
         try (Guest guest = Guest.create(o)) {
             try (GuestMemory target = GuestMemory.anonymous(guest.memory.byteSize())) {
@@ -63,8 +120,8 @@ final class BenchCommand {
                 guest.workload.start(guest.memory, guest.log, PageGate.OPEN);
                 MigrationReport source;
                 MigrationReport destination;
-                try (IncomingMigration in = Migration.destination(targetVm).memory(target)
-                        .faultMechanism(faultMechanism(o)).start()) {
+                try (IncomingMigration in = sides.destination().apply(Migration.destination(targetVm)).memory(target)
+                        .start()) {
                     incoming.set(in);
                     OutgoingMigration migration = Migration.source(guest.memory, guest.log, sourceVm)
                             .parameters(params).connect(in.address()).listener(ProgressDisplay.forConsole()).start();
@@ -80,7 +137,7 @@ final class BenchCommand {
                 JsonWriter json = new JsonWriter().beginObject();
                 source.writeJsonMembers(json);
                 json.name("workload").value(guest.workload.spec())
-                        .name("fill").value(o.get("fill", "random"))
+                        .name("fill").value(o.get(FILL))
                         .name("downtimeLimitMs").value(params.downtimeLimitMillis())
                         .name("maxBandwidth").value(params.maxBandwidth())
                         .name("transport").value(dev.ferry.transport.Transports.nativeEpoll() ? "epoll" : "nio")
@@ -111,10 +168,8 @@ final class BenchCommand {
     }
 
     int source(String[] args) throws Exception {
-        Set<String> valued = valued();
-        valued.add("connect");
-        Options o = Options.parse(args, 1, valued, Set.of("trace-loop"));
-        InetSocketAddress address = DestCommand.address("connect", o.get("connect"));
+        Options o = Options.parse(args, 1, SOURCE);
+        InetSocketAddress address = connect(o);
         MigrationParameters params = MigrationFlags.parameters(o);
         Migration.warmUp();
         try (Guest guest = Guest.create(o)) {
@@ -143,14 +198,25 @@ final class BenchCommand {
         }
     }
 
-    static FaultMechanism faultMechanism(Options o) {
-        return switch (o.get("fault-mechanism", "auto")) {
-            case "auto" -> FaultMechanism.AUTO;
-            case "userfaultfd" -> FaultMechanism.USERFAULTFD;
-            case "software" -> FaultMechanism.SOFTWARE;
-            default -> throw new UsageException("--fault-mechanism takes auto, userfaultfd or software, got '"
-                    + o.get("fault-mechanism") + "'");
-        };
+    /** The destination's address, parsed as the one a destination listens on. */
+    private static InetSocketAddress connect(Options o) {
+        String value = o.get(CONNECT);
+        if (value == null) {
+            throw new UsageException("--" + CONNECT.name() + " " + CONNECT.hint() + " is required");
+        }
+        try {
+            return Configuration.LISTEN.parse(value);
+        } catch (IllegalArgumentException e) {
+            throw new UsageException("--" + CONNECT.name() + " takes " + CONNECT.hint() + ", got '" + value + "'");
+        }
+    }
+
+    /** The options of {@code lists} in order, each once: a setting both sides take is one option. */
+    @SafeVarargs
+    private static List<Option> union(Stream<Option>... lists) {
+        Map<String, Option> byName = new LinkedHashMap<>();
+        Stream.of(lists).flatMap(list -> list).forEach(option -> byName.putIfAbsent(option.name(), option));
+        return List.copyOf(byName.values());
     }
 
     /**
@@ -158,46 +224,32 @@ final class BenchCommand {
      * stages, workloads and bandwidths, each in a JVM of its own, and prints the medians.
      */
     int matrix(String[] args) throws Exception {
-        Set<String> valued = new HashSet<>(MATRIX_COMMON);
-        valued.addAll(Set.of("modes", "stages", "workloads", "max-bandwidth", "repeat", "markdown", "runs-dir",
-                "run-timeout"));
-        Options o = Options.parse(args, 1, valued, Set.of("trace-loop"));
-        List<String> common = new ArrayList<>();
-        for (String name : MATRIX_COMMON) {
-            if (o.has(name)) {
-                common.addAll(List.of("--" + name, o.get(name)));
-            }
-        }
-        if (o.has("trace-loop")) {
-            common.add("--trace-loop");
-        }
+        Options o = Options.parse(args, 1, MATRIX);
+        List<String> common = passedOn(o);
         List<Long> bandwidths = new ArrayList<>();
-        for (String b : Matrix.list(o.get("max-bandwidth", "0"))) {
-            try {
-                bandwidths.add(Long.parseLong(b));
-            } catch (NumberFormatException e) {
-                throw new UsageException("--max-bandwidth takes whole numbers of bytes per second, got '" + b + "'");
-            }
+        for (String b : Matrix.list(o.get(BANDWIDTHS))) {
+            bandwidths.add(Options.parse(Configuration.MAX_BANDWIDTH, b));
         }
         // "zero+lz4" is one stage set in a list of sets
-        List<String> stages = Matrix.list(o.get("stages", "auto")).stream().map(x -> x.replace('+', ',')).toList();
-        List<Matrix.Cell> cells = Matrix.cells(Matrix.list(o.get("modes", "precopy")), stages,
-                Matrix.list(o.get("workloads", "idle")), bandwidths);
+        List<String> stages = Matrix.list(o.get(STAGE_SETS)).stream().map(x -> x.replace('+', ',')).toList();
+        List<Matrix.Cell> cells = Matrix.cells(Matrix.list(o.get(MODES)), stages, Matrix.list(o.get(WORKLOADS)),
+                bandwidths);
         for (Matrix.Cell cell : cells) {
             checkCell(cell, common);
         }
-        int repeat = (int) o.getLong("repeat", 1);
-        long timeout = o.getLong("run-timeout", 600);
+        int repeat = (int) o.getLong(REPEAT);
+        long timeout = o.getLong(RUN_TIMEOUT);
         if (repeat < 1 || timeout < 1) {
-            throw new UsageException("--repeat and --run-timeout take a positive number");
+            throw new UsageException("--" + REPEAT.name() + " and --" + RUN_TIMEOUT.name() + " take a positive number");
         }
-        Path runs = o.has("runs-dir") ? Path.of(o.get("runs-dir")) : Files.createTempDirectory("ferry-matrix-");
+        boolean keep = o.has(RUNS_DIR);
+        Path runs = keep ? Path.of(o.get(RUNS_DIR)) : Files.createTempDirectory("ferry-matrix-");
         Files.createDirectories(runs);
         List<Matrix.Row> rows;
         try {
             rows = Matrix.run(cells, repeat, common, new BenchProcess(runs, timeout, Ferry.class.getName()), err);
         } finally {
-            if (!o.has("runs-dir")) {
+            if (!keep) {
                 try (var files = Files.list(runs)) {
                     for (Path f : files.toList()) {
                         Files.delete(f);
@@ -207,23 +259,39 @@ final class BenchCommand {
             }
         }
         out.print(MatrixTable.text(rows));
-        if (o.has("markdown")) {
+        if (o.has(MARKDOWN)) {
             String caption = String.format(Locale.ROOT, "Medians of %d run%s per row; verified counts the runs that "
                     + "completed verified, and only those count in the medians. Generated by `ferry %s`.%n%n",
                     repeat, repeat == 1 ? "" : "s", commandLine(args));
-            write(o.get("markdown"), caption + MatrixTable.markdown(rows));
+            write(o.get(MARKDOWN), caption + MatrixTable.markdown(rows));
         }
         return rows.stream().allMatch(r -> r.verifiedCount() == r.attempts()) ? 0 : 1;
     }
 
+    /** The bench options of {@code o} as every run of a matrix is given them. */
+    static List<String> passedOn(Options o) {
+        List<String> args = new ArrayList<>();
+        for (Option option : MATRIX_COMMON) {
+            if (o.has(option)) {
+                args.add("--" + option.name());
+                if (!option.isFlag()) {
+                    args.add(o.get(option));
+                }
+            }
+        }
+        return args;
+    }
+
     /** The matrix's command line as a reader would repeat it: without where this machine put the output. */
     private static String commandLine(String[] args) {
+        Set<String> outputs = Set.of("--" + MARKDOWN.name(), "--" + RUNS_DIR.name());
         List<String> kept = new ArrayList<>();
         for (int i = 0; i < args.length; i++) {
-            if (args[i].equals("--markdown") || args[i].equals("--runs-dir")) {
-                i++;
-            } else if (!args[i].startsWith("--markdown=") && !args[i].startsWith("--runs-dir=")) {
+            int eq = args[i].indexOf('=');
+            if (!outputs.contains(eq < 0 ? args[i] : args[i].substring(0, eq))) {
                 kept.add(args[i]);
+            } else if (eq < 0) {
+                i++;
             }
         }
         return String.join(" ", kept);
@@ -233,20 +301,21 @@ final class BenchCommand {
     private static void checkCell(Matrix.Cell cell, List<String> common) {
         List<String> args = new ArrayList<>(cell.args());
         args.addAll(common);
-        Options o = Options.parse(args.toArray(String[]::new), 0, valued(), Set.of("trace-loop"));
-        MigrationFlags.parameters(o);
+        Options o = Options.parse(args.toArray(String[]::new), 0, BENCH);
+        sides(o);
         try {
-            Workloads.parse(cell.workload(), o.getSize("memory", 1L << 30), Fill.parse(o.get("fill", "random")),
-                    o.getLong("seed", 1), false).close();
+            Workloads.parse(cell.workload(), o.getSize(MEMORY), fill(o), o.getLong(SEED), false).close();
         } catch (IllegalArgumentException | java.io.UncheckedIOException e) {
             throw new UsageException(e.getMessage());
         }
     }
 
-    private static Set<String> valued() {
-        Set<String> valued = new HashSet<>(MigrationFlags.VALUED);
-        valued.addAll(Set.of("workload", "memory", "fill", "seed", "json", "report", "fault-mechanism"));
-        return valued;
+    private static Fill fill(Options o) {
+        try {
+            return Fill.parse(o.get(FILL));
+        } catch (IllegalArgumentException e) {
+            throw new UsageException("--" + FILL.name() + ": " + e.getMessage());
+        }
     }
 
     /** Every wait is bounded: the round and time limits bound the rounds, the peer timeout each stall. */
@@ -267,11 +336,11 @@ final class BenchCommand {
     /** The JSON report, and the HTML page built from that same text. */
     private static void writeReports(Options o, JsonWriter json) throws java.io.IOException {
         String text = json + "\n";
-        if (o.has("json")) {
-            write(o.get("json"), text);
+        if (o.has(JSON)) {
+            write(o.get(JSON), text);
         }
-        if (o.has("report")) {
-            write(o.get("report"), HtmlReport.render(text));
+        if (o.has(REPORT)) {
+            write(o.get(REPORT), HtmlReport.render(text));
         }
     }
 
@@ -305,17 +374,11 @@ final class BenchCommand {
     /** The source's guest: memory, dirty log and the workload that writes it. */
     private record Guest(Workload workload, GuestMemory memory, DirtyBitmap log) implements AutoCloseable {
         static Guest create(Options o) {
-            String spec = o.get("workload", "idle");
-            long memoryBytes = spec.startsWith("trace:") ? o.getSize("memory", 0) : o.getSize("memory", 1L << 30);
-            Fill fill;
-            try {
-                fill = Fill.valueOf(o.get("fill", "random").toUpperCase(Locale.ROOT));
-            } catch (IllegalArgumentException e) {
-                throw new UsageException("--fill takes random, text or mixed, got '" + o.get("fill") + "'");
-            }
+            Fill fill = fill(o);
             Workload workload;
             try {
-                workload = Workloads.parse(spec, memoryBytes, fill, o.getLong("seed", 1), o.has("trace-loop"));
+                workload = Workloads.parse(o.get(WORKLOAD), o.getSize(MEMORY), fill, o.getLong(SEED),
+                        o.has(TRACE_LOOP));
             } catch (IllegalArgumentException e) {
                 throw new UsageException(e.getMessage());
             }

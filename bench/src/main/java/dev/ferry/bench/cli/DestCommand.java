@@ -1,5 +1,9 @@
 package dev.ferry.bench.cli;
 
+import dev.ferry.bench.cli.MigrationFlags.Bound;
+import dev.ferry.bench.cli.Options.Option;
+import dev.ferry.core.Configuration;
+import dev.ferry.core.GuestMemory;
 import dev.ferry.core.JsonWriter;
 import dev.ferry.core.MigrationReport;
 import dev.ferry.core.VmControl;
@@ -10,13 +14,28 @@ import java.io.PrintStream;
 import java.net.InetSocketAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Locale;
-import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.function.UnaryOperator;
+import java.util.stream.Stream;
 
 /** {@code ferry dest}: serve one migration, report it, exit 0 only when it completed verified. */
 final class DestCommand {
+    /** Where to listen: a destination in a process of its own is told, bench's listens on loopback. */
+    private static final Bound<DestinationBuilder, InetSocketAddress> LISTEN = MigrationFlags.bound(Configuration.LISTEN,
+            DestinationBuilder::listen);
+    private static final List<Bound<DestinationBuilder, ?>> DESTINATION = Stream.concat(Stream.of(LISTEN),
+            MigrationFlags.DESTINATION.stream()).toList();
+    private static final Option MEMORY = Option.valued("memory", "SIZE",
+            "refuse sources of another size (default: the size the source announces)", null);
+    private static final Option JSON = Option.valued("json", "FILE", "write this side's report as JSON", null);
+    /** The options only dest takes. */
+    static final List<Option> OWN = List.of(LISTEN.option(), Option.of(Configuration.ACCEPT_TIMEOUT), MEMORY, JSON);
+    static final List<Option> OPTIONS = Stream.concat(OWN.stream(),
+            MigrationFlags.options(MigrationFlags.DESTINATION).stream()).toList();
+
     private final PrintStream out;
     private final PrintStream err;
 
@@ -25,15 +44,22 @@ final class DestCommand {
         this.err = err;
     }
 
+    /** What dest sets up from its options: the destination's settings, and how long it waits for a migration. */
+    record Setup(UnaryOperator<DestinationBuilder> destination, long acceptTimeoutMillis) {
+    }
+
+    static Setup setup(Options o) {
+        return new Setup(MigrationFlags.destination(o, DESTINATION), o.value(Configuration.ACCEPT_TIMEOUT));
+    }
+
     int run(String[] args) throws Exception {
-        Options o = Options.parse(args, 1, Set.of("listen", "memory", "json", "accept-timeout", "peer-timeout", "fault-mechanism", "recover-timeout"), Set.of());
-        InetSocketAddress listen = address("listen", o.get("listen", "127.0.0.1:0"));
+        Options o = Options.parse(args, 1, OPTIONS);
+        Setup setup = setup(o);
+        long fixedBytes = o.has(MEMORY) ? o.getSize(MEMORY) : 0;
         Migration.warmUp();
+        GuestMemory fixed = fixedBytes > 0 ? GuestMemory.anonymous(fixedBytes) : null;
         ReceivedGuest guest = new ReceivedGuest(out);
-        DestinationBuilder builder = Migration.destination(guest).listen(listen).peerTimeoutMillis(o.getLong("peer-timeout", 10_000))
-                .faultMechanism(BenchCommand.faultMechanism(o))
-                .recoverTimeoutMillis(o.getLong("recover-timeout", 60_000));
-        dev.ferry.core.GuestMemory fixed = o.has("memory") ? dev.ferry.core.GuestMemory.anonymous(o.getSize("memory", 0)) : null;
+        DestinationBuilder builder = setup.destination().apply(Migration.destination(guest));
         if (fixed != null) {
             builder.memory(fixed);
         } else {
@@ -44,16 +70,16 @@ final class DestCommand {
             out.flush();
             MigrationReport report;
             try {
-                report = in.result().get(o.getLong("accept-timeout", 300_000), TimeUnit.MILLISECONDS);
+                report = in.result().get(setup.acceptTimeoutMillis(), TimeUnit.MILLISECONDS);
             } catch (TimeoutException e) {
-                err.println("ferry dest: no migration completed within --accept-timeout");
+                err.println("ferry dest: no migration completed within --" + Configuration.ACCEPT_TIMEOUT.name());
                 return 1;
             }
             JsonWriter json = new JsonWriter().beginObject();
             report.writeJsonMembers(json);
             json.name("deviceStateBytes").value(guest.deviceState == null ? 0 : guest.deviceState.length).endObject();
-            if (o.has("json")) {
-                Files.writeString(Path.of(o.get("json")), json + "\n");
+            if (o.has(JSON)) {
+                Files.writeString(Path.of(o.get(JSON)), json + "\n");
             }
             out.printf(Locale.ROOT, "outcome            %s%s%n", report.outcome(), report.verified() ? " (verified)" : "");
             if (report.error() != null) {
@@ -66,25 +92,6 @@ final class DestCommand {
             if (fixed != null) {
                 fixed.close();
             }
-        }
-    }
-
-    static InetSocketAddress address(String option, String value) {
-        if (value == null) {
-            throw new UsageException("--" + option + " HOST:PORT is required");
-        }
-        int colon = value.lastIndexOf(':');
-        if (colon <= 0) {
-            throw new UsageException("--" + option + " takes HOST:PORT, got '" + value + "'");
-        }
-        try {
-            int port = Integer.parseInt(value.substring(colon + 1));
-            if (port < 0 || port > 65535) {
-                throw new NumberFormatException();
-            }
-            return new InetSocketAddress(value.substring(0, colon), port);
-        } catch (NumberFormatException e) {
-            throw new UsageException("--" + option + " has a bad port in '" + value + "'");
         }
     }
 

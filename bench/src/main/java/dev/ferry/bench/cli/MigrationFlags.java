@@ -1,74 +1,94 @@
 package dev.ferry.bench.cli;
 
+import dev.ferry.bench.cli.Options.Option;
 import dev.ferry.core.Capability;
+import dev.ferry.core.Configuration;
 import dev.ferry.core.MigrationMode;
 import dev.ferry.core.MigrationParameters;
-import java.util.EnumSet;
-import java.util.Locale;
+import dev.ferry.core.Setting;
+import dev.ferry.engine.DestinationBuilder;
+import java.util.List;
 import java.util.Set;
+import java.util.function.BiConsumer;
+import java.util.function.Consumer;
+import java.util.function.UnaryOperator;
 
-/** The migration flags shared by {@code bench} and {@code source}, turned into parameters. */
+/**
+ * The settings each side of a migration takes on the command line, each bound to the builder
+ * method that takes it. A command accepts a setting only as one of these, so none can be
+ * accepted and then dropped.
+ */
 final class MigrationFlags {
-    static final Set<String> VALUED = Set.of("mode", "downtime-limit", "max-bandwidth", "max-rounds", "time-limit",
-            "stages", "compression", "xbzrle-cache-size", "postcopy-after-rounds", "recover-timeout", "zstd-level", "peer-timeout");
+    /** A setting and the builder method that takes it. */
+    record Bound<B, T>(Setting<T> setting, BiConsumer<B, T> setter) {
+        Option option() {
+            return Option.of(setting);
+        }
 
-    /** The default stages: zero pages and XBZRLE always, LZ4 where the adaptive choice finds it pays. */
-    static final Set<Capability> AUTO_STAGES = EnumSet.of(Capability.ZERO_PAGES, Capability.XBZRLE, Capability.LZ4);
+        /** Sets the value {@code o} gives, parsed now so a bad one fails first; nothing when none is given. */
+        Consumer<B> given(Options o) {
+            if (!o.has(setting.name())) {
+                return builder -> { };
+            }
+            T value = o.value(setting);
+            return builder -> setter.accept(builder, value);
+        }
+    }
+
+    /** What a source takes, into its parameters. */
+    static final List<Bound<MigrationParameters.Builder, ?>> SOURCE = List.of(
+            bound(Configuration.MODE, MigrationParameters.Builder::mode),
+            bound(Configuration.POSTCOPY_AFTER_ROUNDS, MigrationParameters.Builder::postcopyAfterRounds),
+            bound(Configuration.DOWNTIME_LIMIT, MigrationParameters.Builder::downtimeLimitMillis),
+            bound(Configuration.MAX_BANDWIDTH, MigrationParameters.Builder::maxBandwidth),
+            bound(Configuration.MAX_ROUNDS, MigrationParameters.Builder::maxRounds),
+            bound(Configuration.TIME_LIMIT, MigrationParameters.Builder::totalTimeLimitMillis),
+            bound(Configuration.CHANNELS, MigrationParameters.Builder::channels),
+            bound(Configuration.STAGES, MigrationParameters.Builder::capabilities),
+            bound(Configuration.COMPRESSION, MigrationParameters.Builder::adaptiveCompression),
+            bound(Configuration.XBZRLE_CACHE_SIZE, MigrationParameters.Builder::xbzrleCacheSize),
+            bound(Configuration.ZSTD_LEVEL, MigrationParameters.Builder::zstdLevel),
+            bound(Configuration.PEER_TIMEOUT, MigrationParameters.Builder::peerTimeoutMillis),
+            bound(Configuration.RECOVER_TIMEOUT, MigrationParameters.Builder::recoverTimeoutMillis));
+
+    /** What a destination takes, into its builder ({@code dest} also takes where to listen). */
+    static final List<Bound<DestinationBuilder, ?>> DESTINATION = List.of(
+            bound(Configuration.FAULT_MECHANISM, DestinationBuilder::faultMechanism),
+            bound(Configuration.PEER_TIMEOUT, DestinationBuilder::peerTimeoutMillis),
+            bound(Configuration.RECOVER_TIMEOUT, DestinationBuilder::recoverTimeoutMillis));
 
     private MigrationFlags() {
     }
 
-    static MigrationParameters parameters(Options o) {
-        MigrationParameters.Builder b = MigrationParameters.builder();
-        try {
-            b.mode(MigrationMode.valueOf(o.get("mode", "precopy").toUpperCase(Locale.ROOT)));
-        } catch (IllegalArgumentException e) {
-            throw new UsageException("--mode takes precopy, postcopy or hybrid, got '" + o.get("mode") + "'");
-        }
-        try {
-            b.downtimeLimitMillis(o.getLong("downtime-limit", 300))
-                    .maxBandwidth(o.getLong("max-bandwidth", 0))
-                    .maxRounds((int) o.getLong("max-rounds", 30))
-                    .totalTimeLimitMillis(o.getLong("time-limit", 0))
-                    .xbzrleCacheSize(o.getSize("xbzrle-cache-size", 64L << 20))
-                    .zstdLevel((int) o.getLong("zstd-level", 1))
-                    .peerTimeoutMillis(o.getLong("peer-timeout", 10_000))
-                    .postcopyAfterRounds((int) o.getLong("postcopy-after-rounds", -1));
-        } catch (IllegalArgumentException e) {
-            throw new UsageException(e.getMessage());
-        }
-        String stages = o.get("stages", "auto");
-        EnumSet<Capability> capabilities = EnumSet.noneOf(Capability.class);
-        capabilities.addAll(stages.equals("auto") ? AUTO_STAGES : stages(stages));
-        if (b.build().mode() != MigrationMode.PRECOPY) {
-            capabilities.add(Capability.POSTCOPY);
-        }
-        b.capabilities(capabilities);
-        switch (o.get("compression", "adaptive")) {
-            case "adaptive" -> b.adaptiveCompression(true);
-            case "always" -> b.adaptiveCompression(false);
-            default -> throw new UsageException("--compression takes adaptive or always, got '" + o.get("compression") + "'");
-        }
-        return b.build();
+    static <B, T> Bound<B, T> bound(Setting<T> setting, BiConsumer<B, T> setter) {
+        return new Bound<>(setting, setter);
     }
 
-    /** {@code none}, or a comma-separated subset of the stage names. */
-    static Set<Capability> stages(String spec) {
-        EnumSet<Capability> set = EnumSet.noneOf(Capability.class);
-        if (spec.equals("none")) {
-            return set;
+    /** The options of {@code bound}'s settings. */
+    static List<Option> options(List<? extends Bound<?, ?>> bound) {
+        return bound.stream().map(Bound::option).toList();
+    }
+
+    /** The source's parameters: the defaults, then the settings {@code o} gives. */
+    static MigrationParameters parameters(Options o) {
+        MigrationParameters.Builder b = MigrationParameters.builder();
+        SOURCE.forEach(setting -> setting.given(o).accept(b));
+        MigrationParameters p = b.build();
+        if (p.mode() == MigrationMode.PRECOPY) {
+            return p;
         }
-        for (String name : spec.split(",")) {
-            try {
-                Capability c = Capability.byName(name.trim());
-                if (c == Capability.POSTCOPY) {
-                    throw new IllegalArgumentException();
-                }
-                set.add(c);
-            } catch (IllegalArgumentException e) {
-                throw new UsageException("--stages takes none or a list of zero,xbzrle,lz4,zstd; got '" + name + "'");
-            }
-        }
-        return set;
+        // a mode that hands over by post-copy offers it: the command line has no other way to
+        Set<Capability> offered = p.capabilities();
+        offered.add(Capability.POSTCOPY);
+        return b.capabilities(offered).build();
+    }
+
+    /** The settings of {@code bound} that {@code o} gives, checked now and applied to a builder later. */
+    static UnaryOperator<DestinationBuilder> destination(Options o, List<Bound<DestinationBuilder, ?>> bound) {
+        List<Consumer<DestinationBuilder>> given = bound.stream().map(setting -> setting.given(o)).toList();
+        return builder -> {
+            given.forEach(setting -> setting.accept(builder));
+            return builder;
+        };
     }
 }

@@ -2,6 +2,7 @@ package dev.ferry.bench.jmh;
 
 import dev.ferry.bench.workload.Fill;
 import dev.ferry.core.Capability;
+import dev.ferry.core.Configuration;
 import dev.ferry.core.DirtyBitmap;
 import dev.ferry.core.GuestMemory;
 import dev.ferry.core.MigrationParameters;
@@ -63,8 +64,7 @@ public class MigrationBenchmark {
         source = GuestMemory.anonymous((long) MEMORY_MIB << 20);
         Fill.RANDOM.apply(source, 1);
         parameters = MigrationParameters.builder()
-                .capabilities(stages.equals("auto") ? EnumSet.of(Capability.ZERO_PAGES, Capability.XBZRLE, Capability.LZ4)
-                        : EnumSet.noneOf(Capability.class))
+                .capabilities(stages.equals("auto") ? Configuration.STAGES_DEFAULT : EnumSet.noneOf(Capability.class))
                 .build();
         sink = ServerSocketChannel.open().bind(new InetSocketAddress("127.0.0.1", 0));
         drain = Thread.ofPlatform().daemon().name("loopback-sink").start(this::drainConnections);

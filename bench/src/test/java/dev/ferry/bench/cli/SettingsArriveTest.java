@@ -1,0 +1,193 @@
+package dev.ferry.bench.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.ferry.bench.cli.Options.Option;
+import dev.ferry.core.Configuration;
+import dev.ferry.core.MigrationParameters;
+import dev.ferry.core.Setting;
+import dev.ferry.core.VmControl;
+import dev.ferry.engine.DestinationBuilder;
+import dev.ferry.engine.Migration;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Set;
+import java.util.function.Function;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Every setting a command accepts arrives, with the value given, in everything that command
+ * configures which holds it: the source's parameters, the destination's builder, what dest waits
+ * for. {@code --recover-timeout} and {@code --fault-mechanism}, accepted by bench and source and
+ * then dropped, failed this; so will any setting added to a command and not passed on.
+ */
+class SettingsArriveTest {
+    /** What a command configured; null for what it does not run. */
+    private record Configured(MigrationParameters source, DestinationBuilder destination, DestCommand.Setup destProcess) {
+    }
+
+    /** A value that is not the default, and where each thing a command configures holds the setting. */
+    private record Example(String text, Function<MigrationParameters, Object> source,
+            Function<DestinationBuilder, Object> destination, Function<DestCommand.Setup, Object> destProcess) {
+    }
+
+    private static final Map<Setting<?>, Example> EXAMPLES = Map.ofEntries(
+            source(Configuration.MODE, "hybrid", MigrationParameters::mode),
+            source(Configuration.POSTCOPY_AFTER_ROUNDS, "2", MigrationParameters::postcopyAfterRounds),
+            source(Configuration.DOWNTIME_LIMIT, "7", MigrationParameters::downtimeLimitMillis),
+            source(Configuration.MAX_BANDWIDTH, "1000000", MigrationParameters::maxBandwidth),
+            source(Configuration.MAX_ROUNDS, "3", MigrationParameters::maxRounds),
+            source(Configuration.CHANNELS, "4", MigrationParameters::channels),
+            source(Configuration.TIME_LIMIT, "9000", MigrationParameters::totalTimeLimitMillis),
+            source(Configuration.STAGES, "zero,zstd", MigrationParameters::capabilities),
+            source(Configuration.COMPRESSION, "always", MigrationParameters::adaptiveCompression),
+            source(Configuration.XBZRLE_CACHE_SIZE, "1m", MigrationParameters::xbzrleCacheSize),
+            source(Configuration.ZSTD_LEVEL, "5", MigrationParameters::zstdLevel),
+            Map.entry(Configuration.PEER_TIMEOUT, new Example("1234", MigrationParameters::peerTimeoutMillis,
+                    DestinationBuilder::peerTimeoutMillis, null)),
+            Map.entry(Configuration.RECOVER_TIMEOUT, new Example("4321", MigrationParameters::recoverTimeoutMillis,
+                    DestinationBuilder::recoverTimeoutMillis, null)),
+            destination(Configuration.FAULT_MECHANISM, "software", DestinationBuilder::faultMechanism),
+            destination(Configuration.LISTEN, "127.0.0.1:7000", DestinationBuilder::listen),
+            Map.entry(Configuration.ACCEPT_TIMEOUT, new Example("99", null, null, DestCommand.Setup::acceptTimeoutMillis)));
+
+    @Test
+    void everySettingBenchAcceptsArrivesOnEverySideThatHoldsIt() {
+        assertArrive("bench", BenchCommand.BENCH, o -> {
+            BenchCommand.Sides sides = BenchCommand.sides(o);
+            return new Configured(sides.source(), sides.destination().apply(unstartedDestination()), null);
+        });
+    }
+
+    @Test
+    void everySettingSourceAcceptsArrivesInItsParameters() {
+        assertArrive("source", BenchCommand.SOURCE, o -> new Configured(MigrationFlags.parameters(o), null, null));
+    }
+
+    @Test
+    void everySettingDestAcceptsArrivesInItsDestinationOrItsWait() {
+        assertArrive("dest", DestCommand.OPTIONS, o -> {
+            DestCommand.Setup setup = DestCommand.setup(o);
+            return new Configured(null, setup.destination().apply(unstartedDestination()), setup);
+        });
+    }
+
+    @Test
+    void everySettingIsAcceptedBySomeCommand() {
+        Set<Setting<?>> accepted = new HashSet<>();
+        for (List<Option> command : List.of(BenchCommand.BENCH, BenchCommand.SOURCE, DestCommand.OPTIONS)) {
+            accepted.addAll(settings(command));
+        }
+        assertEquals(Set.copyOf(Configuration.settings()), accepted);
+    }
+
+    @Test
+    void matrixPassesEveryOptionOnToItsRuns() {
+        assertTrue(BenchCommand.MATRIX_COMMON.contains(Option.of(Configuration.RECOVER_TIMEOUT)));
+        assertTrue(BenchCommand.MATRIX_COMMON.contains(Option.of(Configuration.FAULT_MECHANISM)));
+        for (Option option : BenchCommand.MATRIX_COMMON) {
+            List<String> given = option.isFlag() ? List.of("--" + option.name())
+                    : List.of("--" + option.name(), option.setting() != null ? EXAMPLES.get(option.setting()).text() : "2g");
+            Options o = Options.parse(given.toArray(String[]::new), 0, BenchCommand.MATRIX);
+            assertEquals(given, BenchCommand.passedOn(o), option.name());
+            Options.parse(given.toArray(String[]::new), 0, BenchCommand.BENCH);
+        }
+    }
+
+    @Test
+    void helpListsEveryOptionOfEveryCommandWithItsDefault() {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        assertEquals(0, Ferry.run(new String[] {"--help"}, new PrintStream(out, true, StandardCharsets.UTF_8), System.err));
+        String help = out.toString(StandardCharsets.UTF_8);
+        Stream.of(BenchCommand.BENCH, BenchCommand.SOURCE, DestCommand.OPTIONS, BenchCommand.MATRIX_OWN)
+                .flatMap(List::stream).forEach(option -> {
+                    assertTrue(help.contains(option.help()), () -> "--" + option.name() + " in " + help);
+                    if (option.setting() != null) {
+                        assertTrue(option.help().contains("(default " + defaultText(option.setting()) + ")"), option::help);
+                    }
+                });
+        assertTrue(help.contains("--recover-timeout MS"), help);
+        assertTrue(help.contains("(default 60000)"), help);
+        for (Option passedOn : BenchCommand.MATRIX_COMMON) {
+            assertTrue(help.contains("--" + passedOn.name() + ",") || help.contains("--" + passedOn.name() + ":"),
+                    passedOn.name());
+        }
+    }
+
+    @Test
+    void sourceRefusesWhatOnlyADestinationTakes() {
+        ByteArrayOutputStream err = new ByteArrayOutputStream();
+        int status = Ferry.run(new String[] {"source", "--connect", "127.0.0.1:1", "--fault-mechanism", "software"},
+                System.out, new PrintStream(err, true, StandardCharsets.UTF_8));
+        assertEquals(2, status);
+        assertTrue(err.toString(StandardCharsets.UTF_8).contains("unknown option --fault-mechanism"), err::toString);
+    }
+
+    @Test
+    void aBadValueIsAUsageErrorNamingTheOption() {
+        ByteArrayOutputStream err = new ByteArrayOutputStream();
+        int status = Ferry.run(new String[] {"bench", "--recover-timeout", "0"}, System.out,
+                new PrintStream(err, true, StandardCharsets.UTF_8));
+        assertEquals(2, status);
+        assertTrue(err.toString(StandardCharsets.UTF_8).contains("--recover-timeout must be >= 1, got 0"), err::toString);
+    }
+
+    private static void assertArrive(String command, List<Option> accepted, Function<Options, Configured> configure) {
+        List<Setting<?>> settings = settings(accepted);
+        assertFalse(settings.isEmpty(), command);
+        for (Setting<?> setting : settings) {
+            Example example = EXAMPLES.get(setting);
+            assertNotNull(example, () -> command + " accepts --" + setting + ": give it an example here, and where it arrives");
+            Object expected = setting.parse(example.text());
+            assertNotEquals(setting.value(), expected, () -> "the example of --" + setting + " is its default");
+
+            Configured configured = configure.apply(Options.parse(new String[] {"--" + setting, example.text()}, 0, accepted));
+            Map<String, Object> arrived = new LinkedHashMap<>();
+            read(arrived, "the source's parameters", configured.source(), example.source());
+            read(arrived, "the destination's builder", configured.destination(), example.destination());
+            read(arrived, "what dest waits for", configured.destProcess(), example.destProcess());
+            assertFalse(arrived.isEmpty(), () -> command + " accepts --" + setting + " but configures nothing that holds it");
+            arrived.forEach((where, value) -> assertEquals(expected, value,
+                    () -> command + " --" + setting + " " + example.text() + " did not arrive in " + where));
+        }
+    }
+
+    private static <C> void read(Map<String, Object> arrived, String where, C configured, Function<C, Object> holder) {
+        if (configured != null && holder != null) {
+            arrived.put(where, holder.apply(configured));
+        }
+    }
+
+    private static List<Setting<?>> settings(List<Option> options) {
+        return options.stream().map(Option::setting).filter(Objects::nonNull).toList();
+    }
+
+    private static DestinationBuilder unstartedDestination() {
+        return Migration.destination(VmControl.idle());
+    }
+
+    private static <T> String defaultText(Setting<T> setting) {
+        return setting.format(setting.value());
+    }
+
+    private static Map.Entry<Setting<?>, Example> source(Setting<?> setting, String text,
+            Function<MigrationParameters, Object> holder) {
+        return Map.entry(setting, new Example(text, holder, null, null));
+    }
+
+    private static Map.Entry<Setting<?>, Example> destination(Setting<?> setting, String text,
+            Function<DestinationBuilder, Object> holder) {
+        return Map.entry(setting, new Example(text, null, holder, null));
+    }
+}

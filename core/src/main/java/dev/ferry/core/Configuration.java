@@ -1,0 +1,165 @@
+package dev.ferry.core;
+
+import java.net.InetSocketAddress;
+import java.util.Collections;
+import java.util.EnumSet;
+import java.util.List;
+import java.util.Set;
+import java.util.stream.Collectors;
+
+/**
+ * Every setting of a migration, in one place, as Aeron's {@code Configuration}: for each, the
+ * name the command line uses (QEMU's where QEMU has one), the system property that overrides its
+ * default for a process, the default, its meaning and range. {@link MigrationParameters} (the
+ * source's side) and the engine's destination builder start from these, and {@code ferry}'s
+ * options and help are generated from them, so a default is written here and nowhere else.
+ */
+public final class Configuration {
+    /** The compression stages a source may offer; the other capabilities are not chosen as stages. */
+    private static final Set<Capability> STAGE_CAPABILITIES = EnumSet.of(Capability.ZERO_PAGES, Capability.XBZRLE,
+            Capability.LZ4, Capability.ZSTD);
+
+    public static final String MODE_PROP_NAME = "ferry.mode";
+    public static final MigrationMode MODE_DEFAULT = MigrationMode.PRECOPY;
+    public static final Setting<MigrationMode> MODE = Setting.choice(MODE_PROP_NAME, MigrationMode.class, MODE_DEFAULT,
+            "how to hand over: postcopy switches after the bulk round, hybrid once pre-copy stops converging");
+
+    public static final String POSTCOPY_AFTER_ROUNDS_PROP_NAME = "ferry.postcopy-after-rounds";
+    public static final int POSTCOPY_AFTER_ROUNDS_DEFAULT = -1;
+    public static final Setting<Integer> POSTCOPY_AFTER_ROUNDS = Setting.integer(POSTCOPY_AFTER_ROUNDS_PROP_NAME,
+            POSTCOPY_AFTER_ROUNDS_DEFAULT, -1, Integer.MAX_VALUE,
+            "hybrid: switch to post-copy after N pre-copy rounds at the latest; -1 leaves it to the estimate");
+
+    public static final String DOWNTIME_LIMIT_PROP_NAME = "ferry.downtime-limit";
+    /** As QEMU's. */
+    public static final long DOWNTIME_LIMIT_DEFAULT = 300;
+    public static final Setting<Long> DOWNTIME_LIMIT = Setting.number(DOWNTIME_LIMIT_PROP_NAME, DOWNTIME_LIMIT_DEFAULT,
+            1, Long.MAX_VALUE, "MS", "the longest pause the switch-over may take (QEMU downtime-limit)");
+
+    public static final String MAX_BANDWIDTH_PROP_NAME = "ferry.max-bandwidth";
+    /** Unlimited, where QEMU caps at 128 MiB/s: a cap is the caller's choice. */
+    public static final long MAX_BANDWIDTH_DEFAULT = 0;
+    public static final Setting<Long> MAX_BANDWIDTH = Setting.number(MAX_BANDWIDTH_PROP_NAME, MAX_BANDWIDTH_DEFAULT,
+            0, Long.MAX_VALUE, "BYTES_PER_SEC", "bytes per second on the wire, 0 for unlimited (QEMU max-bandwidth)");
+
+    public static final String MAX_ROUNDS_PROP_NAME = "ferry.max-rounds";
+    public static final int MAX_ROUNDS_DEFAULT = 30;
+    public static final Setting<Integer> MAX_ROUNDS = Setting.integer(MAX_ROUNDS_PROP_NAME, MAX_ROUNDS_DEFAULT, 1,
+            Integer.MAX_VALUE, "switch over after N rounds whatever the estimate");
+
+    public static final String CHANNELS_PROP_NAME = "ferry.channels";
+    /** Measured: see the README's channel figures for why two. */
+    public static final int CHANNELS_DEFAULT = 2;
+    public static final Setting<Integer> CHANNELS = Setting.integer(CHANNELS_PROP_NAME, CHANNELS_DEFAULT, 1, 64,
+            "page channels: TCP connections carrying pages side by side, each with its own thread (QEMU multifd-channels)");
+
+    public static final String TIME_LIMIT_PROP_NAME = "ferry.time-limit";
+    public static final long TIME_LIMIT_DEFAULT = 0;
+    public static final Setting<Long> TIME_LIMIT = Setting.number(TIME_LIMIT_PROP_NAME, TIME_LIMIT_DEFAULT, 0,
+            Long.MAX_VALUE, "MS", "switch over after MS whatever the estimate, 0 for no limit");
+
+    public static final String STAGES_PROP_NAME = "ferry.stages";
+    /**
+     * Zero pages, XBZRLE and LZ4, the set the README's results call {@code auto}: with
+     * {@link #COMPRESSION} adaptive, LZ4 is used only where it measures faster; zstd is asked for.
+     */
+    public static final Set<Capability> STAGES_DEFAULT = Collections.unmodifiableSet(EnumSet.of(Capability.ZERO_PAGES,
+            Capability.XBZRLE, Capability.LZ4));
+    public static final Setting<Set<Capability>> STAGES = Setting.of(STAGES_PROP_NAME, "LIST",
+            "none, auto or a list of " + names(STAGE_CAPABILITIES), STAGES_DEFAULT, Configuration::stages,
+            Configuration::names, "the stages pages may go through: none, auto (the default set) or a subset of "
+                    + names(STAGE_CAPABILITIES));
+
+    public static final String COMPRESSION_PROP_NAME = "ferry.compression";
+    /** Adaptive ({@code true}): compressing costs more than it saves on a fast link. */
+    public static final boolean COMPRESSION_DEFAULT = true;
+    /** {@code true}: adaptive; {@code false}: always. */
+    public static final Setting<Boolean> COMPRESSION = Setting.choice(COMPRESSION_PROP_NAME, List.of(true, false),
+            adaptive -> adaptive ? "adaptive" : "always", COMPRESSION_DEFAULT,
+            "adaptive: LZ4/zstd are used only while measured, every 8 MiB, to make pages cross faster; always: whenever negotiated");
+
+    public static final String XBZRLE_CACHE_SIZE_PROP_NAME = "ferry.xbzrle-cache-size";
+    /** As QEMU's. */
+    public static final long XBZRLE_CACHE_SIZE_DEFAULT = 64L << 20;
+    public static final Setting<Long> XBZRLE_CACHE_SIZE = Setting.size(XBZRLE_CACHE_SIZE_PROP_NAME,
+            XBZRLE_CACHE_SIZE_DEFAULT, "bytes of pages kept as last sent, for XBZRLE deltas (QEMU xbzrle-cache-size)");
+
+    public static final String ZSTD_LEVEL_PROP_NAME = "ferry.zstd-level";
+    /** As QEMU's {@code multifd-zstd-level}. */
+    public static final int ZSTD_LEVEL_DEFAULT = 1;
+    public static final Setting<Integer> ZSTD_LEVEL = Setting.integer(ZSTD_LEVEL_PROP_NAME, ZSTD_LEVEL_DEFAULT, -7, 22,
+            "zstd compression level (QEMU multifd-zstd-level)");
+
+    public static final String PEER_TIMEOUT_PROP_NAME = "ferry.peer-timeout";
+    public static final long PEER_TIMEOUT_DEFAULT = 10_000;
+    public static final Setting<Long> PEER_TIMEOUT = Setting.number(PEER_TIMEOUT_PROP_NAME, PEER_TIMEOUT_DEFAULT, 1,
+            Long.MAX_VALUE, "MS", "a peer silent this long while it owes us something is dead");
+
+    public static final String RECOVER_TIMEOUT_PROP_NAME = "ferry.recover-timeout";
+    public static final long RECOVER_TIMEOUT_DEFAULT = 60_000;
+    public static final Setting<Long> RECOVER_TIMEOUT = Setting.number(RECOVER_TIMEOUT_PROP_NAME,
+            RECOVER_TIMEOUT_DEFAULT, 1, Long.MAX_VALUE, "MS",
+            "how long a link lost during post-copy may stay lost: the source reconnects, the destination waits");
+
+    public static final String FAULT_MECHANISM_PROP_NAME = "ferry.fault-mechanism";
+    public static final FaultMechanism FAULT_MECHANISM_DEFAULT = FaultMechanism.AUTO;
+    public static final Setting<FaultMechanism> FAULT_MECHANISM = Setting.choice(FAULT_MECHANISM_PROP_NAME,
+            FaultMechanism.class, FAULT_MECHANISM_DEFAULT,
+            "how the destination catches accesses to missing pages during post-copy; auto: userfaultfd where allowed");
+
+    public static final String LISTEN_PROP_NAME = "ferry.listen";
+    /** Loopback: listening elsewhere is the caller's decision. */
+    public static final InetSocketAddress LISTEN_DEFAULT = new InetSocketAddress("127.0.0.1", 0);
+    public static final Setting<InetSocketAddress> LISTEN = Setting.of(LISTEN_PROP_NAME, "HOST:PORT", "HOST:PORT",
+            LISTEN_DEFAULT, Configuration::address, a -> a.getHostString() + ":" + a.getPort(),
+            "where the destination listens; port 0 picks a free one");
+
+    public static final String ACCEPT_TIMEOUT_PROP_NAME = "ferry.accept-timeout";
+    public static final long ACCEPT_TIMEOUT_DEFAULT = 300_000;
+    public static final Setting<Long> ACCEPT_TIMEOUT = Setting.number(ACCEPT_TIMEOUT_PROP_NAME, ACCEPT_TIMEOUT_DEFAULT,
+            1, Long.MAX_VALUE, "MS", "a destination process gives up unless a migration completed within MS");
+
+    private static final List<Setting<?>> SETTINGS = List.of(MODE, POSTCOPY_AFTER_ROUNDS, DOWNTIME_LIMIT, MAX_BANDWIDTH,
+            MAX_ROUNDS, TIME_LIMIT, CHANNELS, STAGES, COMPRESSION, XBZRLE_CACHE_SIZE, ZSTD_LEVEL, PEER_TIMEOUT, RECOVER_TIMEOUT,
+            FAULT_MECHANISM, LISTEN, ACCEPT_TIMEOUT);
+
+    private Configuration() {
+    }
+
+    /** Every setting, in the order {@code ferry --help} lists them. */
+    public static List<Setting<?>> settings() {
+        return SETTINGS;
+    }
+
+    /** {@code auto}, {@code none}, or stage names separated by commas. */
+    private static Set<Capability> stages(String text) {
+        if (text.equals("auto")) {
+            return STAGES_DEFAULT;
+        }
+        EnumSet<Capability> stages = EnumSet.noneOf(Capability.class);
+        if (!text.equals("none")) {
+            for (String name : text.split(",")) {
+                Capability stage = Capability.byName(name.trim());
+                if (!STAGE_CAPABILITIES.contains(stage)) {
+                    throw new IllegalArgumentException(name + " is not a stage");
+                }
+                stages.add(stage);
+            }
+        }
+        return Collections.unmodifiableSet(stages);
+    }
+
+    /** The wire names in the capabilities' order, or {@code none}. */
+    private static String names(Set<Capability> capabilities) {
+        return capabilities.isEmpty() ? "none" : EnumSet.copyOf(capabilities).stream().map(Capability::wireName)
+                .collect(Collectors.joining(","));
+    }
+
+    private static InetSocketAddress address(String text) {
+        int colon = text.lastIndexOf(':');
+        if (colon <= 0) {
+            throw new IllegalArgumentException("no HOST:");
+        }
+        return new InetSocketAddress(text.substring(0, colon), Integer.parseInt(text.substring(colon + 1)));
+    }
+}
