@@ -108,7 +108,7 @@ final class DestinationSession {
     private MigrationMode mode = MigrationMode.PRECOPY;
     private int channels;
     private PageApplier[] appliers = new PageApplier[0];
-    /** Per channel: the last round it ended; guarded by this. */
+    /** Per channel, the request channel last: the last round it ended; guarded by this. */
     private int[] roundsEnded = new int[0];
     /** Per channel (the request channel last): whether it joined since the session (re)connected; guarded by this. */
     private boolean[] joined = new boolean[0];
@@ -205,7 +205,7 @@ final class DestinationSession {
             for (int c = 0; c <= channels; c++) {
                 appliers[c] = new PageApplier(c, channels, memory, written, digest.part(), allowed);
             }
-            roundsEnded = new int[channels];
+            roundsEnded = new int[channels + 1];
             joined = new boolean[channels + 1];
         }
         if (accepted.contains(Capability.POSTCOPY)) {
@@ -215,13 +215,19 @@ final class DestinationSession {
         peer.welcome(new Wire.Welcome(Wire.mask(accepted), sessionId));
     }
 
-    /** The control connection's barrier: waits until every page channel has ended {@code round}. */
+    /**
+     * The control connection's barrier: waits until every page channel has ended {@code round}
+     * (and in post-copy the request channel too: it carries pages then).
+     */
     void roundEnd(Wire.RoundEnd end) throws ProtocolException {
-        expect("ROUND_END", State.RECEIVING);
+        State now = state;
+        if (now != State.RECEIVING && now != State.POSTCOPY) {
+            throw new ProtocolException("ROUND_END while the session is " + now);
+        }
         long deadline = clock.nanoTime() + TimeUnit.MILLISECONDS.toNanos(peerTimeoutMillis);
         synchronized (this) {
-            while (!allEnded(end.round())) {
-                if (state != State.RECEIVING) {
+            while (!allEnded(end.round(), now == State.POSTCOPY)) {
+                if (state != now) {
                     throw new ProtocolException("session ended while waiting for the channels to end round " + end.round());
                 }
                 long left = deadline - clock.nanoTime();
@@ -239,9 +245,9 @@ final class DestinationSession {
         }
     }
 
-    private boolean allEnded(int round) {
-        for (int r : roundsEnded) {
-            if (r < round) {
+    private boolean allEnded(int round, boolean requestsToo) {
+        for (int c = 0; c < roundsEnded.length; c++) {
+            if (roundsEnded[c] < round && (c < channels || requestsToo)) {
                 return false;
             }
         }
@@ -374,12 +380,14 @@ final class DestinationSession {
 
     /** A page channel's ROUND_END, on that channel's thread. */
     void channelRoundEnd(int channel, Wire.RoundEnd end) throws ProtocolException {
-        if (channel == channels) {
-            throw new ProtocolException("ROUND_END on the request channel");
+        boolean requests = channel == channels;
+        if (requests && state != State.POSTCOPY) {
+            throw new ProtocolException("ROUND_END on the request channel before post-copy");
         }
         appliers[channel].roundEnd(end);
         synchronized (this) {
-            if (end.round() != roundsEnded[channel] + 1) {
+            // the request channel ends only the post-copy round; a page channel every round, in order
+            if (requests ? end.round() <= roundsEnded[channel] : end.round() != roundsEnded[channel] + 1) {
                 throw new ProtocolException("channel " + channel + " ended round " + end.round() + " after round "
                         + roundsEnded[channel]);
             }

@@ -185,7 +185,8 @@ final class SourceSession {
                 long began = clock.nanoTime();
                 PostcopySource postcopy = new PostcopySource(channels, requests, control, clock,
                         params.recoverTimeoutMillis(), this::reconnect);
-                PostcopySource.Result result = postcopy.run(toSend, pauseNanos, vm.saveDeviceState(), sentDigest);
+                PostcopySource.Result result = postcopy.run(toSend, precopy.rounds() + 1, pauseNanos, vm.saveDeviceState(),
+                        sentDigest);
                 resumed = result.resumed();
                 digestAtPause = sentDigest.value();
                 long nanos = clock.nanoTime() - began;
@@ -333,7 +334,9 @@ final class SourceSession {
         boolean compressor = negotiated.contains(Capability.LZ4) || negotiated.contains(Capability.ZSTD);
         // the chooser only exists when it has something to choose
         CompressionChooser chooser = pageChannel && params.adaptiveCompression() && compressor ? new CompressionChooser() : null;
-        return new PageSender(channel, link, memory, encoder, chooser, digest.part(), clock);
+        PageSender sender = new PageSender(channel, link, memory, encoder, chooser, digest.part(), clock);
+        sender.heartbeat(Math.max(1, params.peerTimeoutMillis() / 4));
+        return sender;
     }
 
     /**

@@ -79,9 +79,10 @@ public final class PostcopySource {
      * Switches over and pushes to the end. The guest is paused and {@code toSend} holds every page
      * the destination lacks or holds stale.
      *
+     * @param round  the post-copy round's number: the rounds before it plus one
      * @param digest the sent digest, read for END once every page went
      */
-    public Result run(PageBitmap toSend, long pauseNanos, byte[] deviceState, MemoryDigest digest)
+    public Result run(PageBitmap toSend, int round, long pauseNanos, byte[] deviceState, MemoryDigest digest)
             throws LinkException, ProtocolException {
         control.discard(toSend);
         control.deviceState(deviceState);
@@ -102,6 +103,12 @@ public final class PostcopySource {
                     control.checkPeer();
                 });
                 server.finish();
+                // the barrier: END is checked only after every page pushed or answered was applied
+                for (int c = 0; c < channels.count(); c++) {
+                    channels.sender(c).endPostcopy(round);
+                }
+                requests.endPostcopy(round);
+                control.roundEnd(round, total);
                 control.end(digest.value(), pauseNanos);
                 Wire.Resumed resumed = control.awaitResumed();
                 pagesPushed = total - pagesRequested;

@@ -140,11 +140,12 @@ public final class PageApplier implements AutoCloseable {
     }
 
     /**
-     * This channel's end of a round: the count it announces must be what arrived on it since the
-     * previous one (a record lost or added in between is a broken stream).
+     * This channel's end of a round: before post-copy the count it announces must be what arrived
+     * on it since the previous one (a record lost or added in between is a broken stream).
      */
     public void roundEnd(Wire.RoundEnd end) throws ProtocolException {
-        if (end.pages() != pagesThisRound) {
+        // in post-copy a lost connection may have carried pages that never arrived: they are asked for again
+        if (postcopy == null && end.pages() != pagesThisRound) {
             throw new ProtocolException("channel " + channel + " ended round " + end.round() + " with " + end.pages()
                     + " pages, " + pagesThisRound + " arrived on it");
         }

@@ -61,6 +61,9 @@ public final class PageSender implements AutoCloseable {
     private long zeroRunNext;
     private int zeroRun;
     private long pushCursor;
+    /** Pages this channel pushed or answered during post-copy, across recovered connections. */
+    private long postcopySent;
+    private long heartbeatMillis;
     /** Pages of the round in progress sent so far, as of the last frame: read by the session's progress. */
     private volatile long roundSent;
 
@@ -97,6 +100,9 @@ public final class PageSender implements AutoCloseable {
     /** Sends on {@code replacement} from now on (post-copy recovered a lost connection). */
     public void relink(Link replacement) {
         this.link = replacement;
+        if (heartbeatMillis > 0) {
+            heartbeat(heartbeatMillis);
+        }
     }
 
     /**
@@ -167,6 +173,7 @@ public final class PageSender implements AutoCloseable {
                 MemorySegment.copy(memory.segment(), page << GuestMemory.PAGE_SHIFT, scratch, 0, GuestMemory.PAGE_SIZE);
                 appendPage(page);
                 sent++;
+                postcopySent++;
             }
             pushCursor = page + 1;
             page = nextOfStripe(remaining, pushCursor, stripe, stripes);
@@ -191,7 +198,28 @@ public final class PageSender implements AutoCloseable {
         MemorySegment.copy(memory.segment(), page << GuestMemory.PAGE_SHIFT, scratch, 0, GuestMemory.PAGE_SIZE);
         appendPage(page);
         link.sendUrgent(closeFrame());
+        postcopySent++;
         return true;
+    }
+
+    /**
+     * Ends post-copy on this channel: a ROUND_END of round {@code round} after every page it
+     * pushed or answered, so that the destination checks END only once they all were applied.
+     */
+    public void endPostcopy(int round) throws LinkException {
+        ByteBuf end = link.buffer(Wire.FRAME_HEADER + 12);
+        Wire.writeRoundEnd(end, round, postcopySent);
+        link.sendNow(end);
+    }
+
+    /** Keeps this channel's connection alive while it has nothing to send: an empty PAGES frame. */
+    public void heartbeat(long intervalMillis) {
+        heartbeatMillis = intervalMillis;
+        link.heartbeat(intervalMillis, () -> {
+            ByteBuf beat = link.buffer(Wire.FRAME_HEADER);
+            Wire.writeHeader(beat, Wire.PAGES, 0);
+            return beat;
+        });
     }
 
     /** The next page at or after {@code from} left in {@code remaining} that lies in {@code stripe}, or -1. */

@@ -138,6 +138,25 @@ public final class Link implements AutoCloseable {
     /** Socket buffer of a connection that favours latency (post-copy): a few pushed batches. */
     public static final int LOW_LATENCY_SOCKET_BUFFER = 128 << 10;
 
+    /**
+     * Sends {@code frame} whenever nothing else was written for {@code intervalMillis}: a channel
+     * that rightly has nothing to say (its share of a round is sent, its stripes are pushed) stays
+     * alive for a peer that times out silent connections.
+     */
+    public void heartbeat(long intervalMillis, java.util.function.Supplier<ByteBuf> frame) {
+        channel.pipeline().addLast(new io.netty.handler.timeout.IdleStateHandler(0, intervalMillis, 0, TimeUnit.MILLISECONDS),
+                new io.netty.channel.ChannelDuplexHandler() {
+                    @Override
+                    public void userEventTriggered(ChannelHandlerContext ctx, Object event) {
+                        if (event instanceof io.netty.handler.timeout.IdleStateEvent) {
+                            ctx.writeAndFlush(frame.get(), ctx.voidPromise());
+                        } else {
+                            ctx.fireUserEventTriggered(event);
+                        }
+                    }
+                });
+    }
+
     /** Pushes queued frames to the socket. */
     public void flush() {
         channel.flush();
