@@ -5,6 +5,7 @@ import dev.ferry.core.Capability;
 import dev.ferry.core.GuestMemory;
 import dev.ferry.core.MigrationParameters;
 import dev.ferry.core.NanoClock;
+import dev.ferry.core.PageDigest;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -63,6 +64,7 @@ public final class PageEncoder implements AutoCloseable {
     private long compressEvery = 1;
     private long sinceCompressed;
     private int encoding = -1;
+    private long contentHash;
 
     private int bestCode;
     private int bestLength;
@@ -115,7 +117,12 @@ public final class PageEncoder implements AutoCloseable {
     /**
      * Encodes page {@code index} whose bytes (a stable private copy) are at
      * {@code page[pageOff..pageOff + 4096)}, writing the payload to {@code dst[dstOff..)}, which
-     * must have room for {@link #MAX_PAYLOAD} bytes. The chosen code is then {@link #encoding()}.
+     * must have room for {@link #MAX_PAYLOAD} bytes. The chosen code is then {@link #encoding()},
+     * and for a page that is not zero {@link #contentHash()} is its hash, taken before anything
+     * was written.
+     *
+     * <p>The page may already be where its payload goes ({@code page == dst}, {@code pageOff ==
+     * dstOff}): a page that crosses raw is then copied once in all, from guest memory to the frame.
      *
      * @return the payload's length (0 for {@link PageEncoding#ZERO} and for an unchanged page)
      */
@@ -126,6 +133,7 @@ public final class PageEncoder implements AutoCloseable {
             }
             return done(PageEncoding.ZERO, 0, 0);
         }
+        contentHash = PageDigest.contentHash(page, pageOff);
         bestCode = PageEncoding.RAW;
         bestLength = PAGE;
         bestTrial = -1;
@@ -152,13 +160,7 @@ public final class PageEncoder implements AutoCloseable {
             tryCompressors(page, pageOff, deltaLength);
             tried = true;
         }
-        if (bestTrial >= 0) {
-            MemorySegment.copy(trials[bestTrial], 0, dst, dstOff, bestLength);
-        } else if (bestCode == PageEncoding.XBZRLE) {
-            MemorySegment.copy(delta, 0, dst, dstOff, bestLength);
-        } else {
-            MemorySegment.copy(page, pageOff, dst, dstOff, PAGE);
-        }
+        // cached before the payload is written: the page may be where the payload goes
         if (cache != null && xbzrleActive) {
             if (lastPass) {
                 // a page sent twice in the last pass must not be diffed against what it was before it
@@ -166,6 +168,13 @@ public final class PageEncoder implements AutoCloseable {
             } else {
                 cache.insert(index, page, pageOff);
             }
+        }
+        if (bestTrial >= 0) {
+            MemorySegment.copy(trials[bestTrial], 0, dst, dstOff, bestLength);
+        } else if (bestCode == PageEncoding.XBZRLE) {
+            MemorySegment.copy(delta, 0, dst, dstOff, bestLength);
+        } else if (page != dst || pageOff != dstOff) {
+            MemorySegment.copy(page, pageOff, dst, dstOff, PAGE);
         }
         if (tried) {
             triedPages++;
@@ -252,6 +261,11 @@ public final class PageEncoder implements AutoCloseable {
      */
     public void lastPass() {
         lastPass = true;
+    }
+
+    /** The content hash ({@link PageDigest#contentHash}) of the last page {@link #encode} found not zero. */
+    public long contentHash() {
+        return contentHash;
     }
 
     /** The {@link PageEncoding} code of the payload the last {@link #encode} produced. */

@@ -8,7 +8,6 @@ import dev.ferry.core.GuestMemory;
 import dev.ferry.core.MemoryDigest;
 import dev.ferry.core.NanoClock;
 import dev.ferry.core.PageBitmap;
-import dev.ferry.core.PageDigest;
 import dev.ferry.protocol.PageEncoding;
 import dev.ferry.protocol.PageRecords;
 import dev.ferry.protocol.Wire;
@@ -16,14 +15,13 @@ import dev.ferry.transport.Frames;
 import dev.ferry.transport.Link;
 import dev.ferry.transport.LinkException;
 import io.netty.buffer.ByteBuf;
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 
 /**
  * One channel's sender: turns pages into PAGES frames on its own connection. Each page is copied
- * once out of guest memory (a stable snapshot the guest can no longer change under us), hashed
- * into the channel's part of the sent digest, encoded straight into the frame buffer, and its
- * record header written in front. Consecutive zero pages merge into one run record. Nothing is
+ * once out of guest memory, straight into the frame buffer where its payload goes (a stable
+ * snapshot the guest can no longer change under us), hashed into the channel's part of the sent
+ * digest, encoded in place, and its record header written in front. Consecutive zero pages merge into one run record. Nothing is
  * allocated per page; one pooled buffer per frame.
  *
  * <p>A page always travels on the channel of its stripe ({@link PageBitmap#stripeOf}), so one
@@ -48,8 +46,6 @@ public final class PageSender implements AutoCloseable {
     private final CompressionChooser chooser;
     private final MemoryDigest.Part digest;
     private final NanoClock clock;
-    private final Arena arena = Arena.ofShared();
-    private final MemorySegment scratch = arena.allocate(GuestMemory.PAGE_SIZE, 64);
 
     private ByteBuf frame;
     private MemorySegment frameSegment;
@@ -129,7 +125,6 @@ public final class PageSender implements AutoCloseable {
                 openFrame();
             }
             pages.clear(page);
-            MemorySegment.copy(guest, page << GuestMemory.PAGE_SHIFT, scratch, 0, GuestMemory.PAGE_SIZE);
             appendPage(page);
             sent++;
             boolean chunkDone = sent % CHUNK_PAGES == 0;
@@ -170,7 +165,6 @@ public final class PageSender implements AutoCloseable {
                 if (frame == null) {
                     openFrame();
                 }
-                MemorySegment.copy(memory.segment(), page << GuestMemory.PAGE_SHIFT, scratch, 0, GuestMemory.PAGE_SIZE);
                 appendPage(page);
                 sent++;
                 postcopySent++;
@@ -195,7 +189,6 @@ public final class PageSender implements AutoCloseable {
             return false;
         }
         openFrame();
-        MemorySegment.copy(memory.segment(), page << GuestMemory.PAGE_SHIFT, scratch, 0, GuestMemory.PAGE_SIZE);
         appendPage(page);
         link.sendUrgent(closeFrame());
         postcopySent++;
@@ -265,9 +258,15 @@ public final class PageSender implements AutoCloseable {
         return chooser != null ? chooser.current().reason() : "no adaptive choice";
     }
 
+    /**
+     * Appends page {@code page}: copied once out of guest memory straight to where its payload
+     * goes (a stable snapshot the guest can no longer change under us), then encoded there.
+     */
     private void appendPage(long page) {
         int headerAt = writeAt;
-        int length = encoder.encode(page, scratch, 0, frameSegment, headerAt + Wire.RECORD_HEADER);
+        long payloadAt = headerAt + Wire.RECORD_HEADER;
+        MemorySegment.copy(memory.segment(), page << GuestMemory.PAGE_SHIFT, frameSegment, payloadAt, GuestMemory.PAGE_SIZE);
+        int length = encoder.encode(page, frameSegment, payloadAt, frameSegment, payloadAt);
         int encoding = encoder.encoding();
         if (encoding == PageEncoding.ZERO) {
             digest.updateZero(page);
@@ -285,7 +284,7 @@ public final class PageSender implements AutoCloseable {
             return;
         }
         zeroRunAt = -1;
-        digest.update(page, PageDigest.contentHash(scratch, 0));
+        digest.update(page, encoder.contentHash());
         PageRecords.putHeader(frameSegment, headerAt, page, encoding, length);
         writeAt = headerAt + Wire.RECORD_HEADER + length;
     }
@@ -343,6 +342,5 @@ public final class PageSender implements AutoCloseable {
             frame = null;
         }
         encoder.close();
-        arena.close();
     }
 }

@@ -57,7 +57,7 @@ class LinkTest {
             ByteBuf end = link.buffer(32);
             Wire.writeEnd(end, 42, 7);
             link.sendNow(end);
-            assertEquals(32 + state.length + Wire.FRAME_HEADER + 21, link.bytesSent());
+            assertEquals((Wire.FRAME_HEADER + 29) + (Wire.FRAME_HEADER + state.length) + (Wire.FRAME_HEADER + 16), link.bytesSent());
 
             Wire.Hello hello = Wire.readHello(body(atServer.poll(10, TimeUnit.SECONDS), Wire.HELLO));
             assertEquals(1L << 30, hello.memoryBytes());
