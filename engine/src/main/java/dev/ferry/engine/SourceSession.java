@@ -145,6 +145,7 @@ final class SourceSession {
         PostcopyReport postcopyReport = null;
         long wireBytes = 0;
         long lostBytes = 0;
+        long endNanos = -1;
         try {
             control = new SourceControl(connect(), params.peerTimeoutMillis());
             Wire.Welcome welcome = control.hello(new Wire.Hello(Wire.VERSION, GuestMemory.PAGE_SIZE, memory.byteSize(),
@@ -215,7 +216,9 @@ final class SourceSession {
             }
             destinationDigest = resumed.digest();
             resumeNanos = resumed.resumeNanos();
+            endNanos = clock.nanoTime();
             enter(MigrationState.COMPLETED);
+            // after the migration's time: the guest already runs on the destination meanwhile
             long scanned = PageDigest.scan(memory);
             verified = destinationDigest == digestAtPause && scanned == digestAtPause;
             if (!verified) {
@@ -271,7 +274,8 @@ final class SourceSession {
             stats = stats.plus(requests.stats());
         }
         return new MigrationReport("source", params.mode(), memory.byteSize(), GuestMemory.PAGE_SIZE, state, verified,
-                (clock.nanoTime() - start) / 1e6, downtimeMs, lastExpectedMs, wireBytes + lostBytes, pages,
+                ((endNanos > 0 ? endNanos : clock.nanoTime()) - start) / 1e6, downtimeMs, lastExpectedMs,
+                wireBytes + lostBytes, pages,
                 List.copyOf(rounds), pagesByKind(stats), negotiated, error, vmState, state == MigrationState.COMPLETED,
                 digestAtPause, postcopyReport);
     }

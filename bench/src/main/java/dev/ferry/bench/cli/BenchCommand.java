@@ -64,7 +64,8 @@ final class BenchCommand {
 
     /** The options a matrix's axes vary, and the reports its runner asks for: those are not passed on. */
     private static final Set<String> PER_RUN = Set.of(WORKLOAD.name(), Configuration.MODE.name(),
-            Configuration.STAGES.name(), Configuration.MAX_BANDWIDTH.name(), JSON.name(), REPORT.name());
+            Configuration.STAGES.name(), Configuration.MAX_BANDWIDTH.name(), Configuration.CHANNELS.name(), JSON.name(),
+            REPORT.name());
     /** The bench options matrix passes on unchanged to every run. */
     static final List<Option> MATRIX_COMMON = BENCH.stream().filter(o -> !PER_RUN.contains(o.name())).toList();
     private static final Option MODES = Option.valued("modes", "LIST", "modes to run",
@@ -74,6 +75,8 @@ final class BenchCommand {
     private static final Option WORKLOADS = Option.valued("workloads", "LIST", "workload specs", WORKLOAD.fallback());
     private static final Option BANDWIDTHS = Option.valued("max-bandwidth", "LIST", "bytes per second, 0 = unlimited",
             Configuration.MAX_BANDWIDTH.format(Configuration.MAX_BANDWIDTH_DEFAULT));
+    private static final Option CHANNEL_COUNTS = Option.valued("channels", "LIST", "page channel counts",
+            Configuration.CHANNELS.format(Configuration.CHANNELS_DEFAULT));
     private static final Option REPEAT = Option.valued("repeat", "N", "runs per combination; the table shows medians",
             "1");
     private static final Option MARKDOWN = Option.valued("markdown", "FILE", "also write the table as Markdown", null);
@@ -82,8 +85,8 @@ final class BenchCommand {
     private static final Option RUN_TIMEOUT = Option.valued("run-timeout", "S", "kill a run still going after S seconds",
             "600");
     /** The options of matrix that are not passed on. */
-    static final List<Option> MATRIX_OWN = List.of(MODES, STAGE_SETS, WORKLOADS, BANDWIDTHS, REPEAT, MARKDOWN, RUNS_DIR,
-            RUN_TIMEOUT);
+    static final List<Option> MATRIX_OWN = List.of(MODES, STAGE_SETS, WORKLOADS, BANDWIDTHS, CHANNEL_COUNTS, REPEAT,
+            MARKDOWN, RUNS_DIR, RUN_TIMEOUT);
     static final List<Option> MATRIX = union(MATRIX_OWN.stream(), MATRIX_COMMON.stream());
 
     /** How long the guest runs on the destination after a hand-over, to show it goes on. */
@@ -140,6 +143,7 @@ final class BenchCommand {
                         .name("fill").value(o.get(FILL))
                         .name("downtimeLimitMs").value(params.downtimeLimitMillis())
                         .name("maxBandwidth").value(params.maxBandwidth())
+                        .name("channels").value(params.channels())
                         .name("transport").value(dev.ferry.transport.Transports.nativeEpoll() ? "epoll" : "nio")
                         .name("destination").beginObject();
                 destination.writeJsonMembers(json);
@@ -190,6 +194,7 @@ final class BenchCommand {
             json.name("workload").value(guest.workload.spec())
                     .name("downtimeLimitMs").value(params.downtimeLimitMillis())
                     .name("maxBandwidth").value(params.maxBandwidth())
+                    .name("channels").value(params.channels())
                     .name("guestWritesOnSourceAfterRun").value(writesAfterFailure)
                     .endObject();
             writeReports(o, json);
@@ -230,10 +235,14 @@ final class BenchCommand {
         for (String b : Matrix.list(o.get(BANDWIDTHS))) {
             bandwidths.add(Options.parse(Configuration.MAX_BANDWIDTH, b));
         }
+        List<Integer> channels = new ArrayList<>();
+        for (String c : Matrix.list(o.get(CHANNEL_COUNTS))) {
+            channels.add(Options.parse(Configuration.CHANNELS, c));
+        }
         // "zero+lz4" is one stage set in a list of sets
         List<String> stages = Matrix.list(o.get(STAGE_SETS)).stream().map(x -> x.replace('+', ',')).toList();
         List<Matrix.Cell> cells = Matrix.cells(Matrix.list(o.get(MODES)), stages, Matrix.list(o.get(WORKLOADS)),
-                bandwidths);
+                bandwidths, channels);
         for (Matrix.Cell cell : cells) {
             checkCell(cell, common);
         }

@@ -15,11 +15,11 @@ import java.util.function.ToDoubleFunction;
  */
 public final class Matrix {
     /** One combination: what a single {@code ferry bench} run is given on top of the common flags. */
-    public record Cell(String mode, String stages, String workload, long maxBandwidth) {
+    public record Cell(String mode, String stages, String workload, long maxBandwidth, int channels) {
         /** The bench flags of this cell. */
         public List<String> args() {
             return List.of("--mode", mode, "--stages", stages, "--workload", workload,
-                    "--max-bandwidth", Long.toString(maxBandwidth));
+                    "--max-bandwidth", Long.toString(maxBandwidth), "--channels", Integer.toString(channels));
         }
 
         /** The workload as a table shows it: a trace by its file name, not its whole path. */
@@ -40,8 +40,8 @@ public final class Matrix {
 
         /** A file name for this cell's run {@code repeat}. */
         String runName(int index, int repeat) {
-            String name = String.format(Locale.ROOT, "%03d-%s-%s-%s-%d-r%d", index, mode, stages, workloadName(),
-                    maxBandwidth, repeat);
+            String name = String.format(Locale.ROOT, "%03d-%s-%s-%s-%d-c%d-r%d", index, mode, stages, workloadName(),
+                    maxBandwidth, channels, repeat);
             return name.replaceAll("[^A-Za-z0-9._-]", "_");
         }
     }
@@ -81,13 +81,16 @@ public final class Matrix {
     }
 
     /** Every combination, workloads outermost so a table groups by workload. */
-    public static List<Cell> cells(List<String> modes, List<String> stages, List<String> workloads, List<Long> bandwidths) {
+    public static List<Cell> cells(List<String> modes, List<String> stages, List<String> workloads, List<Long> bandwidths,
+            List<Integer> channels) {
         List<Cell> cells = new ArrayList<>();
         for (String workload : workloads) {
             for (String mode : modes) {
                 for (String stage : stages) {
                     for (long bandwidth : bandwidths) {
-                        cells.add(new Cell(mode, stage, workload, bandwidth));
+                        for (int c : channels) {
+                            cells.add(new Cell(mode, stage, workload, bandwidth, c));
+                        }
                     }
                 }
             }
@@ -111,8 +114,9 @@ public final class Matrix {
                 Cell cell = cells.get(i);
                 List<String> args = new ArrayList<>(cell.args());
                 args.addAll(common);
-                String label = String.format(Locale.ROOT, "[%d/%d] %s %s %s %s", ++done, total, cell.mode(), cell.stages(),
-                        cell.workloadName(), cell.maxBandwidth() > 0 ? Units.bytesPerSecond(cell.maxBandwidth()) : "unlimited");
+                String label = String.format(Locale.ROOT, "[%d/%d] %s %s %s %s, %d channels", ++done, total, cell.mode(),
+                        cell.stages(), cell.workloadName(),
+                        cell.maxBandwidth() > 0 ? Units.bytesPerSecond(cell.maxBandwidth()) : "unlimited", cell.channels());
                 try {
                     RunReport report = runner.run(args, cell.runName(i + 1, r));
                     reports.get(i).add(report);

@@ -6,7 +6,7 @@ import java.util.Locale;
 
 /** The matrix's rows of medians as a plain-text table for the terminal and as Markdown for the README. */
 public final class MatrixTable {
-    private static final List<String> HEADER = List.of("mode", "stages", "workload", "max-bandwidth", "total ms",
+    private static final List<String> HEADER = List.of("mode", "stages", "workload", "max-bandwidth", "channels", "total ms",
             "downtime ms", "expected ms", "MB sent", "rounds", "verified");
     /** Columns from here on are figures, right-aligned. */
     private static final int FIRST_FIGURE = 4;
@@ -21,6 +21,7 @@ public final class MatrixTable {
             Matrix.Cell c = row.cell();
             table.add(List.of(c.mode(), c.stages(), c.workloadName(),
                     c.maxBandwidth() > 0 ? Units.bytesPerSecond(c.maxBandwidth()) : "unlimited",
+                    Integer.toString(c.channels()),
                     figure("%.0f", row.median(RunReport::totalTimeMs)),
                     figure("%.1f", row.median(RunReport::downtimeMs)),
                     figure("%.1f", row.median(RunReport::expectedDowntimeMs)),

@@ -17,22 +17,24 @@ import org.junit.jupiter.api.Test;
 /** How the matrix combines its flags, orders its runs and reduces them to medians. */
 class MatrixTest {
     @Test
-    void combinesEveryModeStageWorkloadAndBandwidth() {
+    void combinesEveryModeStageWorkloadBandwidthAndChannelCount() {
         List<Matrix.Cell> cells = Matrix.cells(List.of("precopy"), List.of("none", "auto"),
-                List.of("idle", "trace:../shared/traces/guest-idle.mtrace.zst:2"), List.of(0L, 100_000_000L));
-        assertEquals(8, cells.size());
-        assertEquals(new Matrix.Cell("precopy", "none", "idle", 0), cells.get(0));
-        assertEquals(new Matrix.Cell("precopy", "none", "idle", 100_000_000), cells.get(1));
-        assertEquals(new Matrix.Cell("precopy", "auto", "idle", 0), cells.get(2));
-        assertEquals("trace:guest-idle.mtrace.zst:2", cells.get(7).workloadName());
+                List.of("idle", "trace:../shared/traces/guest-idle.mtrace.zst:2"), List.of(0L, 100_000_000L), List.of(1, 4));
+        assertEquals(16, cells.size());
+        assertEquals(new Matrix.Cell("precopy", "none", "idle", 0, 1), cells.get(0));
+        assertEquals(new Matrix.Cell("precopy", "none", "idle", 0, 4), cells.get(1));
+        assertEquals(new Matrix.Cell("precopy", "none", "idle", 100_000_000, 1), cells.get(2));
+        assertEquals(new Matrix.Cell("precopy", "auto", "idle", 0, 1), cells.get(4));
+        assertEquals("trace:guest-idle.mtrace.zst:2", cells.get(15).workloadName());
         assertEquals(List.of("--mode", "precopy", "--stages", "auto", "--workload",
-                "trace:../shared/traces/guest-idle.mtrace.zst:2", "--max-bandwidth", "100000000"), cells.get(7).args());
+                "trace:../shared/traces/guest-idle.mtrace.zst:2", "--max-bandwidth", "100000000", "--channels", "4"),
+                cells.get(15).args());
     }
 
     @Test
     void mediansCountOnlyVerifiedRunsAndRepeatsGoRoundTheMatrix() throws Exception {
-        List<Matrix.Cell> cells = List.of(new Matrix.Cell("precopy", "auto", "idle", 0),
-                new Matrix.Cell("precopy", "auto", "hotset:0.1:100", 0));
+        List<Matrix.Cell> cells = List.of(new Matrix.Cell("precopy", "auto", "idle", 0, 2),
+                new Matrix.Cell("precopy", "auto", "hotset:0.1:100", 0, 2));
         // run order: idle, hotset, idle, hotset, idle, hotset
         Deque<Object> results = new ArrayDeque<>(List.of(
                 report(100, 10, 5_000_000, 2, true), report(400, 40, 9_000_000, 5, true),
@@ -85,7 +87,7 @@ class MatrixTest {
 
     @Test
     void anEvenNumberOfRunsTakesTheMeanOfTheMiddleTwo() {
-        Matrix.Row row = new Matrix.Row(new Matrix.Cell("precopy", "none", "idle", 0), 4, List.of(
+        Matrix.Row row = new Matrix.Row(new Matrix.Cell("precopy", "none", "idle", 0, 2), 4, List.of(
                 report(100, 1, 1, 2, true), report(400, 1, 1, 3, true), report(300, 1, 1, 2, true), report(200, 1, 1, 3, true)));
         assertEquals(250, row.median(RunReport::totalTimeMs));
         assertEquals("2.5", MatrixTable.cells(List.of(row)).get(0).get(8), "rounds");
