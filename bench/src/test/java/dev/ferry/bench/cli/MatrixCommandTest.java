@@ -41,7 +41,7 @@ class MatrixCommandTest {
         for (String workload : List.of("idle", "hotset:0.2:20")) {
             List<RunReport> reports = reports(runs, workload.replace(':', '_'));
             assertEquals(2, reports.size(), workload);
-            String expected = String.join(" | ", "| precopy", "none", workload, "unlimited",
+            String expected = String.join(" | ", "| precopy", "none", workload, "unlimited", "2",
                     format("%.0f", median(reports, RunReport::totalTimeMs)),
                     format("%.1f", median(reports, RunReport::downtimeMs)),
                     format("%.1f", median(reports, RunReport::expectedDowntimeMs)),

@@ -55,11 +55,11 @@ class MatrixTest {
         List<Matrix.Row> rows = Matrix.run(cells, 3, List.of("--memory", "32m"), runner,
                 new PrintStream(progress, true, StandardCharsets.UTF_8));
 
-        assertEquals(List.of("001-precopy-auto-idle-0-r1", "002-precopy-auto-hotset_0.1_100-0-r1",
-                "001-precopy-auto-idle-0-r2", "002-precopy-auto-hotset_0.1_100-0-r2",
-                "001-precopy-auto-idle-0-r3", "002-precopy-auto-hotset_0.1_100-0-r3"), names);
+        assertEquals(List.of("001-precopy-auto-idle-0-c2-r1", "002-precopy-auto-hotset_0.1_100-0-c2-r1",
+                "001-precopy-auto-idle-0-c2-r2", "002-precopy-auto-hotset_0.1_100-0-c2-r2",
+                "001-precopy-auto-idle-0-c2-r3", "002-precopy-auto-hotset_0.1_100-0-c2-r3"), names);
         assertEquals(List.of("--mode", "precopy", "--stages", "auto", "--workload", "idle", "--max-bandwidth", "0",
-                "--memory", "32m"), argsSeen.get(0));
+                "--channels", "2", "--memory", "32m"), argsSeen.get(0));
         Matrix.Row idle = rows.get(0);
         assertEquals(3, idle.verifiedCount());
         assertEquals(200, idle.median(RunReport::totalTimeMs));
@@ -69,19 +69,19 @@ class MatrixTest {
         assertEquals(2, hot.runs().size(), "the killed run left no report");
         assertEquals(1, hot.verifiedCount(), "the unverified run does not count");
         assertEquals(400, hot.median(RunReport::totalTimeMs));
-        assertTrue(progress.toString(StandardCharsets.UTF_8).contains("[4/6] precopy auto hotset:0.1:100 unlimited: no report: killed"));
+        assertTrue(progress.toString(StandardCharsets.UTF_8).contains("[4/6] precopy auto hotset:0.1:100 unlimited, 2 channels: no report: killed"));
 
         String markdown = MatrixTable.markdown(rows);
         assertEquals(List.of(
-                "| mode | stages | workload | max-bandwidth | total ms | downtime ms | expected ms | MB sent | rounds | verified |",
-                "|---|---|---|---|---:|---:|---:|---:|---:|---:|",
-                "| precopy | auto | idle | unlimited | 200 | 20.0 | 10.0 | 6.0 | 2 | 3/3 |",
-                "| precopy | auto | hotset:0.1:100 | unlimited | 400 | 40.0 | 20.0 | 9.0 | 5 | 1/3 |"),
+                "| mode | stages | workload | max-bandwidth | channels | total ms | downtime ms | expected ms | MB sent | rounds | verified |",
+                "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+                "| precopy | auto | idle | unlimited | 2 | 200 | 20.0 | 10.0 | 6.0 | 2 | 3/3 |",
+                "| precopy | auto | hotset:0.1:100 | unlimited | 2 | 400 | 40.0 | 20.0 | 9.0 | 5 | 1/3 |"),
                 markdown.lines().toList());
         assertEquals(List.of(
-                "mode     stages  workload        max-bandwidth  total ms  downtime ms  expected ms  MB sent  rounds  verified",
-                "precopy  auto    idle            unlimited           200         20.0         10.0      6.0       2       3/3",
-                "precopy  auto    hotset:0.1:100  unlimited           400         40.0         20.0      9.0       5       1/3"),
+                "mode     stages  workload        max-bandwidth  channels  total ms  downtime ms  expected ms  MB sent  rounds  verified",
+                "precopy  auto    idle            unlimited             2       200         20.0         10.0      6.0       2       3/3",
+                "precopy  auto    hotset:0.1:100  unlimited             2       400         40.0         20.0      9.0       5       1/3"),
                 MatrixTable.text(rows).lines().toList());
     }
 
@@ -90,9 +90,9 @@ class MatrixTest {
         Matrix.Row row = new Matrix.Row(new Matrix.Cell("precopy", "none", "idle", 0, 2), 4, List.of(
                 report(100, 1, 1, 2, true), report(400, 1, 1, 3, true), report(300, 1, 1, 2, true), report(200, 1, 1, 3, true)));
         assertEquals(250, row.median(RunReport::totalTimeMs));
-        assertEquals("2.5", MatrixTable.cells(List.of(row)).get(0).get(8), "rounds");
+        assertEquals("2.5", MatrixTable.cells(List.of(row)).get(0).get(9), "rounds");
         Matrix.Row none = new Matrix.Row(row.cell(), 1, List.of(report(100, 1, 1, 2, false)));
-        assertEquals(List.of("-", "-", "-", "-", "-", "0/1"), MatrixTable.cells(List.of(none)).get(0).subList(4, 10));
+        assertEquals(List.of("-", "-", "-", "-", "-", "0/1"), MatrixTable.cells(List.of(none)).get(0).subList(5, 11));
     }
 
     /** A report as bench writes it, with {@code rounds} rounds; expected downtime is half the downtime. */
