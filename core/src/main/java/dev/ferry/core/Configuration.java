@@ -114,6 +114,13 @@ public final class Configuration {
             LISTEN_DEFAULT, Configuration::address, a -> a.getHostString() + ":" + a.getPort(),
             "where the destination listens; port 0 picks a free one");
 
+    public static final String PREALLOC_PROP_NAME = "ferry.prealloc";
+    /** Off, as in QEMU: a destination's memory is touched as pages arrive. */
+    public static final boolean PREALLOC_DEFAULT = false;
+    public static final Setting<Boolean> PREALLOC = Setting.choice(PREALLOC_PROP_NAME, List.of(true, false),
+            on -> on ? "on" : "off", PREALLOC_DEFAULT,
+            "on: fault the destination's guest memory in before the migration (QEMU -mem-prealloc)");
+
     public static final String ACCEPT_TIMEOUT_PROP_NAME = "ferry.accept-timeout";
     public static final long ACCEPT_TIMEOUT_DEFAULT = 300_000;
     public static final Setting<Long> ACCEPT_TIMEOUT = Setting.number(ACCEPT_TIMEOUT_PROP_NAME, ACCEPT_TIMEOUT_DEFAULT,
@@ -121,7 +128,7 @@ public final class Configuration {
 
     private static final List<Setting<?>> SETTINGS = List.of(MODE, POSTCOPY_AFTER_ROUNDS, DOWNTIME_LIMIT, MAX_BANDWIDTH,
             MAX_ROUNDS, TIME_LIMIT, CHANNELS, STAGES, COMPRESSION, XBZRLE_CACHE_SIZE, ZSTD_LEVEL, PEER_TIMEOUT, RECOVER_TIMEOUT,
-            FAULT_MECHANISM, LISTEN, ACCEPT_TIMEOUT);
+            FAULT_MECHANISM, PREALLOC, LISTEN, ACCEPT_TIMEOUT);
 
     private Configuration() {
     }

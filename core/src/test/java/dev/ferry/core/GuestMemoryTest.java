@@ -27,6 +27,38 @@ class GuestMemoryTest {
     Path dir;
 
     @Test
+    void preallocFaultsEveryPageInAndLeavesItZero() {
+        try (GuestMemory memory = GuestMemory.anonymous(64L << 20)) {
+            assertTrue(residentKib(memory) < 1024, "fresh anonymous memory costs only what it touches");
+            memory.prealloc();
+            assertEquals(64L << 10, residentKib(memory), "every page resident after prealloc");
+            for (long offset = 0; offset < memory.byteSize(); offset += GuestMemory.PAGE_SIZE) {
+                assertEquals(0, memory.segment().get(ValueLayout.JAVA_LONG, offset), "zero at " + offset);
+            }
+        }
+    }
+
+    /** KiB of {@code memory} resident now, by mincore(2): exact for the range, whatever mapping it merged into. */
+    private static long residentKib(GuestMemory memory) {
+        java.lang.foreign.Linker linker = java.lang.foreign.Linker.nativeLinker();
+        java.lang.invoke.MethodHandle mincore = linker.downcallHandle(linker.defaultLookup().findOrThrow("mincore"),
+                java.lang.foreign.FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG,
+                        ValueLayout.ADDRESS));
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment vec = arena.allocate(memory.pageCount());
+            int rc = (int) mincore.invokeExact(MemorySegment.ofAddress(memory.segment().address()), memory.byteSize(), vec);
+            assertEquals(0, rc, "mincore");
+            long resident = 0;
+            for (long i = 0; i < memory.pageCount(); i++) {
+                resident += vec.get(ValueLayout.JAVA_BYTE, i) & 1;
+            }
+            return resident * GuestMemory.PAGE_SIZE / 1024;
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
+
+    @Test
     void anonymousMemoryIsSparseAndZeroFilled() throws IOException {
         long rssBefore = residentBytes();
         try (GuestMemory memory = GuestMemory.anonymous(LARGE); Arena arena = Arena.ofConfined()) {

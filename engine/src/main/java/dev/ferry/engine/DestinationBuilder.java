@@ -31,6 +31,8 @@ public final class DestinationBuilder {
     private NanoClock clock = NanoClock.SYSTEM;
     private FaultMechanism faultMechanism = Configuration.FAULT_MECHANISM.value();
     private long recoverTimeoutMillis = Configuration.RECOVER_TIMEOUT.value();
+    private boolean prealloc = Configuration.PREALLOC.value();
+    private GuestMemory given;
     private MeterRegistry registry = new SimpleMeterRegistry();
 
     DestinationBuilder(VmControl vm) {
@@ -43,6 +45,7 @@ public final class DestinationBuilder {
      */
     public DestinationBuilder memory(GuestMemory memory) {
         Objects.requireNonNull(memory);
+        this.given = memory;
         this.memoryForSize = bytes -> {
             if (bytes != memory.byteSize()) {
                 throw new IllegalArgumentException("source memory is " + bytes + " bytes, destination has " + memory.byteSize());
@@ -54,8 +57,29 @@ public final class DestinationBuilder {
 
     /** Allocate anonymous memory of the size the source announces. */
     public DestinationBuilder memoryFromHandshake() {
-        this.memoryForSize = GuestMemory::anonymous;
+        this.given = null;
+        this.memoryForSize = bytes -> {
+            GuestMemory memory = GuestMemory.anonymous(bytes);
+            if (prealloc) {
+                memory.prealloc();
+            }
+            return memory;
+        };
         return this;
+    }
+
+    /**
+     * {@link Configuration#PREALLOC}: fault the guest memory in before the migration (QEMU's
+     * {@code -mem-prealloc}): memory given to {@link #memory} at {@link #start()}, memory sized by
+     * the handshake as soon as it is allocated.
+     */
+    public DestinationBuilder prealloc(boolean value) {
+        this.prealloc = value;
+        return this;
+    }
+
+    public boolean prealloc() {
+        return prealloc;
     }
 
     /** {@link Configuration#LISTEN}: where to listen. */
@@ -131,6 +155,9 @@ public final class DestinationBuilder {
     public IncomingMigration start() throws LinkException {
         if (memoryForSize == null) {
             throw new IllegalStateException("no memory: call memory(...) or memoryFromHandshake() first");
+        }
+        if (prealloc && given != null) {
+            given.prealloc();
         }
         // page channels apply in parallel, each on an event loop of its own as far as the cores go
         EventLoopGroup group = Transports.group(Math.max(4, 2 * Runtime.getRuntime().availableProcessors()));

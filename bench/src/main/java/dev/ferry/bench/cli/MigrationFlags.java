@@ -55,7 +55,8 @@ final class MigrationFlags {
     static final List<Bound<DestinationBuilder, ?>> DESTINATION = List.of(
             bound(Configuration.FAULT_MECHANISM, DestinationBuilder::faultMechanism),
             bound(Configuration.PEER_TIMEOUT, DestinationBuilder::peerTimeoutMillis),
-            bound(Configuration.RECOVER_TIMEOUT, DestinationBuilder::recoverTimeoutMillis));
+            bound(Configuration.RECOVER_TIMEOUT, DestinationBuilder::recoverTimeoutMillis),
+            bound(Configuration.PREALLOC, DestinationBuilder::prealloc));
 
     private MigrationFlags() {
     }

@@ -59,6 +59,7 @@ class SettingsArriveTest {
             Map.entry(Configuration.RECOVER_TIMEOUT, new Example("4321", MigrationParameters::recoverTimeoutMillis,
                     DestinationBuilder::recoverTimeoutMillis, null)),
             destination(Configuration.FAULT_MECHANISM, "software", DestinationBuilder::faultMechanism),
+            destination(Configuration.PREALLOC, "on", DestinationBuilder::prealloc),
             destination(Configuration.LISTEN, "127.0.0.1:7000", DestinationBuilder::listen),
             Map.entry(Configuration.ACCEPT_TIMEOUT, new Example("99", null, null, DestCommand.Setup::acceptTimeoutMillis)));
 
