@@ -20,6 +20,7 @@ import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.AuxCounters;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Level;
 import org.openjdk.jmh.annotations.Mode;
@@ -32,17 +33,20 @@ import org.openjdk.jmh.annotations.TearDown;
 
 /**
  * A whole pre-copy migration through the public facade ({@link Migration}), both sides in this
- * JVM over a real loopback socket: a {@value #MEMORY_MIB} MiB idle guest of random bytes. One
+ * JVM over a real loopback socket: an idle guest of {@code memoryMib} MiB of random bytes. One
  * operation is one verified migration, handshake to resume. {@link #loopbackCopy} sends the same
- * bytes through a plain blocking socket in the same run, the floor a migration cannot beat;
- * {@code -prof gc}'s allocation per operation divided by {@value #PAGES} is the per-page figure.
+ * bytes through a plain blocking socket in the same run, the floor a migration cannot beat.
+ * {@link Allocation#allocatedBytesPerPage} reports what one migration allocated on every thread of
+ * this JVM (both sides, every channel) divided by its pages: what {@code -prof gc}
+ * shows per operation, per page, so a per-page allocation shows as a figure near or above 1.
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.AverageTime)
 @OutputTimeUnit(TimeUnit.MILLISECONDS)
 public class MigrationBenchmark {
-    static final int MEMORY_MIB = 64;
-    static final long PAGES = (MEMORY_MIB << 20) / GuestMemory.PAGE_SIZE;
+    /** Guest size: a larger guest shows what is allocated per page rather than per migration. */
+    @Param({"64"})
+    public int memoryMib;
     /** Far above a migration's time here; only a hang reaches it. */
     private static final long WAIT_SECONDS = 60;
     private static final int CHUNK = 1 << 20;
@@ -50,6 +54,20 @@ public class MigrationBenchmark {
     /** {@code auto} as {@code ferry bench} (zero, XBZRLE, adaptive LZ4), or {@code none}. */
     @Param({"auto", "none"})
     public String stages;
+
+    /** Page channels. */
+    @Param({"1", "2"})
+    public int channels;
+
+    /** What the last migration of an iteration allocated, per page. */
+    @State(Scope.Thread)
+    @AuxCounters(AuxCounters.Type.EVENTS)
+    public static class Allocation {
+        public double allocatedBytesPerPage;
+    }
+
+    private static final com.sun.management.ThreadMXBean THREADS =
+            (com.sun.management.ThreadMXBean) java.lang.management.ManagementFactory.getThreadMXBean();
 
     private GuestMemory source;
     private GuestMemory destination;
@@ -61,10 +79,11 @@ public class MigrationBenchmark {
 
     @Setup
     public void start() throws IOException {
-        source = GuestMemory.anonymous((long) MEMORY_MIB << 20);
+        source = GuestMemory.anonymous((long) memoryMib << 20);
         Fill.RANDOM.apply(source, 1);
         parameters = MigrationParameters.builder()
                 .capabilities(stages.equals("auto") ? Configuration.STAGES_DEFAULT : EnumSet.noneOf(Capability.class))
+                .channels(channels)
                 .build();
         sink = ServerSocketChannel.open().bind(new InetSocketAddress("127.0.0.1", 0));
         drain = Thread.ofPlatform().daemon().name("loopback-sink").start(this::drainConnections);
@@ -105,9 +124,16 @@ public class MigrationBenchmark {
     }
 
     @Benchmark
-    public MigrationReport migrate() throws Exception {
+    public MigrationReport migrate(Allocation allocation) throws Exception {
+        long before = THREADS.getTotalThreadAllocatedBytes();
+        MigrationReport report = migrateOnce();
+        allocation.allocatedBytesPerPage = (double) (THREADS.getTotalThreadAllocatedBytes() - before) / source.pageCount();
+        return report;
+    }
+
+    private MigrationReport migrateOnce() throws Exception {
         try (IncomingMigration in = Migration.destination(VmControl.idle()).memory(destination).start()) {
-            MigrationReport sent = Migration.source(source, new DirtyBitmap(PAGES), VmControl.idle()).parameters(parameters)
+            MigrationReport sent = Migration.source(source, new DirtyBitmap(source.pageCount()), VmControl.idle()).parameters(parameters)
                     .connect(in.address()).start().result().get(WAIT_SECONDS, TimeUnit.SECONDS);
             MigrationReport received = in.result().get(WAIT_SECONDS, TimeUnit.SECONDS);
             if (!sent.succeeded() || !received.succeeded()) {
