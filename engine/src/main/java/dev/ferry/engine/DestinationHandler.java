@@ -43,6 +43,8 @@ final class DestinationHandler extends ChannelInboundHandlerAdapter implements D
     private final ExecutorService control;
     private final ChannelGroup connections = new DefaultChannelGroup(GlobalEventExecutor.INSTANCE);
     private volatile Channel controlChannel;
+    /** Whether a connection was taken as the control connection by its HELLO: connections arrive on several loops. */
+    private final java.util.concurrent.atomic.AtomicBoolean helloTaken = new java.util.concurrent.atomic.AtomicBoolean();
     private volatile Channel requestChannel;
 
     DestinationHandler(DestinationSession session) {
@@ -93,7 +95,7 @@ final class DestinationHandler extends ChannelInboundHandlerAdapter implements D
         Channel channel = ctx.channel();
         long size = frame.readableBytes() + 4L;
         int type = frame.isReadable() ? frame.getUnsignedByte(frame.readerIndex()) : -1;
-        if (type == Wire.HELLO && session.awaitingHello() && controlChannel == null) {
+        if (type == Wire.HELLO && session.awaitingHello() && helloTaken.compareAndSet(false, true)) {
             adopt(channel, CONTROL);
             controlChannel = channel;
             channelRead(ctx, frame);
@@ -173,6 +175,8 @@ final class DestinationHandler extends ChannelInboundHandlerAdapter implements D
                 case Wire.ERROR -> throw new ProtocolException("source failed: " + Wire.readError(frame));
                 default -> throw new ProtocolException("unexpected " + Wire.typeName(type) + " frame on the control connection");
             }
+        } catch (DestinationSession.Abandoned e) {
+            // the lost connection's own task, queued behind this one, says what happens
         } catch (ProtocolException | RuntimeException e) {
             session.fail(e.getMessage() != null ? e.getMessage() : e.toString());
         }
@@ -217,6 +221,7 @@ final class DestinationHandler extends ChannelInboundHandlerAdapter implements D
 
     /** A session connection is gone: the session decides, on the control thread, in order. */
     private void lost(String reason) {
+        session.connectionGone();
         if (!control.isShutdown()) {
             control.execute(() -> session.connectionLost(reason));
         }

@@ -122,6 +122,8 @@ final class DestinationSession {
     private final java.util.concurrent.atomic.LongAdder frameBytes = new java.util.concurrent.atomic.LongAdder();
     private int recoveries;
     private String failure;
+    /** A connection of the session was lost and the control thread has not dealt with it yet; guarded by this. */
+    private boolean connectionGone;
 
     DestinationSession(LongFunction<GuestMemory> memoryForSize, VmControl vm, NanoClock clock, Set<Capability> supported,
             FaultMechanism faultMechanism, long peerTimeoutMillis, long recoverTimeoutMillis, MeterRegistry registry) {
@@ -227,6 +229,10 @@ final class DestinationSession {
         long deadline = clock.nanoTime() + TimeUnit.MILLISECONDS.toNanos(peerTimeoutMillis);
         synchronized (this) {
             while (!allEnded(end.round(), now == State.POSTCOPY)) {
+                if (connectionGone) {
+                    // the queued loss decides what happens: failure, or in post-copy the wait for a reconnection
+                    throw new Abandoned();
+                }
                 if (state != now) {
                     throw new ProtocolException("session ended while waiting for the channels to end round " + end.round());
                 }
@@ -242,6 +248,15 @@ final class DestinationSession {
                     throw new ProtocolException("interrupted at the barrier of round " + end.round());
                 }
             }
+        }
+    }
+
+    /** The barrier was left because a connection was lost; not a protocol error of its own. */
+    static final class Abandoned extends ProtocolException {
+        private static final long serialVersionUID = 1L;
+
+        Abandoned() {
+            super("a connection was lost at the barrier");
         }
     }
 
@@ -343,6 +358,7 @@ final class DestinationSession {
     void recover() {
         synchronized (this) {
             java.util.Arrays.fill(joined, false);
+            connectionGone = false;
         }
         recoveries++;
         enter(State.POSTCOPY);
@@ -386,8 +402,10 @@ final class DestinationSession {
         }
         appliers[channel].roundEnd(end);
         synchronized (this) {
-            // the request channel ends only the post-copy round; a page channel every round, in order
-            if (requests ? end.round() <= roundsEnded[channel] : end.round() != roundsEnded[channel] + 1) {
+            // a page channel ends every round in order; in post-copy a recovered session ends its round
+            // again on every channel (and the request channel ends only that one)
+            boolean again = state == State.POSTCOPY && end.round() == roundsEnded[channel];
+            if (requests ? end.round() < roundsEnded[channel] : end.round() != roundsEnded[channel] + 1 && !again) {
                 throw new ProtocolException("channel " + channel + " ended round " + end.round() + " after round "
                         + roundsEnded[channel]);
             }
@@ -399,6 +417,15 @@ final class DestinationSession {
     /** Counts a frame other than PAGES (those its channel's applier counts), length field included. */
     void frameBytes(long bytes) {
         frameBytes.add(bytes);
+    }
+
+    /**
+     * A connection of the session is gone, said at once from its own thread: a barrier waiting for
+     * channels that will not come stops waiting, and the loss itself follows on the control thread.
+     */
+    synchronized void connectionGone() {
+        connectionGone = true;
+        notifyAll();
     }
 
     /**

@@ -10,7 +10,7 @@ import java.util.function.LongConsumer;
 import java.nio.charset.StandardCharsets;
 
 /**
- * The Ferry wire protocol, version 1: every constant, layout, writer and reader in one place
+ * The Ferry wire protocol, version 2: every constant, layout, writer and reader in one place
  * (docs/protocol.md says the same in prose, and a test decodes its examples with these readers).
  * Readers check a body's size before they read it and throw {@link ProtocolException}; nothing
  * outside this module parses a frame.
@@ -228,10 +228,10 @@ public final class Wire {
         return body.readUnsignedShort();
     }
 
-    public static void writeRoundEnd(ByteBuf out, int round, long records) {
+    public static void writeRoundEnd(ByteBuf out, int round, long pages) {
         writeHeader(out, ROUND_END, ROUND_END_BODY);
         out.writeInt(round);
-        out.writeLong(records);
+        out.writeLong(pages);
     }
 
     public static void writeDeviceState(ByteBuf out, byte[] state) {
