@@ -39,23 +39,24 @@ public final class PageDecoder implements AutoCloseable {
 
     /**
      * Applies a payload of {@code encoding} at {@code payload[off..off + len)} to page
-     * {@code index} of {@code memory}. ZERO zero-fills the page; XBZRLE codes patch the page the
+     * {@code index} of {@code ram}, a guest's memory (its {@link GuestMemory#segment()}, or in a
+     * page loop its {@link GuestMemory#unchecked()} view). ZERO zero-fills the page; XBZRLE codes patch the page the
      * destination holds.
      *
      * @throws MalformedPayloadException if the payload does not decode to exactly one page (the
      *     page is then unchanged), the code is unknown, or the index is outside {@code memory}
      */
-    public void decode(int encoding, long index, MemorySegment payload, long off, int len, GuestMemory memory)
+    public void decode(int encoding, long index, MemorySegment payload, long off, int len, MemorySegment ram)
             throws MalformedPayloadException {
-        if (index < 0 || index >= memory.pageCount()) {
+        long pageCount = ram.byteSize() >>> GuestMemory.PAGE_SHIFT;
+        if (index < 0 || index >= pageCount) {
             throw new MalformedPayloadException("page index " + index + " outside guest memory of "
-                    + memory.pageCount() + " pages");
+                    + pageCount + " pages");
         }
         if (len < 0 || len > PageEncoder.MAX_PAYLOAD) {
             throw new MalformedPayloadException(PageEncoding.name(encoding) + " payload of " + len
                     + " bytes, at most " + PageEncoder.MAX_PAYLOAD + " allowed");
         }
-        MemorySegment ram = memory.segment();
         long pageOff = index << GuestMemory.PAGE_SHIFT;
         switch (encoding) {
             case PageEncoding.RAW -> {

@@ -78,7 +78,7 @@ class PageCodecTest {
                 content[100 * send] ^= 0x5A;
                 MemorySegment.copy(content, 0, page, ValueLayout.JAVA_BYTE, 0, Pages.PAGE);
                 int len = encoder.encode(0, page, 0, payload, 0);
-                decoder.decode(encoder.encoding(), 0, payload, 0, len, dest);
+                decoder.decode(encoder.encoding(), 0, payload, 0, len, dest.segment());
                 assertArrayEquals(content, Pages.bytes(dest.segment(), 0, Pages.PAGE), "send " + send);
                 assertEquals(send == 1 ? PageEncoding.XBZRLE : PageEncoding.RAW, encoder.encoding(),
                         "send " + send + ": only the page cached before the last pass is diffed");
@@ -125,7 +125,7 @@ class PageCodecTest {
                     assertTrue(len <= PageEncoder.MAX_PAYLOAD);
                     expectedPages[code]++;
                     expectedSaved[code] += Pages.PAGE - len;
-                    decoder.decode(code, i, payload, 0, len, dest);
+                    decoder.decode(code, i, payload, 0, len, dest.segment());
                     sent[i] = source[i];
                 }
                 for (int i = 0; i < PAGES; i++) {
@@ -213,12 +213,12 @@ class PageCodecTest {
                 assertNotEquals(0, seen[c], "no " + PageEncoding.name(c) + " payload was exercised");
             }
             MemorySegment raw = Pages.nativeCopy(arena, new byte[Pages.PAGE]);
-            assertThrows(MalformedPayloadException.class, () -> decoder.decode(7, 1, raw, 0, 0, dest));
+            assertThrows(MalformedPayloadException.class, () -> decoder.decode(7, 1, raw, 0, 0, dest.segment()));
             assertThrows(MalformedPayloadException.class, () -> decoder.decode(PageEncoding.RAW, 4, raw, 0,
-                    Pages.PAGE, dest));
+                    Pages.PAGE, dest.segment()));
             MemorySegment badLength = Pages.nativeCopy(arena, new byte[] {0, 0, 1, 2, 3});
             assertThrows(MalformedPayloadException.class, () -> decoder.decode(PageEncoding.XBZRLE_LZ4, 1, badLength,
-                    0, 5, dest), "delta length 0");
+                    0, 5, dest.segment()), "delta length 0");
         }
     }
 
@@ -232,7 +232,7 @@ class PageCodecTest {
         byte[] old = Pages.anyPage(rnd);
         MemorySegment.copy(old, 0, page, ValueLayout.JAVA_BYTE, 0, Pages.PAGE);
         int first = encoder.encode(1, page, 0, payload, 0);
-        decoder.decode(encoder.encoding(), 1, payload, 0, first, dest);
+        decoder.decode(encoder.encoding(), 1, payload, 0, first, dest.segment());
         byte[] cur = rnd.nextBoolean() ? Pages.mutate(old, rnd) : Pages.anyPage(rnd);
         MemorySegment.copy(cur, 0, page, ValueLayout.JAVA_BYTE, 0, Pages.PAGE);
         encoder.compressOneIn(rnd.nextInt(3));
@@ -249,15 +249,15 @@ class PageCodecTest {
             int at = rnd.nextInt(len);
             payload.set(ValueLayout.JAVA_BYTE, at, (byte) (good[at] ^ (1 + rnd.nextInt(255))));
             try {
-                decoder.decode(code, 1, payload, 0, len, dest);
-                decoder.decode(PageEncoding.RAW, 1, oldCopy, 0, Pages.PAGE, dest);
+                decoder.decode(code, 1, payload, 0, len, dest.segment());
+                decoder.decode(PageEncoding.RAW, 1, oldCopy, 0, Pages.PAGE, dest.segment());
             } catch (MalformedPayloadException e) {
                 assertArrayEquals(old, Pages.bytes(dest.segment(), Pages.PAGE, Pages.PAGE),
                         "page changed by a rejected " + PageEncoding.name(code) + ": " + e.getMessage());
             }
             MemorySegment.copy(good, 0, payload, ValueLayout.JAVA_BYTE, 0, len);
         }
-        decoder.decode(code, 1, payload, 0, len, dest);
+        decoder.decode(code, 1, payload, 0, len, dest.segment());
         assertArrayEquals(cur, Pages.bytes(dest.segment(), Pages.PAGE, Pages.PAGE));
         return code;
     }
@@ -268,7 +268,7 @@ class PageCodecTest {
             return;
         }
         MalformedPayloadException e = assertThrows(MalformedPayloadException.class,
-                () -> decoder.decode(code, 1, payload, 0, len, dest), PageEncoding.name(code) + " " + what);
+                () -> decoder.decode(code, 1, payload, 0, len, dest.segment()), PageEncoding.name(code) + " " + what);
         assertTrue(e.getMessage().length() > 10);
         assertArrayEquals(old, Pages.bytes(dest.segment(), Pages.PAGE, Pages.PAGE),
                 "page changed by a rejected " + PageEncoding.name(code) + " payload " + what);

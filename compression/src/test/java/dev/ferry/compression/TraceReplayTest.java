@@ -69,7 +69,7 @@ class TraceReplayTest {
                 for (byte[] version : pairs.get(i)) {
                     MemorySegment.copy(version, 0, page, ValueLayout.JAVA_BYTE, 0, Pages.PAGE);
                     int len = encoder.encode(index, page, 0, payload, 0);
-                    decoder.decode(encoder.encoding(), index, payload, 0, len, dest);
+                    decoder.decode(encoder.encoding(), index, payload, 0, len, dest.segment());
                     assertArrayEquals(version, Pages.bytes(dest.segment(), index * Pages.PAGE, Pages.PAGE),
                             "pair " + i + " as " + PageEncoding.name(encoder.encoding()));
                 }

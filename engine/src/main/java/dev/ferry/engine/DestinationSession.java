@@ -120,6 +120,8 @@ final class DestinationSession {
     private long resumeNanos = -1;
     /** Bytes of every frame but PAGES, from any connection's thread. */
     private final java.util.concurrent.atomic.LongAdder frameBytes = new java.util.concurrent.atomic.LongAdder();
+    /** Frames being applied now, on any channel's thread. */
+    private final java.util.concurrent.atomic.AtomicInteger applying = new java.util.concurrent.atomic.AtomicInteger();
     private int recoveries;
     private String failure;
     /** A connection of the session was lost and the control thread has not dealt with it yet; guarded by this. */
@@ -386,12 +388,45 @@ final class DestinationSession {
         joined[c] = true;
     }
 
-    /** A PAGES frame on channel {@code channel}, on that channel's thread. */
+    /**
+     * A PAGES frame on channel {@code channel}, on that channel's thread. Counted while it is
+     * applied: the appliers write guest memory without its lifetime checks, so the session ends
+     * (and hands the memory back) only once no frame is being applied.
+     */
     void pages(int channel, MemorySegment frame, long from, long to) throws ProtocolException, MalformedPayloadException {
-        if (state == State.COMPLETED || state == State.FAILED) {
-            return;
+        applying.incrementAndGet();
+        try {
+            State now = state;
+            if (now == State.COMPLETED || now == State.FAILED) {
+                return;
+            }
+            appliers[channel].apply(frame, from, to);
+        } finally {
+            if (applying.decrementAndGet() == 0 && state.ordinal() >= State.COMPLETED.ordinal()) {
+                synchronized (this) {
+                    notifyAll();
+                }
+            }
         }
-        appliers[channel].apply(frame, from, to);
+    }
+
+    /** Waits, within the peer timeout, until no channel applies a frame: the session is over. */
+    private void awaitAppliersIdle() {
+        long deadline = clock.nanoTime() + TimeUnit.MILLISECONDS.toNanos(peerTimeoutMillis);
+        synchronized (this) {
+            while (applying.get() > 0) {
+                long left = deadline - clock.nanoTime();
+                if (left <= 0) {
+                    return;
+                }
+                try {
+                    TimeUnit.NANOSECONDS.timedWait(this, Math.min(left, 10_000_000L));
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    return;
+                }
+            }
+        }
     }
 
     /** A page channel's ROUND_END, on that channel's thread. */
@@ -537,6 +572,7 @@ final class DestinationSession {
                 GuestMemory.PAGE_SIZE, outcome, verified, (clock.nanoTime() - startNanos) / 1e6, downtimeMs, -1, bytes,
                 pagesReceived(), List.of(), kinds, negotiated, error, null, resumed,
                 digest == null ? 0 : digest.value(), post);
+        awaitAppliersIdle();
         release();
         result.complete(report);
     }

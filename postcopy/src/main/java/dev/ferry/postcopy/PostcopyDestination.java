@@ -42,7 +42,7 @@ public final class PostcopyDestination implements PostcopyTarget, AutoCloseable 
         this.mechanism = mechanism;
         this.clock = clock;
         this.latency = new FaultLatency(registry);
-        this.present = new PresentPages(memory.pageCount());
+        this.present = new PresentPages(memory.pageCount(), clock);
     }
 
     /** Whether this destination's fault path will be userfaultfd: it then links its calls at the handshake. */

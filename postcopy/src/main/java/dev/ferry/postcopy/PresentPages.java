@@ -22,8 +22,11 @@ public final class PresentPages {
     private volatile String failure;
     private final java.util.concurrent.atomic.AtomicLong missing = new java.util.concurrent.atomic.AtomicLong();
 
-    /** All {@code pageCount} pages present. */
-    public PresentPages(long pageCount) {
+    private final dev.ferry.core.NanoClock clock;
+
+    /** All {@code pageCount} pages present; {@code clock} bounds the waits for a page. */
+    public PresentPages(long pageCount, dev.ferry.core.NanoClock clock) {
+        this.clock = clock;
         if (pageCount <= 0 || pageCount > (long) Integer.MAX_VALUE * 64) {
             throw new IllegalArgumentException("page count out of range: " + pageCount);
         }
@@ -118,7 +121,7 @@ public final class PresentPages {
         if (isPresent(page)) {
             return true;
         }
-        long deadline = System.nanoTime() + timeoutNanos;
+        long deadline = clock.nanoTime() + timeoutNanos;
         synchronized (arrivals) {
             waiters++;
             try {
@@ -126,7 +129,7 @@ public final class PresentPages {
                     if (failure != null) {
                         throw new PageLostException(page, failure);
                     }
-                    long left = deadline - System.nanoTime();
+                    long left = deadline - clock.nanoTime();
                     if (left <= 0) {
                         return false;
                     }

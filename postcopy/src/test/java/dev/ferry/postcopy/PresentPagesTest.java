@@ -12,7 +12,7 @@ import org.junit.jupiter.api.Test;
 class PresentPagesTest {
     @Test
     void missingPagesAreCountedAndPublishedOnce() {
-        PresentPages present = new PresentPages(130);
+        PresentPages present = new PresentPages(130, dev.ferry.core.NanoClock.SYSTEM);
         assertTrue(present.isPresent(129));
         assertTrue(present.markMissing(64));
         assertTrue(present.markMissing(129));
@@ -32,7 +32,7 @@ class PresentPagesTest {
 
     @Test
     void aWaiterIsReleasedByTheArrival() throws Exception {
-        PresentPages present = new PresentPages(8);
+        PresentPages present = new PresentPages(8, dev.ferry.core.NanoClock.SYSTEM);
         present.markMissing(3);
         CompletableFuture<Boolean> waiter = CompletableFuture.supplyAsync(() -> present.awaitPresent(3, TimeUnit.SECONDS.toNanos(10)));
         assertFalse(present.awaitPresent(3, 1_000_000), "not there yet");
@@ -42,7 +42,7 @@ class PresentPagesTest {
 
     @Test
     void aFailedMigrationReleasesWaitersWithTheReason() throws Exception {
-        PresentPages present = new PresentPages(8);
+        PresentPages present = new PresentPages(8, dev.ferry.core.NanoClock.SYSTEM);
         present.markMissing(5);
         CompletableFuture<Boolean> waiter = CompletableFuture.supplyAsync(() -> present.awaitPresent(5, TimeUnit.SECONDS.toNanos(10)));
         present.fail("source died");

@@ -26,6 +26,8 @@ public final class PageApplier implements AutoCloseable {
     private final int channel;
     private final int channels;
     private final GuestMemory memory;
+    /** Guest memory, unchecked: the session lets no frame be applied once it is over. */
+    private final MemorySegment ram;
     private final PageBitmap written;
     private final MemoryDigest.Part digest;
     private final int allowedEncodings;
@@ -49,6 +51,7 @@ public final class PageApplier implements AutoCloseable {
         this.channel = channel;
         this.channels = channels;
         this.memory = memory;
+        this.ram = memory.unchecked();
         this.written = written;
         this.digest = digest;
         this.allowedEncodings = allowedEncodings;
@@ -90,14 +93,14 @@ public final class PageApplier implements AutoCloseable {
             for (long p = index; p < index + length; p++) {
                 // untouched memory is already zero: skip the fill so a sparse guest stays sparse
                 if (written.clear(p)) {
-                    decoder.decode(PageEncoding.ZERO, p, frame, 0, 0, memory);
+                    decoder.decode(PageEncoding.ZERO, p, frame, 0, 0, ram);
                 }
                 digest.updateZero(p);
             }
             return;
         }
-        decoder.decode(encoding, index, frame, records.payloadOffset(), length, memory);
-        digest.update(index, PageDigest.contentHash(memory.segment(), index << GuestMemory.PAGE_SHIFT));
+        decoder.decode(encoding, index, frame, records.payloadOffset(), length, ram);
+        digest.update(index, PageDigest.contentHash(ram, index << GuestMemory.PAGE_SHIFT));
         written.set(index);
     }
 
@@ -120,7 +123,7 @@ public final class PageApplier implements AutoCloseable {
                     + " during post-copy: a delta needs the stale copy post-copy discarded");
         }
         // the guest may be running on this page: decode aside, install in one step
-        decoder.decode(encoding, 0, frame, records.payloadOffset(), length, aside);
+        decoder.decode(encoding, 0, frame, records.payloadOffset(), length, aside.segment());
         long hash = PageDigest.contentHash(aside.segment(), 0);
         if (target.install(index, aside.segment(), 0)) {
             digest.update(index, hash);

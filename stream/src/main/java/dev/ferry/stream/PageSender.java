@@ -41,7 +41,8 @@ public final class PageSender implements AutoCloseable {
 
     private final int channel;
     private Link link;
-    private final GuestMemory memory;
+    /** Guest memory, unchecked: the session stops every sender before the caller may close the memory. */
+    private final MemorySegment guest;
     private final PageEncoder encoder;
     private final CompressionChooser chooser;
     private final MemoryDigest.Part digest;
@@ -75,7 +76,7 @@ public final class PageSender implements AutoCloseable {
             MemoryDigest.Part digest, NanoClock clock) {
         this.channel = channel;
         this.link = link;
-        this.memory = memory;
+        this.guest = memory.unchecked();
         this.encoder = encoder;
         this.chooser = chooser;
         this.digest = digest;
@@ -112,7 +113,6 @@ public final class PageSender implements AutoCloseable {
     public long sendRound(PageBitmap pages, int round, RoundControl control) throws LinkException, CancelledException {
         long sent = 0;
         roundSent = 0;
-        MemorySegment guest = memory.segment();
         startChunk(clock.nanoTime());
         for (long page = pages.nextSetBit(0); page >= 0; page = pages.nextSetBit(page + 1)) {
             if (frame == null) {
@@ -265,7 +265,7 @@ public final class PageSender implements AutoCloseable {
     private void appendPage(long page) {
         int headerAt = writeAt;
         long payloadAt = headerAt + Wire.RECORD_HEADER;
-        MemorySegment.copy(memory.segment(), page << GuestMemory.PAGE_SHIFT, frameSegment, payloadAt, GuestMemory.PAGE_SIZE);
+        MemorySegment.copy(guest, page << GuestMemory.PAGE_SHIFT, frameSegment, payloadAt, GuestMemory.PAGE_SIZE);
         int length = encoder.encode(page, frameSegment, payloadAt, frameSegment, payloadAt);
         int encoding = encoder.encoding();
         if (encoding == PageEncoding.ZERO) {
