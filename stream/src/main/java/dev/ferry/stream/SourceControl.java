@@ -38,15 +38,8 @@ public final class SourceControl implements AutoCloseable {
         ByteBuf out = link.buffer(64);
         Wire.writeHello(out, hello);
         link.sendNow(out);
-        ByteBuf reply = await("WELCOME");
+        ByteBuf reply = expect(link, Wire.WELCOME, "destination refused the migration: ", peerTimeoutMillis, false);
         try {
-            int type = reply.readUnsignedByte();
-            if (type == Wire.ERROR) {
-                throw new ProtocolException("destination refused the migration: " + Wire.readError(reply));
-            }
-            if (type != Wire.WELCOME) {
-                throw new ProtocolException("expected WELCOME, got " + Wire.typeName(type));
-            }
             return Wire.readWelcome(reply);
         } finally {
             reply.release();
@@ -103,15 +96,8 @@ public final class SourceControl implements AutoCloseable {
 
     /** Waits for POSTCOPY_RUNNING; returns the destination's resume instant. */
     public long awaitPostcopyRunning() throws LinkException, ProtocolException {
-        ByteBuf reply = await("POSTCOPY_RUNNING");
+        ByteBuf reply = expect(link, Wire.POSTCOPY_RUNNING, "destination did not resume: ", peerTimeoutMillis, false);
         try {
-            int type = reply.readUnsignedByte();
-            if (type == Wire.ERROR) {
-                throw new ProtocolException("destination did not resume: " + Wire.readError(reply));
-            }
-            if (type != Wire.POSTCOPY_RUNNING) {
-                throw new ProtocolException("expected POSTCOPY_RUNNING, got " + Wire.typeName(type));
-            }
             return Wire.readPostcopyRunning(reply);
         } finally {
             reply.release();
@@ -123,15 +109,8 @@ public final class SourceControl implements AutoCloseable {
      * resume): {@link Refused}.
      */
     public Wire.Resumed awaitResumed() throws LinkException, ProtocolException {
-        ByteBuf reply = await("RESUMED");
+        ByteBuf reply = expect(link, Wire.RESUMED, "destination did not resume: ", peerTimeoutMillis, true);
         try {
-            int type = reply.readUnsignedByte();
-            if (type == Wire.ERROR) {
-                throw new Refused("destination did not resume: " + Wire.readError(reply));
-            }
-            if (type != Wire.RESUMED) {
-                throw new ProtocolException("expected RESUMED, got " + Wire.typeName(type));
-            }
             return Wire.readResumed(reply);
         } finally {
             reply.release();
@@ -178,19 +157,35 @@ public final class SourceControl implements AutoCloseable {
         ByteBuf out = link.buffer(Wire.FRAME_HEADER + 18);
         Wire.writeJoin(out, session, channel);
         link.sendNow(out);
-        ByteBuf reply = awaitOn(link, "JOINED", timeoutMillis);
+        ByteBuf reply = expect(link, Wire.JOINED, "destination refused channel " + channel + ": ", timeoutMillis, false);
         try {
-            int type = reply.readUnsignedByte();
-            if (type == Wire.ERROR) {
-                throw new ProtocolException("destination refused channel " + channel + ": " + Wire.readError(reply));
-            }
-            if (type != Wire.JOINED) {
-                throw new ProtocolException("expected JOINED, got " + Wire.typeName(type));
-            }
             int joined = Wire.readJoined(reply);
             if (joined != channel) {
                 throw new ProtocolException("destination joined channel " + joined + ", asked " + channel);
             }
+        } finally {
+            reply.release();
+        }
+    }
+
+    /**
+     * The next frame on {@code link}, which must be of {@code type}: returned after its type byte
+     * (the caller releases it). An ERROR is the destination's refusal, {@code refused} and its
+     * reason ({@link Refused} when {@code handOver}); any other type is a protocol error.
+     */
+    private static ByteBuf expect(Link link, int type, String refused, long timeoutMillis, boolean handOver)
+            throws LinkException, ProtocolException {
+        ByteBuf reply = awaitOn(link, Wire.typeName(type), timeoutMillis);
+        int got = reply.readUnsignedByte();
+        if (got == type) {
+            return reply;
+        }
+        try {
+            if (got == Wire.ERROR) {
+                String reason = refused + Wire.readError(reply);
+                throw handOver ? new Refused(reason) : new ProtocolException(reason);
+            }
+            throw new ProtocolException("expected " + Wire.typeName(type) + ", got " + Wire.typeName(got));
         } finally {
             reply.release();
         }
