@@ -265,7 +265,7 @@ final class SourceSession {
             }
             vmState = "RUNNING";
         }
-        double lastExpectedMs = precopy == null ? -1 : precopy.lastExpectedDowntimeMs();
+        double lastExpectedMs = precopy == null ? -1 : precopy.expectedDowntimeMs();
         double downtimeMs = resumeNanos > 0 ? (resumeNanos - pauseNanos) / 1e6 : -1;
         metrics.switchover(lastExpectedMs, downtimeMs);
         long pages = rounds.stream().mapToLong(RoundRecord::pagesSent).sum();

@@ -39,6 +39,9 @@ class PrecopyMigrationTest {
                 assertTrue(source.memory.segment().mismatch(target.memory.segment()) < 0, "memories differ");
                 assertArrayEquals(source.saveDeviceState(), target.loadedDeviceState);
                 assertTrue(out.rounds().size() >= 2, "bulk and stop-and-copy at least");
+                // what the estimator expected when it decided, not the stop-and-copy round's own figure (always 0)
+                assertEquals(out.rounds().get(out.rounds().size() - 2).expectedDowntimeMs(), out.expectedDowntimeMs());
+                assertTrue(out.expectedDowntimeMs() > 0, "the guest dirtied pages: " + out.expectedDowntimeMs());
                 assertTrue(out.downtimeMs() >= 0 && out.downtimeMs() < 5000, "downtime " + out.downtimeMs());
                 assertEquals(out.bytesSent(), dest.bytesSent(), "wire bytes counted alike on both sides");
 

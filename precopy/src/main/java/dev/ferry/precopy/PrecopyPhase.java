@@ -35,6 +35,7 @@ public final class PrecopyPhase {
     private int round;
     private RoundRecord last;
     private RoundRecord beforeLast;
+    private double estimateAtSwitch = -1;
 
     /**
      * @param onRound  takes each round's record as the round ends
@@ -78,6 +79,7 @@ public final class PrecopyPhase {
             RoundPlanner.Step step = planner.next(round, last.expectedDowntimeMs(), clock.nanoTime() - startNanos,
                     last.dirtyPages(), beforeLast != null ? beforeLast.dirtyPages() : -1, postcopyRequested.getAsBoolean());
             if (step != RoundPlanner.Step.ITERATE) {
+                estimateAtSwitch = last.expectedDowntimeMs();
                 return step;
             }
             roundStart.starting(false);
@@ -93,9 +95,12 @@ public final class PrecopyPhase {
         send(toSend, "stop-and-copy", roundControl);
     }
 
-    /** The estimate after the last round, or -1 before the first. */
-    public double lastExpectedDowntimeMs() {
-        return last == null ? -1 : last.expectedDowntimeMs();
+    /**
+     * The downtime the estimator expected when the planner decided to switch over (the estimate
+     * of the last round before the stop-and-copy or the post-copy), or -1 before that.
+     */
+    public double expectedDowntimeMs() {
+        return estimateAtSwitch;
     }
 
     /** Rounds sent so far. */
