@@ -259,7 +259,7 @@ final class DestinationHandler extends ChannelInboundHandlerAdapter implements D
         ByteBuf out = controlChannel.alloc().buffer(Wire.FRAME_HEADER + 16);
         Wire.writeResumed(out, digest, resumeNanos);
         Channel c = controlChannel;
-        c.writeAndFlush(out).addListener(f -> closeAllBut(null));
+        c.writeAndFlush(out).addListener(f -> closeConnections());
     }
 
     @Override
@@ -287,9 +287,9 @@ final class DestinationHandler extends ChannelInboundHandlerAdapter implements D
         if (c != null && c.isActive()) {
             ByteBuf error = c.alloc().buffer(64);
             Wire.writeError(error, reason);
-            c.writeAndFlush(error).addListener(f -> closeAllBut(null));
+            c.writeAndFlush(error).addListener(f -> closeConnections());
         } else {
-            closeAllBut(null);
+            closeConnections();
         }
     }
 
@@ -297,15 +297,14 @@ final class DestinationHandler extends ChannelInboundHandlerAdapter implements D
     public void closeAll() {
         controlChannel = null;
         requestChannel = null;
-        closeAllBut(null);
+        closeConnections();
     }
 
-    private void closeAllBut(Channel keep) {
+    /** Closes every connection of the session; marked refused first, so their closing is no loss. */
+    private void closeConnections() {
         for (Channel c : connections) {
-            if (c != keep) {
-                c.attr(ROLE).set(REFUSED);
-                c.close();
-            }
+            c.attr(ROLE).set(REFUSED);
+            c.close();
         }
         connections.clear();
     }

@@ -84,7 +84,7 @@ final class DestinationSession {
         /** ERROR on the control connection, then every connection closes. */
         void fail(String reason);
 
-        /** Closes every connection of the session but {@code keep}'s kind: a lost post-copy session. */
+        /** Closes every connection of the session: a lost post-copy session waits for new ones. */
         void closeAll();
     }
 

@@ -45,7 +45,10 @@ public final class PostcopyDestination implements PostcopyTarget, AutoCloseable 
         this.present = new PresentPages(memory.pageCount(), clock);
     }
 
-    /** Whether this destination's fault path will be userfaultfd: it then links its calls at the handshake. */
+    /**
+     * Links userfaultfd's native calls now, at the handshake, if the fault path will use them: the
+     * first call of each costs tens of milliseconds that must not fall into the switch-over.
+     */
     public static void prepare(FaultMechanism mechanism) {
         if (mechanism != FaultMechanism.SOFTWARE && Userfaultfd.available()) {
             UserfaultFaults.warmUp();
