@@ -69,27 +69,26 @@ public final class PageDigest {
     }
 
     /**
-     * One thread's CRCs and a ByteBuffer view of the window of the segment it last hashed in
-     * (the CRC classes read ByteBuffers): a view costs an allocation, so it is made once per
-     * window of up to 1 GiB, or once per frame, never per page.
+     * One thread's CRCs and ByteBuffer views (the CRC classes read ByteBuffers) of the last few
+     * windows of segments it hashed in: a view costs an allocation, so it is made once per window
+     * of up to 1 GiB, or once per frame, never per page. Four ways, as a thread may hash in a few
+     * segments by turns (a page and its frame, two staging buffers).
      */
     private static final class Hasher {
         private static final long WINDOW = 1L << 30;
+        private static final int WAYS = 4;
         private final CRC32C crc32c = new CRC32C();
         private final CRC32 crc32 = new CRC32();
-        private MemorySegment segment;
-        private long windowStart;
-        private long windowEnd;
-        private ByteBuffer view;
+        private final MemorySegment[] segments = new MemorySegment[WAYS];
+        private final long[] starts = new long[WAYS];
+        private final long[] ends = new long[WAYS];
+        private final ByteBuffer[] views = new ByteBuffer[WAYS];
+        private int next;
 
         long hash(MemorySegment in, long offset) {
-            if (in != segment || offset < windowStart || offset + GuestMemory.PAGE_SIZE > windowEnd) {
-                segment = in;
-                windowStart = offset;
-                windowEnd = Math.min(in.byteSize(), offset + WINDOW);
-                view = in.asSlice(windowStart, windowEnd - windowStart).asByteBuffer();
-            }
-            int at = (int) (offset - windowStart);
+            int way = find(in, offset);
+            ByteBuffer view = views[way];
+            int at = (int) (offset - starts[way]);
             view.limit(at + GuestMemory.PAGE_SIZE).position(at);
             crc32c.reset();
             crc32c.update(view);
@@ -97,6 +96,21 @@ public final class PageDigest {
             crc32.reset();
             crc32.update(view);
             return crc32c.getValue() << 32 | crc32.getValue();
+        }
+
+        private int find(MemorySegment in, long offset) {
+            for (int w = 0; w < WAYS; w++) {
+                if (segments[w] == in && offset >= starts[w] && offset + GuestMemory.PAGE_SIZE <= ends[w]) {
+                    return w;
+                }
+            }
+            int w = next;
+            next = (next + 1) % WAYS;
+            segments[w] = in;
+            starts[w] = offset;
+            ends[w] = Math.min(in.byteSize(), offset + WINDOW);
+            views[w] = in.asSlice(offset, ends[w] - offset).asByteBuffer();
+            return w;
         }
     }
 }

@@ -4,6 +4,7 @@ import com.github.luben.zstd.ZstdInputStream;
 import dev.ferry.core.Capability;
 import dev.ferry.core.MigrationParameters;
 import dev.ferry.core.NanoClock;
+import dev.ferry.core.PageDigest;
 import dev.ferry.compression.Lz4Codec;
 import dev.ferry.compression.MalformedPayloadException;
 import dev.ferry.compression.PageEncoder;
@@ -179,6 +180,17 @@ public class StagesBenchmark {
             MemorySegment.copy(pages, (long) i * PAGE, copyTarget, (long) i * PAGE, PAGE);
         }
         return copyTarget.get(java.lang.foreign.ValueLayout.JAVA_LONG, 0);
+    }
+
+    /** The page hash both sides take of every page ({@link PageDigest#contentHash}: CRC-32C and CRC-32). */
+    @Benchmark
+    @OperationsPerInvocation(PAGES)
+    public long pageHash() {
+        long sum = 0;
+        for (int i = 0; i < PAGES; i++) {
+            sum += PageDigest.contentHash(pages, (long) i * PAGE);
+        }
+        return sum;
     }
 
     @Benchmark
