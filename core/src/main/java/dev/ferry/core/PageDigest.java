@@ -49,6 +49,20 @@ public final class PageDigest {
         return h ^ (h >>> 33);
     }
 
+    /**
+     * What END and RESUMED carry: the memory digest sealed with the device state and the session,
+     * so that the destination resumes only with the device state the source saved, and a stream
+     * recorded in one session does not verify in another. {@code memoryDigest + fmix64((crc32c(state)
+     * << 32 | crc32(state)) ^ (session * golden))}, the state's CRCs over all its bytes.
+     */
+    public static long seal(long memoryDigest, byte[] deviceState, long session) {
+        CRC32C c = new CRC32C();
+        c.update(deviceState);
+        CRC32 d = new CRC32();
+        d.update(deviceState);
+        return memoryDigest + pageHash(session, c.getValue() << 32 | d.getValue());
+    }
+
     /** The digest of a memory of {@code pageCount} zero pages. */
     public static long zeroMemory(long pageCount) {
         long sum = 0;

@@ -113,6 +113,21 @@ class PageDigestTest {
         }
     }
 
+    /** The seal as docs/protocol.md states it, written out: it moves with the state and with the session. */
+    @Test
+    void sealFollowsTheDocumentedRule() {
+        byte[] state = "registers and queues".getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        long digest = 0x1234_5678_9abc_def0L;
+        long session = 0x9e1f_4c2a_b7d0_3865L;
+        long expected = digest + fmix64(crcs(state) ^ (session * 0x9E3779B97F4A7C15L));
+        assertEquals(expected, PageDigest.seal(digest, state, session));
+        byte[] flipped = state.clone();
+        flipped[3] ^= 1;
+        assertNotEquals(expected, PageDigest.seal(digest, flipped, session), "a changed device state");
+        assertNotEquals(expected, PageDigest.seal(digest, state, session + 1), "another session");
+        assertNotEquals(expected, PageDigest.seal(digest, new byte[0], session), "an emptied device state");
+    }
+
     private static long crcs(byte[] page) {
         java.util.zip.CRC32C c = new java.util.zip.CRC32C();
         c.update(page);

@@ -9,6 +9,7 @@ import dev.ferry.core.MigrationReport;
 import dev.ferry.core.MigrationState;
 import dev.ferry.core.NanoClock;
 import dev.ferry.core.PageBitmap;
+import dev.ferry.core.PageDigest;
 import dev.ferry.core.PageGate;
 import dev.ferry.core.PostcopyReport;
 import dev.ferry.core.VmControl;
@@ -328,9 +329,11 @@ final class DestinationSession {
             throw new ProtocolException("END with " + postcopy.missing() + " pages still missing");
         }
         long applied = digest.value();
-        if (end.digest() != applied) {
-            throw new ProtocolException(String.format("memory digest mismatch: source %016x, applied %016x; %s",
-                    end.digest(), applied, post ? "the guest runs on corrupt memory" : "not resuming"));
+        long sealed = PageDigest.seal(applied, deviceState, sessionId);
+        if (end.digest() != sealed) {
+            throw new ProtocolException(String.format("digest mismatch: source %016x, applied %016x (memory and device"
+                    + " state, this session); %s", end.digest(), sealed,
+                    post ? "the guest runs on corrupt memory" : "not resuming"));
         }
         if (!post) {
             pauseNanos = end.pauseNanos();
@@ -342,7 +345,7 @@ final class DestinationSession {
             postcopy.close();
         }
         enter(State.COMPLETED);
-        peer.resumed(applied, resumeNanos);
+        peer.resumed(sealed, resumeNanos);
         complete(MigrationState.COMPLETED, true, (resumeNanos - pauseNanos) / 1e6, null, true);
     }
 

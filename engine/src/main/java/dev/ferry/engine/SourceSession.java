@@ -135,6 +135,7 @@ final class SourceSession {
         long resumeNanos = -1;
         long destinationDigest = 0;
         long digestAtPause = 0;
+        long sealedAtPause = 0;
         String error = null;
         boolean verified = false;
         SourceControl control = null;
@@ -186,8 +187,10 @@ final class SourceSession {
                 long began = clock.nanoTime();
                 PostcopySource postcopy = new PostcopySource(channels, requests, control, clock,
                         params.recoverTimeoutMillis(), this::reconnect);
-                PostcopySource.Result result = postcopy.run(toSend, precopy.rounds() + 1, pauseNanos, vm.saveDeviceState(),
-                        sentDigest);
+                byte[] deviceState = vm.saveDeviceState();
+                PostcopySource.Result result = postcopy.run(toSend, precopy.rounds() + 1, pauseNanos, deviceState,
+                        sentDigest, session);
+                sealedAtPause = PageDigest.seal(sentDigest.value(), deviceState, session);
                 resumed = result.resumed();
                 digestAtPause = sentDigest.value();
                 long nanos = clock.nanoTime() - began;
@@ -203,9 +206,11 @@ final class SourceSession {
                 paused = true;
                 pauseNanos = clock.nanoTime();
                 precopy.stopAndCopy(toSend, roundControl);
-                control.deviceState(vm.saveDeviceState());
+                byte[] deviceState = vm.saveDeviceState();
+                control.deviceState(deviceState);
                 digestAtPause = sentDigest.value();
-                control.end(digestAtPause, pauseNanos);
+                sealedAtPause = PageDigest.seal(digestAtPause, deviceState, session);
+                control.end(sealedAtPause, pauseNanos);
                 handedOver = true;
                 try {
                     resumed = control.awaitResumed();
@@ -220,10 +225,11 @@ final class SourceSession {
             enter(MigrationState.COMPLETED);
             // after the migration's time: the guest already runs on the destination meanwhile
             long scanned = PageDigest.scan(memory);
-            verified = destinationDigest == digestAtPause && scanned == digestAtPause;
+            verified = destinationDigest == sealedAtPause && scanned == digestAtPause;
             if (!verified) {
-                error = String.format("verification failed: sent digest %016x, destination %016x, source memory %016x",
-                        digestAtPause, destinationDigest, scanned);
+                error = String.format("verification failed: sent %016x, destination %016x (memory and device state);"
+                        + " memory sent %016x, source memory %016x", sealedAtPause, destinationDigest, digestAtPause,
+                        scanned);
             }
         } catch (CancelledException e) {
             error = e.getMessage();

@@ -171,7 +171,26 @@ class DestinationRobustnessTest {
                         Wire.writeDeviceState(out, new byte[] {1, 2, 3});
                         Wire.writeEnd(out, digest + 1, 1);
                     });
-                }, "memory digest mismatch"),
+                }, "digest mismatch"),
+                bad("device state other than the one sealed", s -> {
+                    oneChannel(s);
+                    s.endRound(1);
+                    long sealed = s.sealed(new byte[] {1, 2, 3});
+                    send(s.control, out -> {
+                        Wire.writeDeviceState(out, new byte[] {1, 2, 4});
+                        Wire.writeEnd(out, sealed, 1);
+                    });
+                }, "digest mismatch"),
+                bad("a digest sealed to another session", s -> {
+                    oneChannel(s);
+                    s.endRound(1);
+                    byte[] state = {1, 2, 3};
+                    long other = PageDigest.seal(s.digest(), state, s.session + 1);
+                    send(s.control, out -> {
+                        Wire.writeDeviceState(out, state);
+                        Wire.writeEnd(out, other, 1);
+                    });
+                }, "digest mismatch"),
                 bad("END before DEVICE_STATE", s -> {
                     oneChannel(s);
                     s.endRound(1);
@@ -264,6 +283,7 @@ class DestinationRobustnessTest {
         byte[] deviceState = "registers and queues".getBytes();
         long pauseNanos = 1_000_000;
         long digest;
+        long sealed;
         Wire.Resumed resumed;
         List<ByteBuf> channel0;
         List<ByteBuf> channel1;
@@ -287,6 +307,7 @@ class DestinationRobustnessTest {
             // the stop-and-copy round, empty
             source.endRound(2);
             digest = source.digest();
+            sealed = source.sealed(deviceState);
             source.finish(deviceState, pauseNanos);
             resumed = source.awaitResumed();
             channel0 = readUntilClosed(source.channel(0));
@@ -304,7 +325,7 @@ class DestinationRobustnessTest {
         assertEquals(EnumSet.of(Capability.ZERO_PAGES), report.capabilities());
         assertEquals(1 + 1 + 6 + 1 + 24 + 1 + 1 + 1 + 1, report.pagesSent(), "pages received, a zero run counting its pages");
 
-        assertEquals(digest, resumed.digest());
+        assertEquals(sealed, resumed.digest(), "RESUMED carries the digest sealed with the device state and session");
         assertEquals(NOW, resumed.resumeNanos());
         assertEquals("[]", describe(channel0), "the page channels close after RESUMED, with nothing on them");
         assertEquals("[]", describe(channel1));

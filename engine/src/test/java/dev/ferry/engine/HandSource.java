@@ -169,13 +169,18 @@ final class HandSource implements AutoCloseable {
         return round;
     }
 
-    /** DEVICE_STATE and END with the digest of {@link #expected}. */
+    /** DEVICE_STATE and END with the digest of {@link #expected}, sealed with the state and the session. */
     void finish(byte[] deviceState, long pauseNanos) throws IOException {
-        long digest = digest();
+        long sealed = sealed(deviceState);
         send(control, out -> {
             Wire.writeDeviceState(out, deviceState);
-            Wire.writeEnd(out, digest, pauseNanos);
+            Wire.writeEnd(out, sealed, pauseNanos);
         });
+    }
+
+    /** What END carries for {@link #expected} and {@code deviceState} in this session. */
+    long sealed(byte[] deviceState) {
+        return PageDigest.seal(digest(), deviceState, session);
     }
 
     /** The memory digest of {@link #expected}, by a full scan. */

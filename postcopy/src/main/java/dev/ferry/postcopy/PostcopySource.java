@@ -80,10 +80,11 @@ public final class PostcopySource {
      * the destination lacks or holds stale.
      *
      * @param round  the post-copy round's number: the rounds before it plus one
-     * @param digest the sent digest, read for END once every page went
+     * @param digest  the sent digest, read for END once every page went
+     * @param session the session END's digest is sealed to, with the device state
      */
-    public Result run(PageBitmap toSend, int round, long pauseNanos, byte[] deviceState, MemoryDigest digest)
-            throws LinkException, ProtocolException {
+    public Result run(PageBitmap toSend, int round, long pauseNanos, byte[] deviceState, MemoryDigest digest,
+            long session) throws LinkException, ProtocolException {
         control.discard(toSend);
         control.deviceState(deviceState);
         control.postcopyStart(pauseNanos);
@@ -109,7 +110,7 @@ public final class PostcopySource {
                 }
                 requests.endPostcopy(round);
                 control.roundEnd(round, total);
-                control.end(digest.value(), pauseNanos);
+                control.end(dev.ferry.core.PageDigest.seal(digest.value(), deviceState, session), pauseNanos);
                 Wire.Resumed resumed = control.awaitResumed();
                 pagesPushed = total - pagesRequested;
                 return new Result(resumed, resumeNanos, pagesRequested, pagesPushed, recoveries, bytesOnLostLinks);

@@ -233,9 +233,11 @@ class ProtocolDocTest {
                 field(expect, unchecked, "digest", digest);
                 field(expect, unchecked, type == Wire.END ? "pauseNanos" : "resumeNanos", nanos);
                 if (expect.containsKey("zeroPages")) {
-                    assertEquals(PageDigest.zeroMemory(Long.parseLong(expect.get("zeroPages"))), digest,
-                            "digest of that many zero pages by the verification rule");
-                    unchecked.remove("zeroPages");
+                    byte[] state = ByteBufUtil.decodeHexDump(expect.get("deviceState"));
+                    long session = Long.parseUnsignedLong(expect.get("session").substring(2), 16);
+                    assertEquals(PageDigest.seal(PageDigest.zeroMemory(Long.parseLong(expect.get("zeroPages"))), state,
+                            session), digest, "digest of that many zero pages, sealed, by the verification rule");
+                    unchecked.removeAll(Set.of("zeroPages", "deviceState", "session"));
                 }
                 if (type == Wire.END) {
                     Wire.writeEnd(again, digest, nanos);
