@@ -1,6 +1,5 @@
 package dev.ferry.core;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
@@ -15,7 +14,7 @@ import java.lang.foreign.ValueLayout;
  * the recording threads have handed over (a barrier, a join), which orders their writes first.
  */
 public final class MemoryDigest implements AutoCloseable {
-    private final Arena arena = Arena.ofShared();
+    private final GuestMemory slots;
     private final MemorySegment hashes;
     private final long pageCount;
     private final long base;
@@ -25,14 +24,10 @@ public final class MemoryDigest implements AutoCloseable {
     /** A digest of {@code pageCount} pages, all zeros. */
     public MemoryDigest(long pageCount) {
         this.pageCount = pageCount;
-        this.hashes = arena.allocate(pageCount * Long.BYTES, Long.BYTES);
-        long s = 0;
-        for (long i = 0; i < pageCount; i++) {
-            long h = PageDigest.pageHash(i, PageDigest.ZERO_CONTENT_HASH);
-            hashes.setAtIndex(ValueLayout.JAVA_LONG, i, h);
-            s += h;
-        }
-        this.base = s;
+        long bytes = pageCount * Long.BYTES;
+        this.slots = GuestMemory.anonymous((bytes + GuestMemory.PAGE_SIZE - 1) & -GuestMemory.PAGE_SIZE);
+        this.hashes = slots.unchecked();
+        this.base = PageDigest.zeroMemory(pageCount);
         this.own = part();
     }
 
@@ -71,9 +66,12 @@ public final class MemoryDigest implements AutoCloseable {
 
         /** Records that page {@code index} now holds contents hashing to {@code contentHash}. */
         public void update(long index, long contentHash) {
+            java.util.Objects.checkIndex(index, pageCount);
+            long zero = PageDigest.pageHash(index, PageDigest.ZERO_CONTENT_HASH);
             long h = PageDigest.pageHash(index, contentHash);
-            delta += h - hashes.getAtIndex(ValueLayout.JAVA_LONG, index);
-            hashes.setAtIndex(ValueLayout.JAVA_LONG, index, h);
+            long old = hashes.getAtIndex(ValueLayout.JAVA_LONG, index) ^ zero;
+            delta += h - old;
+            hashes.setAtIndex(ValueLayout.JAVA_LONG, index, h ^ zero);
         }
 
         /** Records that page {@code index} is now all zeros. */
@@ -89,6 +87,6 @@ public final class MemoryDigest implements AutoCloseable {
 
     @Override
     public void close() {
-        arena.close();
+        slots.close();
     }
 }

@@ -117,6 +117,10 @@ public final class PostcopySource {
             } catch (LinkException | CancelledException e) {
                 server.stop();
                 recover(e, remaining);
+            } finally {
+                // the server reads guest memory and the digest without their lifetime checks: it
+                // must be gone before the session hands them back
+                server.stop();
             }
         }
     }
@@ -268,10 +272,15 @@ public final class PostcopySource {
             check();
         }
 
+        /** Stops the thread and waits for it; one blocked on a full connection is freed by closing it. */
         void stop() {
             stopping = true;
             try {
                 thread.join(TimeUnit.NANOSECONDS.toMillis(POLL_NANOS) * 50);
+                if (thread.isAlive()) {
+                    requests.link().close();
+                    thread.join(TimeUnit.SECONDS.toMillis(10));
+                }
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
             }
