@@ -45,6 +45,16 @@ public record MigrationReport(String role, MigrationMode mode, long memoryBytes,
                 destinationResumed, digest, value);
     }
 
+    /**
+     * This report marked FAILED (not verified) because of {@code why}, found outside the migration
+     * itself (the guest's workload broke during the run), added to any error it had.
+     */
+    public MigrationReport failedBy(String why) {
+        return new MigrationReport(role, mode, memoryBytes, pageSize, MigrationState.FAILED, false, totalTimeMs,
+                downtimeMs, expectedDowntimeMs, bytesSent, pagesSent, rounds, pagesByKind, capabilities,
+                error == null ? why : error + "; " + why, sourceVmState, destinationResumed, digest, postcopy);
+    }
+
     /** Whether the migration completed and was verified. */
     public boolean succeeded() {
         return outcome == MigrationState.COMPLETED && verified;

@@ -136,6 +136,7 @@ final class BenchCommand {
                 source = source.withPostcopy(PostcopyReport.merge(source.postcopy(), destination.postcopy()));
                 long writesAfter = guestRunsOn(guest.workload, targetVm);
                 guest.workload.close();
+                source = failedIfWorkloadDid(source, guest.workload);
                 double loopback = LoopbackBaseline.bytesPerSecond(Math.max(source.bytesSent(), 1 << 20));
                 JsonWriter json = new JsonWriter().beginObject();
                 source.writeJsonMembers(json);
@@ -189,6 +190,7 @@ final class BenchCommand {
             }
             long writesAfterFailure = guest.workload.pagesWritten() - writesBefore;
             guest.workload.close();
+            report = failedIfWorkloadDid(report, guest.workload);
             JsonWriter json = new JsonWriter().beginObject();
             report.writeJsonMembers(json);
             json.name("workload").value(guest.workload.spec())
@@ -331,6 +333,23 @@ final class BenchCommand {
     private static long maxWaitMillis(MigrationParameters params) {
         long limit = params.totalTimeLimitMillis() > 0 ? params.totalTimeLimitMillis() : 30 * 60_000L;
         return limit + 4 * params.peerTimeoutMillis();
+    }
+
+    /**
+     * {@code report}, or, when the workload broke during the run (a malformed trace found while
+     * replaying it or after, see TraceWorkload), the report marked failed with the workload's
+     * message, which also goes to stderr: the guest did not do what the workload says, so the
+     * run's figures are not the workload's. Call after the workload was closed.
+     */
+    private MigrationReport failedIfWorkloadDid(MigrationReport report, Workload workload) {
+        Throwable failure = workload.failure();
+        if (failure == null) {
+            return report;
+        }
+        String why = "workload " + workload.spec() + " failed: "
+                + (failure.getMessage() != null ? failure.getMessage() : failure.toString());
+        err.println("ferry: " + why);
+        return report.failedBy(why);
     }
 
     /** Lets the guest run on the destination for a moment; returns the pages it wrote there. */

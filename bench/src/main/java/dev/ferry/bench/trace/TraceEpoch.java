@@ -2,14 +2,18 @@ package dev.ferry.bench.trace;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
 
 /**
  * One epoch of a trace: the pages that changed up to {@link #timeMicros()}, with their contents
- * at that instant. The reader refills the same instance for every epoch, growing its buffers only
- * when an epoch is larger than any before.
+ * at that instant. The reader refills the same instance for every epoch. Its buffers grow as pages
+ * arrive, never from the epoch's declared count: a trace that claims 2^28 pages and then ends costs
+ * only what it actually held.
  */
 public final class TraceEpoch {
     private static final int PAGE_SIZE = 4096;
+    /** Pages the buffers first hold; they then double. */
+    private static final int INITIAL_CAPACITY = 16;
 
     private int ordinal = -1;
     private long timeMicros;
@@ -53,20 +57,41 @@ public final class TraceEpoch {
         return (long) i * PAGE_SIZE;
     }
 
-    void begin(int ordinal, long previousTimeMicros, long timeMicros, int count) {
+    /** How many pages the buffers hold now: at most twice the largest epoch read so far (or 16). */
+    int capacity() {
+        return indices.length;
+    }
+
+    void begin(int ordinal, long previousTimeMicros, long timeMicros) {
         this.ordinal = ordinal;
         this.previousTimeMicros = previousTimeMicros;
         this.timeMicros = timeMicros;
-        this.count = count;
-        if (indices.length < count) {
-            int capacity = (int) Math.min(Integer.MAX_VALUE - 8, Math.max(count, (long) indices.length * 2));
-            indices = new long[capacity];
-            // Auto arena: the buffer may be filled on one thread and read on another (replay).
-            data = Arena.ofAuto().allocate((long) capacity * PAGE_SIZE, PAGE_SIZE);
-        }
+        this.count = 0;
     }
 
-    void setIndex(int i, long index) {
+    /**
+     * Records that the {@code i}th page (the next one: {@code i} pages were added since
+     * {@link #begin}) is page {@code index}, and returns the buffer to read its contents into at
+     * {@link #dataOffset(int) dataOffset(i)}. Grows the buffers, doubling them up to
+     * {@code declared}, only when this page does not fit.
+     */
+    MemorySegment add(int i, long index, int declared) {
+        if (i == indices.length) {
+            int capacity = (int) Math.min(declared, Math.max(INITIAL_CAPACITY, 2L * indices.length));
+            // Auto arena: the buffer may be filled on one thread and read on another (replay).
+            MemorySegment grown = Arena.ofAuto().allocate((long) capacity * PAGE_SIZE, PAGE_SIZE);
+            if (i > 0) {
+                MemorySegment.copy(data, 0, grown, 0, dataOffset(i));
+            }
+            data = grown;
+            indices = Arrays.copyOf(indices, capacity);
+        }
         indices[i] = index;
+        return data;
+    }
+
+    /** Ends the epoch once all of its {@code count} pages were added. */
+    void complete(int count) {
+        this.count = count;
     }
 }

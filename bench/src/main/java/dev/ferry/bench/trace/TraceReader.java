@@ -210,14 +210,16 @@ public final class TraceReader implements AutoCloseable {
             throw new TraceFormatException(at, "expected an epoch page count of at most " + pageCount
                     + ", found " + Integer.toUnsignedString(count));
         }
-        epoch.begin(epochsRead, lastTimeMicros, time, count);
-        MemorySegment data = epoch.data();
+        // The pages are buffered as they arrive: a declared count allocates nothing (a tiny file
+        // may claim 2^28 pages and end at once).
+        epoch.begin(epochsRead, lastTimeMicros, time);
         long previous = -1;
         for (int i = 0; i < count; i++) {
             previous = pageIndex(previous, "epoch");
-            epoch.setIndex(i, previous);
+            MemorySegment data = epoch.add(i, previous, count);
             input.bytes(data, TraceEpoch.dataOffset(i), PAGE_SIZE, "epoch page data");
         }
+        epoch.complete(count);
         lastTimeMicros = time;
         epochsRead++;
         return epoch;
@@ -244,6 +246,11 @@ public final class TraceReader implements AutoCloseable {
         }
         input.expectEnd();
         section = Section.DONE;
+    }
+
+    /** The reused epoch buffer (tests look at how far it grew). */
+    TraceEpoch epochBuffer() {
+        return epoch;
     }
 
     /** Whether the input is zstd-compressed. */

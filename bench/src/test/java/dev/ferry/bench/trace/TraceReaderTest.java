@@ -238,6 +238,60 @@ class TraceReaderTest {
         assertTrue(e.getMessage().contains("found byte 0x01"), e.getMessage());
     }
 
+    /**
+     * The issue's 78-byte trace, by hand: a 2^28-page guest, one epoch that claims 2^28 pages and
+     * then holds one page index and 10 bytes of its data. Allocating from the count would need
+     * 1 TiB (and 2 GiB of indices); the reader must fail at the end of the bytes instead.
+     */
+    @Test
+    void epochClaimingTwoTo28PagesInATinyFileFailsAtItsEndWithoutAllocating() throws IOException {
+        java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(78).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        b.put(ascii("FERRYMT1")).putInt(1).putInt(4096).putLong(1L << 28).putInt(1).putInt(0); // header, no meta
+        b.put(ascii("IMG0")).putLong(0); // empty image
+        b.put(ascii("EPC0")).putLong(500_000).putInt(1 << 28); // the claim
+        b.putLong(7).put(new byte[10]); // one index, 10 of its 4096 bytes
+        byte[] tiny = b.array();
+        assertEquals(78, b.position());
+        for (byte[] bytes : List.of(tiny, TraceWriter.zstd(tiny))) {
+            try (TraceReader reader = TraceReader.open(new ByteArrayInputStream(bytes))) {
+                TraceFormatException e = assertThrows(TraceFormatException.class, reader::nextEpoch);
+                assertEquals(78, e.offset());
+                assertTrue(e.getMessage().startsWith("trace offset 78: stream ends before the trailer"),
+                        e.getMessage());
+                assertTrue(e.getMessage().contains("epoch page data"), e.getMessage());
+                assertEquals(16, reader.epochBuffer().capacity(), "buffers sized by what arrived");
+                assertEquals(16L * 4096, reader.epochBuffer().data().byteSize());
+            }
+        }
+    }
+
+    @Test
+    void epochBuffersGrowByDoublingWithThePagesThatArrive() throws IOException {
+        TraceWriter w = TraceWriter.random(1L << 28, 0, 1, 40, 5);
+        w.epochs.get(0).declaredCount = 1L << 28;
+        byte[] full = w.bytes();
+        byte[] cut = Arrays.copyOf(full, full.length - 12); // the trailer gone: the 41st page index is missing
+        try (TraceReader reader = TraceReader.open(new ByteArrayInputStream(cut))) {
+            TraceFormatException e = assertThrows(TraceFormatException.class, reader::nextEpoch);
+            assertEquals(cut.length, e.offset());
+            assertTrue(e.getMessage().contains("stream ends before the trailer"), e.getMessage());
+            assertTrue(e.getMessage().contains("a page index"), e.getMessage());
+            assertEquals(64, reader.epochBuffer().capacity(), "16, 32, 64 for 40 pages");
+        }
+        // A valid epoch's pages survive the growth: 40 pages read into buffers grown twice.
+        TraceWriter valid = TraceWriter.random(1024, 0, 1, 40, 5);
+        try (TraceReader reader = TraceReader.open(new ByteArrayInputStream(valid.bytes()))) {
+            TraceEpoch epoch = reader.nextEpoch();
+            assertEquals(40, epoch.count());
+            for (int i = 0; i < 40; i++) {
+                assertEquals(valid.epochs.get(0).indices.get(i), epoch.pageIndex(i));
+                assertArrayEquals(valid.epochs.get(0).pages.get(i), epoch.data()
+                        .asSlice(TraceEpoch.dataOffset(i), 4096).toArray(ValueLayout.JAVA_BYTE), "page " + i);
+            }
+            reader.finish();
+        }
+    }
+
     private static byte[] ascii(String s) {
         return s.getBytes(StandardCharsets.US_ASCII);
     }
