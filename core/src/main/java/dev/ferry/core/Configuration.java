@@ -121,6 +121,18 @@ public final class Configuration {
             on -> on ? "on" : "off", PREALLOC_DEFAULT,
             "on: fault the destination's guest memory in before the migration (QEMU -mem-prealloc)");
 
+    public static final String MAX_MEMORY_PROP_NAME = "ferry.max-memory";
+    /** 1 TiB, as far as a trace goes (2^28 pages): a claim above it is refused before anything is allocated. */
+    public static final long MAX_MEMORY_DEFAULT = 1L << 40;
+    public static final Setting<Long> MAX_MEMORY = Setting.size(MAX_MEMORY_PROP_NAME, MAX_MEMORY_DEFAULT,
+            "the largest guest a destination accepts: a source claiming more is refused before anything is allocated");
+
+    public static final String MAX_PENDING_PROP_NAME = "ferry.max-pending-connections";
+    /** Enough for every channel of a session connecting at once. */
+    public static final int MAX_PENDING_DEFAULT = 72;
+    public static final Setting<Integer> MAX_PENDING = Setting.integer(MAX_PENDING_PROP_NAME, MAX_PENDING_DEFAULT, 1,
+            4096, "connections a destination holds open before they said what they are; more are closed at once");
+
     public static final String ACCEPT_TIMEOUT_PROP_NAME = "ferry.accept-timeout";
     public static final long ACCEPT_TIMEOUT_DEFAULT = 300_000;
     public static final Setting<Long> ACCEPT_TIMEOUT = Setting.number(ACCEPT_TIMEOUT_PROP_NAME, ACCEPT_TIMEOUT_DEFAULT,
@@ -128,7 +140,7 @@ public final class Configuration {
 
     private static final List<Setting<?>> SETTINGS = List.of(MODE, POSTCOPY_AFTER_ROUNDS, DOWNTIME_LIMIT, MAX_BANDWIDTH,
             MAX_ROUNDS, TIME_LIMIT, CHANNELS, STAGES, COMPRESSION, XBZRLE_CACHE_SIZE, ZSTD_LEVEL, PEER_TIMEOUT, RECOVER_TIMEOUT,
-            FAULT_MECHANISM, PREALLOC, LISTEN, ACCEPT_TIMEOUT);
+            FAULT_MECHANISM, PREALLOC, MAX_MEMORY, MAX_PENDING, LISTEN, ACCEPT_TIMEOUT);
 
     private Configuration() {
     }

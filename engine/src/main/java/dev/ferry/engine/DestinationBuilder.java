@@ -32,6 +32,8 @@ public final class DestinationBuilder {
     private FaultMechanism faultMechanism = Configuration.FAULT_MECHANISM.value();
     private long recoverTimeoutMillis = Configuration.RECOVER_TIMEOUT.value();
     private boolean prealloc = Configuration.PREALLOC.value();
+    private long maxMemory = Configuration.MAX_MEMORY.value();
+    private int maxPending = Configuration.MAX_PENDING.value();
     private GuestMemory given;
     private MeterRegistry registry = new SimpleMeterRegistry();
 
@@ -98,6 +100,26 @@ public final class DestinationBuilder {
         return this;
     }
 
+    /** {@link Configuration#MAX_MEMORY}: the largest guest this destination accepts from a handshake. */
+    public DestinationBuilder maxMemory(long value) {
+        this.maxMemory = Configuration.MAX_MEMORY.check(value);
+        return this;
+    }
+
+    public long maxMemory() {
+        return maxMemory;
+    }
+
+    /** {@link Configuration#MAX_PENDING}: connections held open before their first frame. */
+    public DestinationBuilder maxPendingConnections(int value) {
+        this.maxPending = Configuration.MAX_PENDING.check(value);
+        return this;
+    }
+
+    public int maxPendingConnections() {
+        return maxPending;
+    }
+
     /** {@link Configuration#PEER_TIMEOUT}: a source silent this long is dead. */
     public DestinationBuilder peerTimeoutMillis(long value) {
         this.peerTimeoutMillis = Configuration.PEER_TIMEOUT.check(value);
@@ -162,8 +184,8 @@ public final class DestinationBuilder {
         // page channels apply in parallel, each on an event loop of its own as far as the cores go
         EventLoopGroup group = Transports.group(Math.max(4, 2 * Runtime.getRuntime().availableProcessors()));
         DestinationSession session = new DestinationSession(memoryForSize, vm, clock, capabilities, faultMechanism,
-                peerTimeoutMillis, recoverTimeoutMillis, registry);
-        DestinationHandler handler = new DestinationHandler(session);
+                peerTimeoutMillis, recoverTimeoutMillis, maxMemory, registry);
+        DestinationHandler handler = new DestinationHandler(session, maxPending);
         try {
             // one handler for every connection: the control connection, the channels, a recovery, or a refusal
             LinkServer server = LinkServer.bind(group, address, peerTimeoutMillis, () -> handler);

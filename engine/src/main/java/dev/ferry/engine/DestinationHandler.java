@@ -35,11 +35,15 @@ import java.util.concurrent.Executors;
 @ChannelHandler.Sharable
 final class DestinationHandler extends ChannelInboundHandlerAdapter implements DestinationSession.SourcePeer {
     private static final AttributeKey<Integer> ROLE = AttributeKey.valueOf("ferry.role");
+    private static final AttributeKey<Boolean> PENDING = AttributeKey.valueOf("ferry.pending");
     /** The role of the control connection; page channels are 0..channels-1, the request channel {@code channels}. */
     private static final int CONTROL = -1;
     private static final int REFUSED = -2;
 
     private final DestinationSession session;
+    private final int maxPending;
+    /** Connections open that have not said what they are yet: a stranger's cost is bounded by their number. */
+    private final java.util.concurrent.atomic.AtomicInteger pending = new java.util.concurrent.atomic.AtomicInteger();
     private final ExecutorService control;
     private final ChannelGroup connections = new DefaultChannelGroup(GlobalEventExecutor.INSTANCE);
     private volatile Channel controlChannel;
@@ -47,8 +51,9 @@ final class DestinationHandler extends ChannelInboundHandlerAdapter implements D
     private final java.util.concurrent.atomic.AtomicBoolean helloTaken = new java.util.concurrent.atomic.AtomicBoolean();
     private volatile Channel requestChannel;
 
-    DestinationHandler(DestinationSession session) {
+    DestinationHandler(DestinationSession session, int maxPending) {
         this.session = session;
+        this.maxPending = maxPending;
         this.control = Executors.newSingleThreadExecutor(r -> {
             Thread t = new Thread(r, "ferry-destination-control");
             t.setDaemon(true);
@@ -56,6 +61,25 @@ final class DestinationHandler extends ChannelInboundHandlerAdapter implements D
         });
         session.peer(this);
         session.result().whenComplete((report, error) -> control.shutdown());
+    }
+
+    @Override
+    public void channelActive(ChannelHandlerContext ctx) {
+        if (pending.incrementAndGet() > maxPending) {
+            pending.decrementAndGet();
+            ctx.channel().attr(ROLE).set(REFUSED);
+            ctx.close();
+            return;
+        }
+        ctx.channel().attr(PENDING).set(Boolean.TRUE);
+        ctx.fireChannelActive();
+    }
+
+    /** The connection said what it is, or closed: it no longer counts as pending. */
+    private void settled(Channel channel) {
+        if (channel.attr(PENDING).getAndSet(null) != null) {
+            pending.decrementAndGet();
+        }
     }
 
     @Override
@@ -93,6 +117,7 @@ final class DestinationHandler extends ChannelInboundHandlerAdapter implements D
     /** The first frame of a connection: what it is. */
     private void first(ChannelHandlerContext ctx, ByteBuf frame) {
         Channel channel = ctx.channel();
+        settled(channel);
         long size = frame.readableBytes() + 4L;
         int type = frame.isReadable() ? frame.getUnsignedByte(frame.readerIndex()) : -1;
         if (type == Wire.HELLO && session.awaitingHello() && helloTaken.compareAndSet(false, true)) {
@@ -209,6 +234,7 @@ final class DestinationHandler extends ChannelInboundHandlerAdapter implements D
 
     @Override
     public void channelInactive(ChannelHandlerContext ctx) {
+        settled(ctx.channel());
         Integer role = ctx.channel().attr(ROLE).get();
         if (role == null && session.awaitingHello() && controlChannel == null && connections.isEmpty()) {
             // a port scan or health check before the source: not the source, nothing lost

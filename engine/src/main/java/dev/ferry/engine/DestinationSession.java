@@ -96,6 +96,7 @@ final class DestinationSession {
     private final FaultMechanism faultMechanism;
     private final long peerTimeoutMillis;
     private final long recoverTimeoutMillis;
+    private final long maxMemory;
     private final MeterRegistry registry;
     private final CompletableFuture<MigrationReport> result = new CompletableFuture<>();
     private final long sessionId = new SecureRandom().nextLong();
@@ -129,7 +130,9 @@ final class DestinationSession {
     private boolean connectionGone;
 
     DestinationSession(LongFunction<GuestMemory> memoryForSize, VmControl vm, NanoClock clock, Set<Capability> supported,
-            FaultMechanism faultMechanism, long peerTimeoutMillis, long recoverTimeoutMillis, MeterRegistry registry) {
+            FaultMechanism faultMechanism, long peerTimeoutMillis, long recoverTimeoutMillis, long maxMemory,
+            MeterRegistry registry) {
+        this.maxMemory = maxMemory;
         this.memoryForSize = memoryForSize;
         this.vm = vm;
         this.clock = clock;
@@ -190,6 +193,14 @@ final class DestinationSession {
         if (hello.channels() < 1 || hello.channels() > Wire.MAX_CHANNELS) {
             throw new ProtocolException("source asks for " + hello.channels() + " page channels; 1.." + Wire.MAX_CHANNELS
                     + " are allowed");
+        }
+        if (hello.memoryBytes() <= 0 || hello.memoryBytes() % GuestMemory.PAGE_SIZE != 0) {
+            throw new ProtocolException("source memory of " + hello.memoryBytes() + " bytes is not a positive number of "
+                    + GuestMemory.PAGE_SIZE + "-byte pages");
+        }
+        if (hello.memoryBytes() > maxMemory) {
+            throw new ProtocolException("source memory of " + hello.memoryBytes() + " bytes is above this destination's"
+                    + " max-memory of " + maxMemory + " bytes");
         }
         startNanos = clock.nanoTime();
         try {

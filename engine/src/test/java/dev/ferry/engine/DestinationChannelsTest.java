@@ -335,6 +335,31 @@ class DestinationChannelsTest {
     }
 
     @Test
+    void connectionsPastTheCapOnPendingOnesAreClosedAtOnce() throws Exception {
+        start(b -> b.maxPendingConnections(2));
+        try (Socket first = new Socket(in.address().getAddress(), in.address().getPort());
+             Socket second = new Socket(in.address().getAddress(), in.address().getPort());
+             Socket third = new Socket(in.address().getAddress(), in.address().getPort())) {
+            // none said anything: two hold both places, and whichever the destination saw last is
+            // closed at once (the others only at the peer timeout, far later than these reads wait)
+            int closed = 0;
+            int open = 0;
+            for (Socket s : List.of(first, second, third)) {
+                s.setSoTimeout(2000);
+                try {
+                    assertEquals(-1, s.getInputStream().read(), "nothing is sent to a stranger");
+                    closed++;
+                } catch (java.net.SocketTimeoutException stillOpen) {
+                    open++;
+                }
+            }
+            assertEquals(1, closed, "one connection past the cap of 2");
+            assertEquals(2, open);
+            assertFalse(in.result().isDone(), "strangers fail nothing");
+        }
+    }
+
+    @Test
     void aPortScanBeforeTheSourceConnectsFailsNothing() throws Exception {
         start();
         // before any connection of the source exists

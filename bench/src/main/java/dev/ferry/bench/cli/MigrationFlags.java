@@ -56,7 +56,9 @@ final class MigrationFlags {
             bound(Configuration.FAULT_MECHANISM, DestinationBuilder::faultMechanism),
             bound(Configuration.PEER_TIMEOUT, DestinationBuilder::peerTimeoutMillis),
             bound(Configuration.RECOVER_TIMEOUT, DestinationBuilder::recoverTimeoutMillis),
-            bound(Configuration.PREALLOC, DestinationBuilder::prealloc));
+            bound(Configuration.PREALLOC, DestinationBuilder::prealloc),
+            bound(Configuration.MAX_MEMORY, DestinationBuilder::maxMemory),
+            bound(Configuration.MAX_PENDING, DestinationBuilder::maxPendingConnections));
 
     private MigrationFlags() {
     }

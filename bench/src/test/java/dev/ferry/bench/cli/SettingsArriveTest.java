@@ -60,6 +60,8 @@ class SettingsArriveTest {
                     DestinationBuilder::recoverTimeoutMillis, null)),
             destination(Configuration.FAULT_MECHANISM, "software", DestinationBuilder::faultMechanism),
             destination(Configuration.PREALLOC, "on", DestinationBuilder::prealloc),
+            destination(Configuration.MAX_MEMORY, "64g", DestinationBuilder::maxMemory),
+            destination(Configuration.MAX_PENDING, "9", DestinationBuilder::maxPendingConnections),
             destination(Configuration.LISTEN, "127.0.0.1:7000", DestinationBuilder::listen),
             Map.entry(Configuration.ACCEPT_TIMEOUT, new Example("99", null, null, DestCommand.Setup::acceptTimeoutMillis)));
 
