@@ -69,9 +69,12 @@ public final class MemoryDigest implements AutoCloseable {
             java.util.Objects.checkIndex(index, pageCount);
             long zero = PageDigest.pageHash(index, PageDigest.ZERO_CONTENT_HASH);
             long h = PageDigest.pageHash(index, contentHash);
-            long old = hashes.getAtIndex(ValueLayout.JAVA_LONG, index) ^ zero;
-            delta += h - old;
-            hashes.setAtIndex(ValueLayout.JAVA_LONG, index, h ^ zero);
+            long slot = hashes.getAtIndex(ValueLayout.JAVA_LONG, index);
+            if (slot != (h ^ zero)) {
+                // an unchanged slot is not written: a zero page recorded as zero maps nothing in
+                delta += h - (slot ^ zero);
+                hashes.setAtIndex(ValueLayout.JAVA_LONG, index, h ^ zero);
+            }
         }
 
         /** Records that page {@code index} is now all zeros. */

@@ -220,15 +220,19 @@ final class SourceSession {
                 }
             }
             destinationDigest = resumed.digest();
+            if (destinationDigest != sealedAtPause) {
+                // whatever resumed there is not what was sent: nobody knows which copy is good
+                throw new ProtocolException(String.format("the destination answered RESUMED with digest %016x, not the"
+                        + " %016x sent (memory and device state, this session)", destinationDigest, sealedAtPause));
+            }
             resumeNanos = resumed.resumeNanos();
             endNanos = clock.nanoTime();
             enter(MigrationState.COMPLETED);
             // after the migration's time: the guest already runs on the destination meanwhile
             long scanned = PageDigest.scan(memory);
-            verified = destinationDigest == sealedAtPause && scanned == digestAtPause;
+            verified = scanned == digestAtPause;
             if (!verified) {
-                error = String.format("verification failed: sent %016x, destination %016x (memory and device state);"
-                        + " memory sent %016x, source memory %016x", sealedAtPause, destinationDigest, digestAtPause,
+                error = String.format("verification failed: memory sent %016x, source memory %016x", digestAtPause,
                         scanned);
             }
         } catch (CancelledException e) {

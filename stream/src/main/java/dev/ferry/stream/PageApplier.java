@@ -90,11 +90,13 @@ public final class PageApplier implements AutoCloseable {
     private void applyPrecopy(MemorySegment frame, long index, int encoding, int length)
             throws MalformedPayloadException {
         if (encoding == PageEncoding.ZERO) {
-            for (long p = index; p < index + length; p++) {
-                // untouched memory is already zero: skip the fill so a sparse guest stays sparse
-                if (written.clear(p)) {
-                    decoder.decode(PageEncoding.ZERO, p, frame, 0, 0, ram);
-                }
+            // only pages written here need work: the rest are zero in memory and in the digest
+            // already, so a run over never-written pages costs a scan of its bitmap words (a
+            // frame's work stays bounded by its bytes) and a sparse guest stays sparse
+            long end = index + length;
+            for (long p = written.nextSetBit(index); p >= 0 && p < end; p = written.nextSetBit(p + 1)) {
+                written.clear(p);
+                decoder.decode(PageEncoding.ZERO, p, frame, 0, 0, ram);
                 digest.updateZero(p);
             }
             return;
