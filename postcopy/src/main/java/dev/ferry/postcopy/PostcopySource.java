@@ -60,7 +60,10 @@ public final class PostcopySource {
         List<Link> reconnect(PageBitmap missing) throws LinkException, ProtocolException;
     }
 
-    /** What post-copy did. */
+    /**
+     * What post-copy did; {@code resumeNanos} is when POSTCOPY_RUNNING said the destination resumed,
+     * or -1 when the connection was lost before it came (RESUMED says it too).
+     */
     public record Result(Wire.Resumed resumed, long resumeNanos, long pagesRequested, long pagesPushed, int recoveries,
             long bytesOnLostLinks) {
     }
@@ -92,10 +95,17 @@ public final class PostcopySource {
         channels.xbzrleActive(false);
         requests.xbzrleActive(false);
         lowLatency();
-        // no page may cross before the destination switched its channels to the fault path
-        long resumeNanos = control.awaitPostcopyRunning();
         ClaimablePages remaining = new ClaimablePages(toSend);
         long total = remaining.remaining();
+        long resumeNanos = -1;
+        try {
+            // no page may cross before the destination switched its channels to the fault path
+            resumeNanos = control.awaitPostcopyRunning();
+        } catch (LinkException e) {
+            // lost with the switch-over: the destination may run the guest already, so it is
+            // recovered like any loss (a destination that never switched refuses the RECOVER)
+            recover(e, remaining);
+        }
         while (true) {
             RequestServer server = new RequestServer(remaining);
             try {
