@@ -159,6 +159,10 @@ final class DestinationHandler extends ChannelInboundHandlerAdapter implements D
                         adopt(channel, CONTROL);
                         controlChannel = channel;
                         session.recover();
+                        if (!channel.isActive()) {
+                            // it closed before it was adopted, so its close went unnoticed: the session is lost again
+                            lost("connection closed during the recovery");
+                        }
                     });
                 }
                 case Wire.HELLO -> throw new ProtocolException("this destination is already receiving a migration");
