@@ -215,10 +215,7 @@ public final class Wire {
     /** Reads a JOIN body, checking its magic; returns what it joins. */
     public static Join readJoin(ByteBuf body) throws ProtocolException {
         expectBody("JOIN", body, JOIN_BODY);
-        long magic = body.readLong();
-        if (magic != MAGIC) {
-            throw new ProtocolException(String.format("bad magic 0x%016x in JOIN: not a Ferry source", magic));
-        }
+        readMagic("JOIN", body, "not a Ferry source");
         return new Join(body.readLong(), body.readUnsignedShort());
     }
 
@@ -265,10 +262,7 @@ public final class Wire {
     /** Reads a RECOVER body, checking its magic; returns the session it resumes. */
     public static long readRecover(ByteBuf body) throws ProtocolException {
         expectBody("RECOVER", body, RECOVER_BODY);
-        long magic = body.readLong();
-        if (magic != MAGIC) {
-            throw new ProtocolException(String.format("bad magic 0x%016x in RECOVER: not a Ferry source", magic));
-        }
+        readMagic("RECOVER", body, "not a Ferry source");
         return body.readLong();
     }
 
@@ -321,10 +315,7 @@ public final class Wire {
     /** Reads the body of a WELCOME frame, checking magic, version and length. */
     public static Welcome readWelcome(ByteBuf body) throws ProtocolException {
         expectBody("WELCOME", body, WELCOME_BODY);
-        long magic = body.readLong();
-        if (magic != MAGIC) {
-            throw new ProtocolException(String.format("bad magic 0x%016x in WELCOME: the peer is not a Ferry destination", magic));
-        }
+        readMagic("WELCOME", body, "the peer is not a Ferry destination");
         int version = body.readUnsignedShort();
         if (version != VERSION) {
             throw new ProtocolException("destination speaks protocol version " + version + ", this source " + VERSION);
@@ -395,6 +386,14 @@ public final class Wire {
     /** Reads an ERROR body. */
     public static String readError(ByteBuf body) {
         return body.readCharSequence(body.readableBytes(), StandardCharsets.UTF_8).toString();
+    }
+
+    /** Reads the magic a handshake frame opens with; anything else is {@code who} speaking. */
+    private static void readMagic(String frame, ByteBuf body, String who) throws ProtocolException {
+        long magic = body.readLong();
+        if (magic != MAGIC) {
+            throw new ProtocolException(String.format("bad magic 0x%016x in %s: %s", magic, frame, who));
+        }
     }
 
     /** Checks that a fixed-size body has exactly {@code expected} bytes. */
