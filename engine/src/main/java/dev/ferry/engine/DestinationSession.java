@@ -426,9 +426,17 @@ final class DestinationSession {
 
     /** Waits, within the peer timeout, until no channel applies a frame: the session is over. */
     private void awaitAppliersIdle() {
-        long deadline = clock.nanoTime() + TimeUnit.MILLISECONDS.toNanos(peerTimeoutMillis);
+        awaitWhile(() -> applying.get() > 0, peerTimeoutMillis);
+    }
+
+    /**
+     * Waits on this session's monitor while {@code waiting} holds, at most {@code timeoutMillis}
+     * (every change it waits for notifies the monitor; a short poll bounds a missed one).
+     */
+    private void awaitWhile(java.util.function.BooleanSupplier waiting, long timeoutMillis) {
+        long deadline = clock.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMillis);
         synchronized (this) {
-            while (applying.get() > 0) {
+            while (waiting.getAsBoolean()) {
                 long left = deadline - clock.nanoTime();
                 if (left <= 0) {
                     return;
@@ -499,21 +507,7 @@ final class DestinationSession {
     }
 
     private void awaitRecovery(String reason) {
-        long deadline = clock.nanoTime() + TimeUnit.MILLISECONDS.toNanos(recoverTimeoutMillis);
-        synchronized (this) {
-            while (state == State.RECOVERING) {
-                long left = deadline - clock.nanoTime();
-                if (left <= 0) {
-                    break;
-                }
-                try {
-                    TimeUnit.NANOSECONDS.timedWait(this, Math.min(left, 100_000_000L));
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                    break;
-                }
-            }
-        }
+        awaitWhile(() -> state == State.RECOVERING, recoverTimeoutMillis);
         if (state == State.RECOVERING) {
             fail("the session was lost (" + reason + ") and the source did not reconnect within "
                     + recoverTimeoutMillis + " ms");

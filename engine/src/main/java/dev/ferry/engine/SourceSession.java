@@ -92,7 +92,6 @@ final class SourceSession {
     private boolean paused;
     private boolean handedOver;
     private boolean postcopyStarted;
-    private String doubt;
 
     SourceSession(GuestMemory memory, DirtyLog dirtyLog, VmControl vm, MigrationParameters params,
             InetSocketAddress destination, EventLoopGroup group, NanoClock clock, MigrationMetrics metrics,

@@ -27,6 +27,22 @@ public final class PageRuns {
         long nextOut(long from);
     }
 
+    /** The pages of {@code bitmap}, as the writer walks them. */
+    public static Pages of(dev.ferry.core.PageBitmap bitmap) {
+        return new Pages() {
+            @Override
+            public long nextIn(long from) {
+                return bitmap.nextSetBit(from);
+            }
+
+            @Override
+            public long nextOut(long from) {
+                long end = bitmap.nextClearBit(from);
+                return end < 0 ? bitmap.pageCount() : end;
+            }
+        };
+    }
+
     /** What a reader hands each run to. */
     @FunctionalInterface
     public interface RunConsumer {

@@ -73,18 +73,7 @@ public final class SourceControl implements AutoCloseable {
 
     /** The pages the destination must treat as missing, as DISCARD runs (nothing when none). */
     public void discard(PageBitmap pages) throws LinkException {
-        PageRuns.write(Wire.DISCARD, new PageRuns.Pages() {
-            @Override
-            public long nextIn(long from) {
-                return pages.nextSetBit(from);
-            }
-
-            @Override
-            public long nextOut(long from) {
-                long end = pages.nextClearBit(from);
-                return end < 0 ? pages.pageCount() : end;
-            }
-        }, link::buffer, link::send);
+        PageRuns.write(Wire.DISCARD, PageRuns.of(pages), link::buffer, link::send);
     }
 
     /** POSTCOPY_START, flushed: the destination resumes on it. */
