@@ -1,10 +1,13 @@
 package dev.ferry.core;
 
 import java.net.InetSocketAddress;
+import java.nio.file.Path;
 import java.util.Collections;
 import java.util.EnumSet;
 import java.util.List;
+import java.util.Optional;
 import java.util.Set;
+import java.util.UUID;
 import java.util.stream.Collectors;
 
 /**
@@ -138,9 +141,56 @@ public final class Configuration {
     public static final Setting<Long> ACCEPT_TIMEOUT = Setting.number(ACCEPT_TIMEOUT_PROP_NAME, ACCEPT_TIMEOUT_DEFAULT,
             1, Long.MAX_VALUE, "MS", "a destination process gives up unless a migration completed within MS");
 
+    public static final String TLS_CERT_PROP_NAME = "ferry.tls-cert";
+    public static final Setting<Optional<Path>> TLS_CERT = Setting.of(TLS_CERT_PROP_NAME, "FILE", "a PEM file or none",
+            Optional.empty(), Configuration::file, Configuration::fileName,
+            "this side's certificate chain (PEM); with tls-key and tls-ca, every connection is mutual TLS 1.3");
+
+    public static final String TLS_KEY_PROP_NAME = "ferry.tls-key";
+    public static final Setting<Optional<Path>> TLS_KEY = Setting.of(TLS_KEY_PROP_NAME, "FILE", "a PEM file or none",
+            Optional.empty(), Configuration::file, Configuration::fileName,
+            "the private key of tls-cert (PKCS#8 PEM, unencrypted)");
+
+    public static final String TLS_CA_PROP_NAME = "ferry.tls-ca";
+    public static final Setting<Optional<Path>> TLS_CA = Setting.of(TLS_CA_PROP_NAME, "FILE", "a PEM file or none",
+            Optional.empty(), Configuration::file, Configuration::fileName,
+            "the certificate authorities a peer's certificate must chain to (PEM)");
+
+    public static final String TLS_ALLOW_PROP_NAME = "ferry.tls-allow";
+    /**
+     * None given: a source allows the host it connects to (QEMU's tls-hostname), a destination
+     * allows nobody (QEMU's tls-authz denies by default).
+     */
+    public static final List<String> TLS_ALLOW_DEFAULT = List.of();
+    public static final Setting<List<String>> TLS_ALLOW = Setting.of(TLS_ALLOW_PROP_NAME, "NAME[,NAME...]",
+            "names separated by commas", TLS_ALLOW_DEFAULT, Configuration::peerNames, Configuration::joined,
+            "peer certificate names (DNS or IP subject alternative names) allowed; none: a source allows the host"
+                    + " it connects to, a destination nobody");
+
+    public static final String TLS_PROVIDER_PROP_NAME = "ferry.tls-provider";
+    public static final TlsProvider TLS_PROVIDER_DEFAULT = TlsProvider.AUTO;
+    public static final Setting<TlsProvider> TLS_PROVIDER = Setting.choice(TLS_PROVIDER_PROP_NAME, TlsProvider.class,
+            TLS_PROVIDER_DEFAULT, "which TLS implementation: auto is OpenSSL (BoringSSL) where it loads, else the JDK's");
+
+    public static final String MIGRATION_ID_PROP_NAME = "ferry.migration-id";
+    /** The nil UUID: no id given, so any migration (a destination without one accepts whatever the source says). */
+    public static final UUID MIGRATION_ID_DEFAULT = new UUID(0, 0);
+    public static final Setting<UUID> MIGRATION_ID = Setting.of(MIGRATION_ID_PROP_NAME, "UUID", "a UUID or none",
+            MIGRATION_ID_DEFAULT, Configuration::migrationId, id -> id.equals(MIGRATION_ID_DEFAULT) ? "none" : id.toString(),
+            "the id the manager gave this migration, the same on both sides; a connection for another is refused"
+                    + " (QEMU validate-uuid)");
+
+    public static final String INSECURE_PROP_NAME = "ferry.insecure";
+    /** Off: a destination reachable from other hosts runs TLS unless told otherwise. */
+    public static final boolean INSECURE_DEFAULT = false;
+    public static final Setting<Boolean> INSECURE = Setting.choice(INSECURE_PROP_NAME, List.of(true, false),
+            on -> on ? "on" : "off", INSECURE_DEFAULT,
+            "let a destination listen on an address other than loopback without TLS (guest memory in clear text)");
+
     private static final List<Setting<?>> SETTINGS = List.of(MODE, POSTCOPY_AFTER_ROUNDS, DOWNTIME_LIMIT, MAX_BANDWIDTH,
             MAX_ROUNDS, TIME_LIMIT, CHANNELS, STAGES, COMPRESSION, XBZRLE_CACHE_SIZE, ZSTD_LEVEL, PEER_TIMEOUT, RECOVER_TIMEOUT,
-            FAULT_MECHANISM, PREALLOC, MAX_MEMORY, MAX_PENDING, LISTEN, ACCEPT_TIMEOUT);
+            FAULT_MECHANISM, PREALLOC, MAX_MEMORY, MAX_PENDING, LISTEN, ACCEPT_TIMEOUT, TLS_CERT, TLS_KEY, TLS_CA, TLS_ALLOW,
+            TLS_PROVIDER, MIGRATION_ID, INSECURE);
 
     private Configuration() {
     }
@@ -172,6 +222,36 @@ public final class Configuration {
     private static String names(Set<Capability> capabilities) {
         return capabilities.isEmpty() ? "none" : EnumSet.copyOf(capabilities).stream().map(Capability::wireName)
                 .collect(Collectors.joining(","));
+    }
+
+    private static Optional<Path> file(String text) {
+        return text.equals("none") ? Optional.empty() : Optional.of(Path.of(text));
+    }
+
+    private static String fileName(Optional<Path> file) {
+        return file.map(Path::toString).orElse("none");
+    }
+
+    private static List<String> peerNames(String text) {
+        if (text.equals("none")) {
+            return List.of();
+        }
+        List<String> names = new java.util.ArrayList<>();
+        for (String name : text.split(",")) {
+            if (name.isBlank()) {
+                throw new IllegalArgumentException("an empty name");
+            }
+            names.add(name.trim());
+        }
+        return List.copyOf(names);
+    }
+
+    private static String joined(List<String> names) {
+        return names.isEmpty() ? "none" : String.join(",", names);
+    }
+
+    private static UUID migrationId(String text) {
+        return text.equals("none") ? MIGRATION_ID_DEFAULT : UUID.fromString(text);
     }
 
     private static InetSocketAddress address(String text) {

@@ -1,7 +1,11 @@
 package dev.ferry.core;
 
+import java.nio.file.Path;
 import java.util.EnumSet;
+import java.util.List;
+import java.util.Optional;
 import java.util.Set;
+import java.util.UUID;
 
 /**
  * The knobs of one migration, the source's side of {@link Configuration}: each accessor names the
@@ -22,6 +26,12 @@ public final class MigrationParameters {
     private final long peerTimeoutMillis;
     private final long recoverTimeoutMillis;
     private final int channels;
+    private final Optional<Path> tlsCert;
+    private final Optional<Path> tlsKey;
+    private final Optional<Path> tlsCa;
+    private final List<String> tlsAllow;
+    private final TlsProvider tlsProvider;
+    private final UUID migrationId;
 
     private MigrationParameters(Builder b) {
         this.mode = b.mode;
@@ -37,6 +47,12 @@ public final class MigrationParameters {
         this.peerTimeoutMillis = b.peerTimeoutMillis;
         this.recoverTimeoutMillis = b.recoverTimeoutMillis;
         this.channels = b.channels;
+        this.tlsCert = b.tlsCert;
+        this.tlsKey = b.tlsKey;
+        this.tlsCa = b.tlsCa;
+        this.tlsAllow = b.tlsAllow;
+        this.tlsProvider = b.tlsProvider;
+        this.migrationId = b.migrationId;
     }
 
     /** The defaults: each setting's {@link Setting#value()}, its system property or built-in default. */
@@ -65,6 +81,12 @@ public final class MigrationParameters {
         b.peerTimeoutMillis = peerTimeoutMillis;
         b.recoverTimeoutMillis = recoverTimeoutMillis;
         b.channels = channels;
+        b.tlsCert = tlsCert;
+        b.tlsKey = tlsKey;
+        b.tlsCa = tlsCa;
+        b.tlsAllow = tlsAllow;
+        b.tlsProvider = tlsProvider;
+        b.migrationId = migrationId;
         return b;
     }
 
@@ -113,6 +135,24 @@ public final class MigrationParameters {
     /** {@link Configuration#CHANNELS}: page channels, TCP connections that carry pages side by side. */
     public int channels() { return channels; }
 
+    /** {@link Configuration#TLS_CERT}: this side's certificate chain; TLS is on when it, the key and the CA are given. */
+    public Optional<Path> tlsCert() { return tlsCert; }
+
+    /** {@link Configuration#TLS_KEY}: the private key of {@link #tlsCert()}. */
+    public Optional<Path> tlsKey() { return tlsKey; }
+
+    /** {@link Configuration#TLS_CA}: what the destination's certificate must chain to. */
+    public Optional<Path> tlsCa() { return tlsCa; }
+
+    /** {@link Configuration#TLS_ALLOW}: the destination names allowed; empty: the host the source connects to. */
+    public List<String> tlsAllow() { return tlsAllow; }
+
+    /** {@link Configuration#TLS_PROVIDER}: which TLS implementation. */
+    public TlsProvider tlsProvider() { return tlsProvider; }
+
+    /** {@link Configuration#MIGRATION_ID}: the id both sides were given; the nil UUID when none was. */
+    public UUID migrationId() { return migrationId; }
+
     @Override
     public String toString() {
         return String.join(" ", entry(Configuration.MODE, mode), entry(Configuration.DOWNTIME_LIMIT, downtimeLimitMillis),
@@ -122,7 +162,10 @@ public final class MigrationParameters {
                 entry(Configuration.XBZRLE_CACHE_SIZE, xbzrleCacheSize), entry(Configuration.ZSTD_LEVEL, zstdLevel),
                 entry(Configuration.POSTCOPY_AFTER_ROUNDS, postcopyAfterRounds),
                 entry(Configuration.PEER_TIMEOUT, peerTimeoutMillis),
-                entry(Configuration.RECOVER_TIMEOUT, recoverTimeoutMillis), entry(Configuration.CHANNELS, channels));
+                entry(Configuration.RECOVER_TIMEOUT, recoverTimeoutMillis), entry(Configuration.CHANNELS, channels),
+                entry(Configuration.TLS_CERT, tlsCert), entry(Configuration.TLS_KEY, tlsKey),
+                entry(Configuration.TLS_CA, tlsCa), entry(Configuration.TLS_ALLOW, tlsAllow),
+                entry(Configuration.TLS_PROVIDER, tlsProvider), entry(Configuration.MIGRATION_ID, migrationId));
     }
 
     private static <T> String entry(Setting<T> setting, T value) {
@@ -147,6 +190,12 @@ public final class MigrationParameters {
         private long peerTimeoutMillis = Configuration.PEER_TIMEOUT.value();
         private long recoverTimeoutMillis = Configuration.RECOVER_TIMEOUT.value();
         private int channels = Configuration.CHANNELS.value();
+        private Optional<Path> tlsCert = Configuration.TLS_CERT.value();
+        private Optional<Path> tlsKey = Configuration.TLS_KEY.value();
+        private Optional<Path> tlsCa = Configuration.TLS_CA.value();
+        private List<String> tlsAllow = Configuration.TLS_ALLOW.value();
+        private TlsProvider tlsProvider = Configuration.TLS_PROVIDER.value();
+        private UUID migrationId = Configuration.MIGRATION_ID.value();
 
         private Builder() {
         }
@@ -214,6 +263,44 @@ public final class MigrationParameters {
 
         public Builder channels(int value) {
             this.channels = Configuration.CHANNELS.check(value);
+            return this;
+        }
+
+        /** Mutual TLS on every connection, with this certificate chain, its key, and the CAs the destination's must chain to. */
+        public Builder tls(Path cert, Path key, Path ca) {
+            this.tlsCert = Optional.of(cert);
+            this.tlsKey = Optional.of(key);
+            this.tlsCa = Optional.of(ca);
+            return this;
+        }
+
+        public Builder tlsCert(Optional<Path> value) {
+            this.tlsCert = Configuration.TLS_CERT.check(value);
+            return this;
+        }
+
+        public Builder tlsKey(Optional<Path> value) {
+            this.tlsKey = Configuration.TLS_KEY.check(value);
+            return this;
+        }
+
+        public Builder tlsCa(Optional<Path> value) {
+            this.tlsCa = Configuration.TLS_CA.check(value);
+            return this;
+        }
+
+        public Builder tlsAllow(List<String> value) {
+            this.tlsAllow = List.copyOf(Configuration.TLS_ALLOW.check(value));
+            return this;
+        }
+
+        public Builder tlsProvider(TlsProvider value) {
+            this.tlsProvider = Configuration.TLS_PROVIDER.check(value);
+            return this;
+        }
+
+        public Builder migrationId(UUID value) {
+            this.migrationId = Configuration.MIGRATION_ID.check(value);
             return this;
         }
 

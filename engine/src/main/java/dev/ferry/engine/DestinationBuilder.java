@@ -5,15 +5,22 @@ import dev.ferry.core.Configuration;
 import dev.ferry.core.FaultMechanism;
 import dev.ferry.core.GuestMemory;
 import dev.ferry.core.NanoClock;
+import dev.ferry.core.TlsProvider;
 import dev.ferry.core.VmControl;
 import dev.ferry.transport.LinkException;
 import dev.ferry.transport.LinkServer;
+import dev.ferry.transport.Tls;
 import dev.ferry.transport.Transports;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.netty.channel.EventLoopGroup;
 import java.net.InetSocketAddress;
+import java.nio.file.Path;
 import java.util.EnumSet;
+import java.util.List;
+import java.util.Optional;
+import java.util.UUID;
+import java.util.function.Consumer;
 import java.util.Objects;
 import java.util.Set;
 import java.util.function.LongFunction;
@@ -34,6 +41,14 @@ public final class DestinationBuilder {
     private boolean prealloc = Configuration.PREALLOC.value();
     private long maxMemory = Configuration.MAX_MEMORY.value();
     private int maxPending = Configuration.MAX_PENDING.value();
+    private Optional<Path> tlsCert = Configuration.TLS_CERT.value();
+    private Optional<Path> tlsKey = Configuration.TLS_KEY.value();
+    private Optional<Path> tlsCa = Configuration.TLS_CA.value();
+    private List<String> tlsAllow = Configuration.TLS_ALLOW.value();
+    private TlsProvider tlsProvider = Configuration.TLS_PROVIDER.value();
+    private UUID migrationId = Configuration.MIGRATION_ID.value();
+    private boolean insecure = Configuration.INSECURE.value();
+    private Consumer<String> refusals = reason -> { };
     private GuestMemory given;
     private MeterRegistry registry = new SimpleMeterRegistry();
 
@@ -158,6 +173,85 @@ public final class DestinationBuilder {
         return recoverTimeoutMillis;
     }
 
+    /**
+     * Mutual TLS 1.3 on every connection: this side's certificate chain and key, and the
+     * authorities a source's certificate must chain to (PEM files). Sources are allowed by name
+     * with {@link #tlsAllow}; without it, none is.
+     */
+    public DestinationBuilder tls(Path cert, Path key, Path ca) {
+        return tlsCert(Optional.of(cert)).tlsKey(Optional.of(key)).tlsCa(Optional.of(ca));
+    }
+
+    /** {@link Configuration#TLS_CERT}. */
+    public DestinationBuilder tlsCert(Optional<Path> value) {
+        this.tlsCert = Configuration.TLS_CERT.check(value);
+        return this;
+    }
+
+    /** {@link Configuration#TLS_KEY}. */
+    public DestinationBuilder tlsKey(Optional<Path> value) {
+        this.tlsKey = Configuration.TLS_KEY.check(value);
+        return this;
+    }
+
+    /** {@link Configuration#TLS_CA}. */
+    public DestinationBuilder tlsCa(Optional<Path> value) {
+        this.tlsCa = Configuration.TLS_CA.check(value);
+        return this;
+    }
+
+    /**
+     * {@link Configuration#TLS_ALLOW}: the source certificate names (DNS or IP subject alternative
+     * names) allowed; empty, the default, allows no one (QEMU's tls-authz).
+     */
+    public DestinationBuilder tlsAllow(List<String> value) {
+        this.tlsAllow = List.copyOf(Configuration.TLS_ALLOW.check(value));
+        return this;
+    }
+
+    public List<String> tlsAllow() {
+        return tlsAllow;
+    }
+
+    /** {@link Configuration#TLS_PROVIDER}. */
+    public DestinationBuilder tlsProvider(TlsProvider value) {
+        this.tlsProvider = Configuration.TLS_PROVIDER.check(value);
+        return this;
+    }
+
+    /**
+     * {@link Configuration#MIGRATION_ID}: the id the manager gave this migration; a source saying
+     * another is refused. The nil UUID (the default) accepts any, and the session then keeps the
+     * source's.
+     */
+    public DestinationBuilder migrationId(UUID value) {
+        this.migrationId = Configuration.MIGRATION_ID.check(value);
+        return this;
+    }
+
+    public UUID migrationId() {
+        return migrationId;
+    }
+
+    /**
+     * {@link Configuration#INSECURE}: allow listening on an address other than loopback without
+     * TLS, where anyone who can reach it can send a guest or read one.
+     */
+    public DestinationBuilder insecure(boolean value) {
+        this.insecure = value;
+        return this;
+    }
+
+    /**
+     * Told of every connection refused before it became part of the session: its peer address and
+     * why (a TLS handshake that failed, a certificate name not allowed, another migration's id, a
+     * stranger's first frame). On an event loop: return quickly.
+     */
+    public DestinationBuilder onRefused(Consumer<String> value) {
+        this.refusals = Objects.requireNonNull(value);
+        return this;
+    }
+
     /** Where the {@code ferry.*} meters of this side go (default: a private registry). */
     public DestinationBuilder meterRegistry(MeterRegistry value) {
         this.registry = Objects.requireNonNull(value);
@@ -178,18 +272,26 @@ public final class DestinationBuilder {
         if (memoryForSize == null) {
             throw new IllegalStateException("no memory: call memory(...) or memoryFromHandshake() first");
         }
+        Tls tls = new TlsCredentials(tlsCert, tlsKey, tlsCa, tlsAllow, tlsProvider).forDestination();
+        java.net.InetAddress host = address.getAddress();
+        if (tls == null && !insecure && (host == null || !host.isLoopbackAddress())) {
+            throw new LinkException("refusing to listen on " + address.getHostString() + " without TLS: anyone who can"
+                    + " reach it could read the guest's memory or send a guest of their own; give "
+                    + Configuration.TLS_CERT.name() + ", " + Configuration.TLS_KEY.name() + " and "
+                    + Configuration.TLS_CA.name() + ", or " + Configuration.INSECURE.name() + " to accept that");
+        }
         if (prealloc && given != null) {
             given.prealloc();
         }
         // page channels apply in parallel, each on an event loop of its own as far as the cores go
         EventLoopGroup group = Transports.group(Math.max(4, 2 * Runtime.getRuntime().availableProcessors()));
         DestinationSession session = new DestinationSession(memoryForSize, vm, clock, capabilities, faultMechanism,
-                peerTimeoutMillis, recoverTimeoutMillis, maxMemory, registry);
-        DestinationHandler handler = new DestinationHandler(session, maxPending);
+                peerTimeoutMillis, recoverTimeoutMillis, maxMemory, migrationId, registry);
+        DestinationHandler handler = new DestinationHandler(session, maxPending, refusals);
         try {
             // one handler for every connection: the control connection, the channels, a recovery, or a refusal
-            LinkServer server = LinkServer.bind(group, address, peerTimeoutMillis, () -> handler);
-            return new IncomingMigration(server, group, session);
+            LinkServer server = LinkServer.bind(group, address, peerTimeoutMillis, tls, refusals, () -> handler);
+            return new IncomingMigration(server, group, session, tls == null ? null : tls.provider());
         } catch (LinkException | RuntimeException e) {
             group.shutdownGracefully();
             throw e;

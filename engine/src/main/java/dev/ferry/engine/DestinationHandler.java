@@ -42,6 +42,7 @@ final class DestinationHandler extends ChannelInboundHandlerAdapter implements D
 
     private final DestinationSession session;
     private final int maxPending;
+    private final java.util.function.Consumer<String> refusals;
     /** Connections open that have not said what they are yet: a stranger's cost is bounded by their number. */
     private final java.util.concurrent.atomic.AtomicInteger pending = new java.util.concurrent.atomic.AtomicInteger();
     private final ExecutorService control;
@@ -51,9 +52,10 @@ final class DestinationHandler extends ChannelInboundHandlerAdapter implements D
     private final java.util.concurrent.atomic.AtomicBoolean helloTaken = new java.util.concurrent.atomic.AtomicBoolean();
     private volatile Channel requestChannel;
 
-    DestinationHandler(DestinationSession session, int maxPending) {
+    DestinationHandler(DestinationSession session, int maxPending, java.util.function.Consumer<String> refusals) {
         this.session = session;
         this.maxPending = maxPending;
+        this.refusals = refusals;
         this.control = Executors.newSingleThreadExecutor(r -> {
             Thread t = new Thread(r, "ferry-destination-control");
             t.setDaemon(true);
@@ -120,6 +122,15 @@ final class DestinationHandler extends ChannelInboundHandlerAdapter implements D
         settled(channel);
         long size = frame.readableBytes() + 4L;
         int type = frame.isReadable() ? frame.getUnsignedByte(frame.readerIndex()) : -1;
+        if (type == Wire.HELLO && session.awaitingHello()) {
+            String refusal = helloRefusal(frame);
+            if (refusal != null) {
+                // another migration's source: refused on its own, this destination waits on for its own
+                refuse(channel, refusal);
+                frame.release();
+                return;
+            }
+        }
         if (type == Wire.HELLO && session.awaitingHello() && helloTaken.compareAndSet(false, true)) {
             adopt(channel, CONTROL);
             controlChannel = channel;
@@ -145,12 +156,12 @@ final class DestinationHandler extends ChannelInboundHandlerAdapter implements D
                 }
                 case Wire.RECOVER -> {
                     frame.skipBytes(1);
-                    long id = Wire.readRecover(frame);
+                    Wire.Recover recover = Wire.readRecover(frame);
                     session.frameBytes(size);
                     // checked and answered on the control thread, in order with what the old connection left
                     control.execute(() -> {
                         try {
-                            session.checkRecover(id);
+                            session.checkRecover(recover);
                         } catch (ProtocolException e) {
                             refuse(channel, e.getMessage());
                             return;
@@ -257,7 +268,17 @@ final class DestinationHandler extends ChannelInboundHandlerAdapter implements D
         }
     }
 
-    private static void refuse(Channel channel, String reason) {
+    /** Why a HELLO's migration id is not this destination's; null when it is, or when the HELLO is malformed (the session says why). */
+    private String helloRefusal(ByteBuf frame) {
+        try {
+            return session.helloRefusal(Wire.readHello(frame.duplicate().skipBytes(1)));
+        } catch (ProtocolException e) {
+            return null;
+        }
+    }
+
+    private void refuse(Channel channel, String reason) {
+        refusals.accept(channel.remoteAddress() + ": " + reason);
         channel.attr(ROLE).set(REFUSED);
         ByteBuf error = channel.alloc().buffer(64);
         Wire.writeError(error, reason);

@@ -27,6 +27,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.function.LongFunction;
@@ -100,6 +101,8 @@ final class DestinationSession {
     private final MeterRegistry registry;
     private final CompletableFuture<MigrationReport> result = new CompletableFuture<>();
     private final long sessionId = new SecureRandom().nextLong();
+    /** The id the manager gave this side ({@link Wire#NO_MIGRATION}: none, so the HELLO's); then the session's. */
+    private volatile UUID migration;
     private SourcePeer peer;
 
     private volatile State state = State.AWAIT_HELLO;
@@ -131,8 +134,9 @@ final class DestinationSession {
 
     DestinationSession(LongFunction<GuestMemory> memoryForSize, VmControl vm, NanoClock clock, Set<Capability> supported,
             FaultMechanism faultMechanism, long peerTimeoutMillis, long recoverTimeoutMillis, long maxMemory,
-            MeterRegistry registry) {
+            UUID migration, MeterRegistry registry) {
         this.maxMemory = maxMemory;
+        this.migration = migration;
         this.memoryForSize = memoryForSize;
         this.vm = vm;
         this.clock = clock;
@@ -175,12 +179,40 @@ final class DestinationSession {
         return state == State.AWAIT_HELLO;
     }
 
+    /**
+     * Why a HELLO is for another migration than this destination was given, or null when it is
+     * not: such a connection is refused on its own and the destination waits on for its source.
+     */
+    String helloRefusal(Wire.Hello hello) {
+        UUID expected = migration;
+        if (expected.equals(Wire.NO_MIGRATION) || expected.equals(hello.migration())) {
+            return null;
+        }
+        return "HELLO for migration " + name(hello.migration()) + ", this destination serves migration " + name(expected);
+    }
+
+    private static String name(UUID id) {
+        return id.equals(Wire.NO_MIGRATION) ? "none (no migration-id given)" : id.toString();
+    }
+
+    private void expectMigration(String frame, UUID given) throws ProtocolException {
+        if (!given.equals(migration)) {
+            throw new ProtocolException(frame + " for migration " + name(given) + ", this session is migration "
+                    + name(migration));
+        }
+    }
+
     // ---- control thread ----
 
     void hello(Wire.Hello hello) throws ProtocolException {
         if (state != State.AWAIT_HELLO) {
             throw new ProtocolException("HELLO on a session that already began");
         }
+        String refusal = helloRefusal(hello);
+        if (refusal != null) {
+            throw new ProtocolException(refusal);
+        }
+        migration = hello.migration();
         if (hello.version() != Wire.VERSION) {
             throw new ProtocolException("source speaks protocol version " + hello.version() + ", this destination " + Wire.VERSION);
         }
@@ -361,13 +393,14 @@ final class DestinationSession {
     }
 
     /** Whether a connection opening with RECOVER for {@code session} may take the lost control connection's place. */
-    void checkRecover(long session) throws ProtocolException {
+    void checkRecover(Wire.Recover recover) throws ProtocolException {
         if (state != State.RECOVERING) {
             throw new ProtocolException("RECOVER while the session is " + state);
         }
-        if (session != sessionId) {
+        if (recover.session() != sessionId) {
             throw new ProtocolException("RECOVER for another session");
         }
+        expectMigration("RECOVER", recover.migration());
     }
 
     /** The source reconnected: answer with what is still missing; its channels join again. */
@@ -391,6 +424,7 @@ final class DestinationSession {
         if (join.session() != sessionId) {
             throw new ProtocolException("JOIN for another session");
         }
+        expectMigration("JOIN", join.migration());
         int c = join.channel();
         if (c > channels || (c == channels && !negotiated.contains(Capability.POSTCOPY))) {
             throw new ProtocolException("channel " + c + " is not one of this session's " + channels

@@ -2,6 +2,7 @@ package dev.ferry.engine;
 
 import dev.ferry.core.GuestMemory;
 import dev.ferry.core.MigrationReport;
+import dev.ferry.core.TlsProvider;
 import dev.ferry.transport.LinkServer;
 import io.netty.channel.EventLoopGroup;
 import java.net.InetSocketAddress;
@@ -13,9 +14,11 @@ public final class IncomingMigration implements AutoCloseable {
     private final LinkServer server;
     private final EventLoopGroup group;
     private final DestinationSession migration;
+    private final TlsProvider tls;
 
-    IncomingMigration(LinkServer server, EventLoopGroup group, DestinationSession migration) {
+    IncomingMigration(LinkServer server, EventLoopGroup group, DestinationSession migration, TlsProvider tls) {
         this.server = server;
+        this.tls = tls;
         this.group = group;
         this.migration = migration;
         migration.result().whenComplete((report, error) -> server.close());
@@ -24,6 +27,11 @@ public final class IncomingMigration implements AutoCloseable {
     /** The address sources connect to. */
     public InetSocketAddress address() {
         return server.localAddress();
+    }
+
+    /** The TLS implementation every connection runs on (OpenSSL or the JDK's); empty for plaintext. */
+    public java.util.Optional<TlsProvider> tlsProvider() {
+        return java.util.Optional.ofNullable(tls);
     }
 
     /** Completes with this side's report when the migration ends, either way. */

@@ -34,6 +34,7 @@ import dev.ferry.stream.SourceControl;
 import dev.ferry.transport.BandwidthLimiter;
 import dev.ferry.transport.Link;
 import dev.ferry.transport.LinkException;
+import dev.ferry.transport.Tls;
 import io.netty.channel.EventLoopGroup;
 import java.net.InetSocketAddress;
 import java.util.ArrayList;
@@ -82,6 +83,8 @@ final class SourceSession {
     private final MigrationMetrics metrics;
     private final MigrationListener listener;
     private final BandwidthLimiter limiter;
+    /** Null for plaintext; loaded when the session runs, so bad files fail it with the guest running here. */
+    private Tls tls;
     private final List<RoundRecord> rounds = new ArrayList<>();
 
     private volatile MigrationState state = MigrationState.SETUP;
@@ -147,9 +150,11 @@ final class SourceSession {
         long lostBytes = 0;
         long endNanos = -1;
         try {
+            tls = new TlsCredentials(params.tlsCert(), params.tlsKey(), params.tlsCa(), params.tlsAllow(),
+                    params.tlsProvider()).forSource(destination.getHostString());
             control = new SourceControl(connect(), params.peerTimeoutMillis());
             Wire.Welcome welcome = control.hello(new Wire.Hello(Wire.VERSION, GuestMemory.PAGE_SIZE, memory.byteSize(),
-                    Wire.mask(params.capabilities()), params.mode().ordinal(), params.channels()));
+                    Wire.mask(params.capabilities()), params.mode().ordinal(), params.channels(), params.migrationId()));
             accept(welcome);
             sentDigest = new MemoryDigest(memory.pageCount());
             channels = new PageChannels(joinPageChannels(sentDigest), memory.pageCount(), clock);
@@ -304,14 +309,14 @@ final class SourceSession {
     }
 
     private Link connect() throws LinkException {
-        return Link.connect(group, destination, limiter, params.peerTimeoutMillis(), clock);
+        return Link.connect(group, destination, tls, limiter, params.peerTimeoutMillis(), clock);
     }
 
     /** A connection joined to the session as {@code channel}. */
     private Link join(int channel) throws LinkException, ProtocolException {
         Link link = connect();
         try {
-            SourceControl.join(link, session, channel, params.peerTimeoutMillis());
+            SourceControl.join(link, new Wire.Join(session, channel, params.migrationId()), params.peerTimeoutMillis());
             return link;
         } catch (LinkException | ProtocolException | RuntimeException e) {
             link.close();
@@ -361,8 +366,8 @@ final class SourceSession {
         try {
             Link control = connect();
             links.add(control);
-            io.netty.buffer.ByteBuf recover = control.buffer(Wire.FRAME_HEADER + 16);
-            Wire.writeRecover(recover, session);
+            io.netty.buffer.ByteBuf recover = control.buffer(Wire.FRAME_HEADER + 32);
+            Wire.writeRecover(recover, new Wire.Recover(session, params.migrationId()));
             control.sendNow(recover);
             PostcopySource.readMissing(control, missing, params.peerTimeoutMillis());
             for (int c = 0; c <= params.channels(); c++) {

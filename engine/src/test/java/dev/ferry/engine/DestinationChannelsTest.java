@@ -27,6 +27,7 @@ import io.netty.buffer.ByteBuf;
 import java.lang.foreign.MemorySegment;
 import java.net.Socket;
 import java.util.List;
+import java.util.UUID;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
@@ -125,7 +126,7 @@ class DestinationChannelsTest {
             for (int c = 0; c < 2; c++) {
                 try (Socket stale = source.connect()) {
                     int channel = c;
-                    send(stale, out -> Wire.writeJoin(out, source.session ^ 0x5a5a, channel));
+                    send(stale, out -> Wire.writeJoin(out, new Wire.Join(source.session ^ 0x5a5a, channel, Wire.NO_MIGRATION)));
                     assertEquals("JOIN for another session", refusal(stale));
                 }
             }
@@ -146,7 +147,7 @@ class DestinationChannelsTest {
             // == channels is the request channel, which needs post-copy; above it, nothing
             for (int channel : new int[] {2, 3, Wire.MAX_CHANNELS, 0xffff}) {
                 try (Socket outside = source.connect()) {
-                    send(outside, out -> Wire.writeJoin(out, source.session, channel));
+                    send(outside, out -> Wire.writeJoin(out, new Wire.Join(source.session, channel, Wire.NO_MIGRATION)));
                     assertEquals("channel " + channel + " is not one of this session's 2 page channels", refusal(outside));
                 }
             }
@@ -165,11 +166,11 @@ class DestinationChannelsTest {
             source.join(0);
             source.join(1);
             try (Socket outside = source.connect()) {
-                send(outside, out -> Wire.writeJoin(out, source.session, 2));
+                send(outside, out -> Wire.writeJoin(out, new Wire.Join(source.session, 2, Wire.NO_MIGRATION)));
                 assertEquals("channel 2 is not one of this session's 1 page channels or its request channel", refusal(outside));
             }
             try (Socket again = source.connect()) {
-                send(again, out -> Wire.writeJoin(out, source.session, 1));
+                send(again, out -> Wire.writeJoin(out, new Wire.Join(source.session, 1, Wire.NO_MIGRATION)));
                 assertEquals("channel 1 joined twice", refusal(again));
             }
             // a pre-copy end: the request channel stays silent
@@ -188,7 +189,7 @@ class DestinationChannelsTest {
             for (int c = 0; c < 2; c++) {
                 try (Socket twice = source.connect()) {
                     int channel = c;
-                    send(twice, out -> Wire.writeJoin(out, source.session, channel));
+                    send(twice, out -> Wire.writeJoin(out, new Wire.Join(source.session, channel, Wire.NO_MIGRATION)));
                     assertEquals("channel " + c + " joined twice", refusal(twice));
                 }
             }
@@ -389,7 +390,7 @@ class DestinationChannelsTest {
                 assertEquals("expected HELLO, JOIN or RECOVER as a connection's first frame, got PAGES", refusal(stranger));
             }
             try (Socket early = source.connect()) {
-                send(early, out -> Wire.writeJoin(out, 42, 0));
+                send(early, out -> Wire.writeJoin(out, new Wire.Join(42, 0, Wire.NO_MIGRATION)));
                 assertEquals("JOIN while the session is AWAIT_HELLO", refusal(early));
             }
             source.hello(2);
@@ -437,7 +438,7 @@ class DestinationChannelsTest {
             }
             source.join(1);
             try (Socket stranger = source.connect()) {
-                send(stranger, out -> Wire.writeHello(out, new Wire.Hello(Wire.VERSION, GuestMemory.PAGE_SIZE, BYTES, 1, 0, 2)));
+                send(stranger, out -> Wire.writeHello(out, new Wire.Hello(Wire.VERSION, GuestMemory.PAGE_SIZE, BYTES, 1, 0, 2, Wire.NO_MIGRATION)));
                 assertEquals("this destination is already receiving a migration", refusal(stranger));
             }
             assertFalse(in.result().isDone(), "a refused connection fails nothing");
@@ -580,7 +581,7 @@ class DestinationChannelsTest {
      */
     private void recoverAndComplete(HandSource source, int round) throws Exception {
         Socket control = source.connect();
-        send(control, out -> Wire.writeRecover(out, source.session));
+        send(control, out -> Wire.writeRecover(out, new Wire.Recover(source.session, source.migration)));
         ByteBuf answer = HandSource.readFrame(control);
         if (answer != null && answer.getUnsignedByte(answer.readerIndex()) == Wire.ERROR) {
             answer.readUnsignedByte();
@@ -604,6 +605,46 @@ class DestinationChannelsTest {
         assertTrue(report.verified());
         assertEquals(1, report.postcopy().recoveries());
         assertEquals(-1, source.expected.segment().mismatch(memory.segment()), "the memory as sent");
+    }
+
+    @Test
+    void aConnectionForAnotherMigrationIsRefusedWithItsReasonOnHelloJoinAndRecover() throws Exception {
+        UUID id = UUID.fromString("6f1c2d3e-4a5b-4c6d-8e7f-90a1b2c3d4e5");
+        UUID other = UUID.fromString("0b5e7a3c-1d2f-4e6a-9b8c-7d6e5f4a3b2c");
+        List<String> refused = new java.util.concurrent.CopyOnWriteArrayList<>();
+        start(b -> b.faultMechanism(FaultMechanism.SOFTWARE).recoverTimeoutMillis(30_000).migrationId(id)
+                .onRefused(refused::add));
+        for (UUID wrong : List.of(other, Wire.NO_MIGRATION)) {
+            try (HandSource stranger = new HandSource(in.address(), BYTES)) {
+                send(stranger.control, out -> Wire.writeHello(out, new Wire.Hello(Wire.VERSION, GuestMemory.PAGE_SIZE,
+                        BYTES, POSTCOPY_CAPS, 0, 1, wrong)));
+                assertEquals("HELLO for migration " + (wrong.equals(other) ? other : "none (no migration-id given)")
+                        + ", this destination serves migration " + id, refusal(stranger.control));
+            }
+        }
+        assertFalse(in.result().isDone(), "a HELLO for another migration fails nothing: the destination waits on");
+        try (HandSource source = new HandSource(in.address(), BYTES)) {
+            source.migration = id;
+            intoPostcopy(source);
+            try (Socket stray = source.connect()) {
+                send(stray, out -> Wire.writeJoin(out, new Wire.Join(source.session, 0, other)));
+                assertEquals("JOIN for migration " + other + ", this session is migration " + id, refusal(stray));
+            }
+            send(source.channel(0), out -> Wire.writeRoundEnd(out, 2, 0));
+            send(source.channel(1), out -> Wire.writeRoundEnd(out, 2, 0));
+            source.control.close();
+            assertEquals("[]", describe(readUntilClosed(source.channel(0))));
+            assertEquals("[]", describe(readUntilClosed(source.channel(1))));
+            // the lost session waits for its source: a RECOVER of another migration does not take its place
+            try (Socket wrong = source.connect()) {
+                send(wrong, out -> Wire.writeRecover(out, new Wire.Recover(source.session, other)));
+                assertEquals("RECOVER for migration " + other + ", this session is migration " + id, refusal(wrong));
+            }
+            assertFalse(in.result().isDone(), "the refused RECOVER fails nothing");
+            recoverAndComplete(source, 2);
+        }
+        assertEquals(4, refused.size(), "each refusal told to the destination's caller: " + refused);
+        assertTrue(refused.get(3).contains("RECOVER for migration " + other), refused.toString());
     }
 
     @Test

@@ -90,7 +90,7 @@ class DestinationRobustnessTest {
 
     private static void hello(HandSource s, int version, int pageSize, long bytes, int mode, int channels) throws Exception {
         send(s.control, out -> Wire.writeHello(out, new Wire.Hello(version, pageSize, bytes, Wire.bit(Capability.ZERO_PAGES),
-                mode, channels)));
+                mode, channels, Wire.NO_MIGRATION)));
     }
 
     /** HELLO and WELCOME on one page channel, and that channel joined: what the page channel then sends is the test. */
@@ -248,7 +248,7 @@ class DestinationRobustnessTest {
                         "unexpected DEVICE_STATE frame on page channel 0"),
                 bad("JOIN again on a joined page channel", s -> {
                     Socket channel = oneChannel(s);
-                    send(channel, out -> Wire.writeJoin(out, s.session, 0));
+                    send(channel, out -> Wire.writeJoin(out, new Wire.Join(s.session, 0, Wire.NO_MIGRATION)));
                 }, "unexpected JOIN frame on page channel 0"));
     }
 
@@ -342,11 +342,11 @@ class DestinationRobustnessTest {
             source.hello(1);
             source.join(0);
             try (Socket intruder = source.connect()) {
-                send(intruder, out -> Wire.writeHello(out, new Wire.Hello(Wire.VERSION, GuestMemory.PAGE_SIZE, BYTES, 1, 0, 1)));
+                send(intruder, out -> Wire.writeHello(out, new Wire.Hello(Wire.VERSION, GuestMemory.PAGE_SIZE, BYTES, 1, 0, 1, Wire.NO_MIGRATION)));
                 assertEquals("this destination is already receiving a migration", refusal(intruder), "one source at a time");
             }
             try (Socket intruder = source.connect()) {
-                send(intruder, out -> Wire.writeRecover(out, source.session));
+                send(intruder, out -> Wire.writeRecover(out, new Wire.Recover(source.session, Wire.NO_MIGRATION)));
                 assertEquals("RECOVER while the session is RECEIVING", refusal(intruder),
                         "no post-copy session was lost, so there is nothing to recover");
             }

@@ -25,7 +25,7 @@ import java.util.SplittableRandom;
 import java.util.function.Consumer;
 
 /**
- * A hand-made protocol version 2 source on plain blocking sockets to 127.0.0.1: a control
+ * A hand-made protocol version 3 source on plain blocking sockets to 127.0.0.1: a control
  * connection, page channels joined by hand, and frames written byte by byte with the protocol
  * module's writers. It keeps the memory the destination should end with ({@link #expected}), so
  * that a test can send END with the right digest and compare memories, and each channel's page
@@ -45,6 +45,8 @@ final class HandSource implements AutoCloseable {
     private long[] roundPages = new long[0];
     private int round = 1;
     long session;
+    /** The migration id its HELLO, JOINs and RECOVERs carry. */
+    java.util.UUID migration = Wire.NO_MIGRATION;
 
     HandSource(InetSocketAddress address, long memoryBytes) throws IOException {
         this.address = address;
@@ -69,7 +71,7 @@ final class HandSource implements AutoCloseable {
     /** HELLO for this memory offering {@code capabilities}, pre-copy, on {@code n} page channels; then reads WELCOME. */
     Wire.Welcome hello(int n, int capabilities) throws IOException, ProtocolException {
         send(control, out -> Wire.writeHello(out, new Wire.Hello(Wire.VERSION, GuestMemory.PAGE_SIZE, expected.byteSize(),
-                capabilities, 0, n)));
+                capabilities, 0, n, migration)));
         ByteBuf welcome = readFrame(control);
         assertNotNull(welcome, "the destination closed instead of answering HELLO");
         assertEquals(Wire.typeName(Wire.WELCOME), Wire.typeName(welcome.readUnsignedByte()), "answer to HELLO");
@@ -83,7 +85,7 @@ final class HandSource implements AutoCloseable {
     /** Opens page channel (or request channel) {@code c}: JOIN, then JOINED naming {@code c}. */
     Socket join(int c) throws IOException, ProtocolException {
         Socket socket = connect();
-        send(socket, out -> Wire.writeJoin(out, session, c));
+        send(socket, out -> Wire.writeJoin(out, new Wire.Join(session, c, migration)));
         ByteBuf joined = readFrame(socket);
         assertNotNull(joined, "channel " + c + " closed instead of JOINED");
         int type = joined.readUnsignedByte();

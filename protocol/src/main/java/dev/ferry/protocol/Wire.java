@@ -6,11 +6,12 @@ import io.netty.channel.ChannelHandler;
 import io.netty.handler.codec.LengthFieldBasedFrameDecoder;
 import java.util.EnumSet;
 import java.util.Set;
+import java.util.UUID;
 import java.util.function.LongConsumer;
 import java.nio.charset.StandardCharsets;
 
 /**
- * The Ferry wire protocol, version 2: every constant, layout, writer and reader in one place
+ * The Ferry wire protocol, version 3: every constant, layout, writer and reader in one place
  * (docs/protocol.md says the same in prose, and a test decodes its examples with these readers).
  * Readers check a body's size before they read it and throw {@link ProtocolException}; nothing
  * outside this module parses a frame.
@@ -26,12 +27,13 @@ import java.nio.charset.StandardCharsets;
  * its own handshake:
  * <pre>
  *   HELLO        0x01  magic u64 "FERRYMIG", version u16, pageSize u32, memoryBytes u64,
- *                      capabilities u32, mode u8, channels u16 (page channels, 1 .. MAX_CHANNELS)
+ *                      capabilities u32, mode u8, channels u16 (page channels, 1 .. MAX_CHANNELS),
+ *                      migration u128 (the manager's migration id, a UUID; nil for none)
  *   WELCOME      0x02  (dst→src) magic u64, version u16, capabilities u32 (those accepted),
  *                      session u64 (names the session on every other connection)
- *   JOIN         0x03  magic u64, session u64, channel u16: the first frame of a page connection
- *                      (0 .. channels-1) or of the request connection (channels)
- *   RECOVER      0x04  magic u64, session u64; the first frame of a control connection that
+ *   JOIN         0x03  magic u64, session u64, channel u16, migration u128: the first frame of a
+ *                      page connection (0 .. channels-1) or of the request connection (channels)
+ *   RECOVER      0x04  magic u64, session u64, migration u128; the first frame of a control connection that
  *                      resumes a post-copy session whose connections were lost
  *   JOINED       0x05  (dst→src) channel u16: the connection is part of the session
  *   PAGES        0x10  page records to the end of the frame:
@@ -58,7 +60,9 @@ public final class Wire {
     /** "FERRYMIG" as a big-endian u64. */
     public static final long MAGIC = 0x464552_52594D4947L;
     /** Protocol version this build speaks. */
-    public static final int VERSION = 2;
+    public static final int VERSION = 3;
+    /** The nil UUID: a source given no migration id says so with it. */
+    public static final UUID NO_MIGRATION = new UUID(0, 0);
     /** The most page channels a session may have. */
     public static final int MAX_CHANNELS = 64;
     /** The largest frame (type + body) either side accepts. */
@@ -90,15 +94,15 @@ public final class Wire {
     public static final int RECOVERED = 0x24;
     public static final int ERROR = 0x7F;
 
-    static final int HELLO_BODY = 8 + 2 + 4 + 8 + 4 + 1 + 2;
+    static final int HELLO_BODY = 8 + 2 + 4 + 8 + 4 + 1 + 2 + 16;
     static final int WELCOME_BODY = 8 + 2 + 4 + 8;
-    static final int JOIN_BODY = 8 + 8 + 2;
+    static final int JOIN_BODY = 8 + 8 + 2 + 16;
     static final int JOINED_BODY = 2;
     static final int ROUND_END_BODY = 4 + 8;
     static final int END_BODY = 8 + 8;
     static final int RESUMED_BODY = 8 + 8;
     static final int NANOS_BODY = 8;
-    static final int RECOVER_BODY = 8 + 8;
+    static final int RECOVER_BODY = 8 + 8 + 16;
     static final int RECOVERED_BODY = 8;
     /** The longest ERROR reason, in bytes. */
     static final int MAX_ERROR = 4096;
@@ -190,6 +194,7 @@ public final class Wire {
         out.writeInt(hello.capabilities());
         out.writeByte(hello.mode());
         out.writeShort(hello.channels());
+        writeMigration(out, hello.migration());
     }
 
     public static void writeWelcome(ByteBuf out, Welcome welcome) {
@@ -200,11 +205,12 @@ public final class Wire {
         out.writeLong(welcome.session());
     }
 
-    public static void writeJoin(ByteBuf out, long session, int channel) {
+    public static void writeJoin(ByteBuf out, Join join) {
         writeHeader(out, JOIN, JOIN_BODY);
         out.writeLong(MAGIC);
-        out.writeLong(session);
-        out.writeShort(channel);
+        out.writeLong(join.session());
+        out.writeShort(join.channel());
+        writeMigration(out, join.migration());
     }
 
     public static void writeJoined(ByteBuf out, int channel) {
@@ -216,7 +222,7 @@ public final class Wire {
     public static Join readJoin(ByteBuf body) throws ProtocolException {
         expectBody("JOIN", body, JOIN_BODY);
         readMagic("JOIN", body, "not a Ferry source");
-        return new Join(body.readLong(), body.readUnsignedShort());
+        return new Join(body.readLong(), body.readUnsignedShort(), readMigration(body));
     }
 
     /** Reads a JOINED body: the channel the destination took the connection as. */
@@ -248,10 +254,11 @@ public final class Wire {
         out.writeLong(resumeNanos);
     }
 
-    public static void writeRecover(ByteBuf out, long session) {
+    public static void writeRecover(ByteBuf out, Recover recover) {
         writeHeader(out, RECOVER, RECOVER_BODY);
         out.writeLong(MAGIC);
-        out.writeLong(session);
+        out.writeLong(recover.session());
+        writeMigration(out, recover.migration());
     }
 
     public static void writeRecovered(ByteBuf out, long missing) {
@@ -260,10 +267,10 @@ public final class Wire {
     }
 
     /** Reads a RECOVER body, checking its magic; returns the session it resumes. */
-    public static long readRecover(ByteBuf body) throws ProtocolException {
+    public static Recover readRecover(ByteBuf body) throws ProtocolException {
         expectBody("RECOVER", body, RECOVER_BODY);
         readMagic("RECOVER", body, "not a Ferry source");
-        return body.readLong();
+        return new Recover(body.readLong(), readMigration(body));
     }
 
     public static void writePostcopyStart(ByteBuf out, long pauseNanos) {
@@ -309,7 +316,7 @@ public final class Wire {
         expectBody("HELLO", body, HELLO_BODY);
         body.skipBytes(8);
         return new Hello(body.readUnsignedShort(), body.readInt(), body.readLong(), body.readInt(), body.readUnsignedByte(),
-                body.readUnsignedShort());
+                body.readUnsignedShort(), readMigration(body));
     }
 
     /** Reads the body of a WELCOME frame, checking magic, version and length. */
@@ -388,6 +395,16 @@ public final class Wire {
         return body.readCharSequence(body.readableBytes(), StandardCharsets.UTF_8).toString();
     }
 
+    /** A migration id as u128: the UUID's most significant half first. */
+    private static void writeMigration(ByteBuf out, UUID migration) {
+        out.writeLong(migration.getMostSignificantBits());
+        out.writeLong(migration.getLeastSignificantBits());
+    }
+
+    private static UUID readMigration(ByteBuf body) {
+        return new UUID(body.readLong(), body.readLong());
+    }
+
     /** Reads the magic a handshake frame opens with; anything else is {@code who} speaking. */
     private static void readMagic(String frame, ByteBuf body, String who) throws ProtocolException {
         long magic = body.readLong();
@@ -403,16 +420,21 @@ public final class Wire {
         }
     }
 
-    /** The handshake a source opens with. */
-    public record Hello(int version, int pageSize, long memoryBytes, int capabilities, int mode, int channels) {
+    /** The handshake a source opens with; {@code migration} is the manager's id ({@link #NO_MIGRATION}: none). */
+    public record Hello(int version, int pageSize, long memoryBytes, int capabilities, int mode, int channels,
+            UUID migration) {
     }
 
     /** The destination's answer to HELLO: the capabilities it accepted, and the session's id. */
     public record Welcome(int capabilities, long session) {
     }
 
-    /** What a page or request connection joins: the session, and its channel. */
-    public record Join(long session, int channel) {
+    /** What a page or request connection joins: the session, its channel, and the migration it belongs to. */
+    public record Join(long session, int channel, UUID migration) {
+    }
+
+    /** What a recovering control connection resumes: the session, of the migration it belongs to. */
+    public record Recover(long session, UUID migration) {
     }
 
     /** The end of a round: its number and the pages it sent (a zero run counts its pages). */

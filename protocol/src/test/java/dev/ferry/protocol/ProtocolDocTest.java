@@ -159,6 +159,7 @@ class ProtocolDocTest {
                 field(expect, unchecked, "capabilities", hello.capabilities());
                 field(expect, unchecked, "mode", hello.mode());
                 field(expect, unchecked, "channels", hello.channels());
+                migration(expect, unchecked, hello.migration());
                 Wire.writeHello(again, hello);
             }
             case Wire.WELCOME -> {
@@ -171,7 +172,8 @@ class ProtocolDocTest {
                 Wire.Join join = Wire.readJoin(frame);
                 field(expect, unchecked, "session", join.session());
                 field(expect, unchecked, "channel", join.channel());
-                Wire.writeJoin(again, join.session(), join.channel());
+                migration(expect, unchecked, join.migration());
+                Wire.writeJoin(again, join);
             }
             case Wire.JOINED -> {
                 int channel = Wire.readJoined(frame);
@@ -252,9 +254,10 @@ class ProtocolDocTest {
                 Wire.writeError(again, reason);
             }
             case Wire.RECOVER -> {
-                long session = Wire.readRecover(frame);
-                field(expect, unchecked, "session", session);
-                Wire.writeRecover(again, session);
+                Wire.Recover recover = Wire.readRecover(frame);
+                field(expect, unchecked, "session", recover.session());
+                migration(expect, unchecked, recover.migration());
+                Wire.writeRecover(again, recover);
             }
             case Wire.RECOVERED -> {
                 long missing = Wire.readRecovered(frame);
@@ -328,6 +331,11 @@ class ProtocolDocTest {
         assertNotNull(value, "the expect line lacks " + name);
         assertEquals(decode(value), actual, name);
         unchecked.remove(name);
+    }
+
+    private static void migration(Map<String, String> expect, Set<String> unchecked, java.util.UUID actual) {
+        assertEquals(expect.get("migration"), actual.toString(), "migration");
+        unchecked.remove("migration");
     }
 
     /** A decimal or {@code 0x} hex value of an expect line or a table; hex may use all 64 bits (a session id). */

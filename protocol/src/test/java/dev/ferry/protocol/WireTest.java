@@ -30,9 +30,10 @@ class WireTest {
     @Test
     void helloRoundTrips() throws ProtocolException {
         // every field but the version at its maximum: a u8 or u16 may not come back negative
-        for (Wire.Hello hello : new Wire.Hello[] {new Wire.Hello(Wire.VERSION, 4096, 6L << 30, 0x2F, 2, Wire.MAX_CHANNELS),
-                new Wire.Hello(Wire.VERSION, -1, -1L, -1, 0xFF, 0xFFFF)}) {
-            ByteBuf frame = roundTrip(out -> Wire.writeHello(out, hello), Wire.HELLO, 29);
+        for (Wire.Hello hello : new Wire.Hello[] {new Wire.Hello(Wire.VERSION, 4096, 6L << 30, 0x2F, 2, Wire.MAX_CHANNELS,
+                MIGRATION), new Wire.Hello(Wire.VERSION, -1, -1L, -1, 0xFF, 0xFFFF, new java.util.UUID(-1, -1)),
+                new Wire.Hello(Wire.VERSION, 4096, 1L << 30, 1, 0, 1, Wire.NO_MIGRATION)}) {
+            ByteBuf frame = roundTrip(out -> Wire.writeHello(out, hello), Wire.HELLO, 45);
             assertEquals(hello, Wire.readHello(frame));
             frame.release();
         }
@@ -52,9 +53,10 @@ class WireTest {
     void joinRoundTripsForEveryChannelAndTheRequestChannel() throws ProtocolException {
         long session = 0x9E1F_4C2A_B7D0_3865L;
         for (int channel : new int[] {0, 1, Wire.MAX_CHANNELS - 1, Wire.MAX_CHANNELS, 0xFFFF}) {
-            ByteBuf frame = roundTrip(out -> Wire.writeJoin(out, session, channel), Wire.JOIN, 18);
+            Wire.Join join = new Wire.Join(session, channel, MIGRATION);
+            ByteBuf frame = roundTrip(out -> Wire.writeJoin(out, join), Wire.JOIN, 34);
             assertEquals(Wire.MAGIC, frame.getLong(frame.readerIndex()), "JOIN opens with the magic");
-            assertEquals(new Wire.Join(session, channel), Wire.readJoin(frame));
+            assertEquals(join, Wire.readJoin(frame));
             frame.release();
         }
     }
@@ -71,9 +73,10 @@ class WireTest {
     @Test
     void recoverRoundTripsItsSession() throws ProtocolException {
         for (long session : new long[] {0, -1, 0x51C3_E07A_2F98_D6B4L}) {
-            ByteBuf frame = roundTrip(out -> Wire.writeRecover(out, session), Wire.RECOVER, 16);
+            Wire.Recover recover = new Wire.Recover(session, MIGRATION);
+            ByteBuf frame = roundTrip(out -> Wire.writeRecover(out, recover), Wire.RECOVER, 32);
             assertEquals(Wire.MAGIC, frame.getLong(frame.readerIndex()), "RECOVER opens with the magic");
-            assertEquals(session, Wire.readRecover(frame));
+            assertEquals(recover, Wire.readRecover(frame));
             frame.release();
         }
     }
@@ -98,15 +101,15 @@ class WireTest {
 
     @Test
     void joinWithBadMagicOrLengthIsRefused() {
-        ByteBuf badMagic = Unpooled.buffer().writeLong(0x5145_4D55_0000_0000L).writeLong(42).writeShort(0);
+        ByteBuf badMagic = Unpooled.buffer().writeLong(0x5145_4D55_0000_0000L).writeLong(42).writeShort(0).writeZero(16);
         ProtocolException magic = assertThrows(ProtocolException.class, () -> Wire.readJoin(badMagic));
         assertTrue(magic.getMessage().contains("bad magic 0x51454d5500000000 in JOIN"), magic.getMessage());
         // a version 1 RECOVER (magic only) or a HELLO sent where a JOIN belongs is no JOIN
-        for (int length : new int[] {0, 8, 16, 17, 19, 29}) {
+        for (int length : new int[] {0, 8, 16, 17, 18, 19, 29, 33, 35, 45}) {
             ByteBuf body = Unpooled.buffer().writeLong(Wire.MAGIC).writeZero(Math.max(0, length - 8));
             body.writerIndex(length);
             ProtocolException e = assertThrows(ProtocolException.class, () -> Wire.readJoin(body));
-            assertEquals("JOIN body of " + length + " bytes, expected 18", e.getMessage());
+            assertEquals("JOIN body of " + length + " bytes, expected 34", e.getMessage());
         }
         ByteBuf joined = Unpooled.buffer().writeByte(1);
         assertEquals("JOINED body of 1 bytes, expected 2",
@@ -115,12 +118,15 @@ class WireTest {
 
     @Test
     void recoverWithBadMagicOrTheVersion1LayoutIsRefused() {
-        ByteBuf badMagic = Unpooled.buffer().writeLong(Wire.MAGIC ^ 1).writeLong(42);
+        ByteBuf badMagic = Unpooled.buffer().writeLong(Wire.MAGIC ^ 1).writeLong(42).writeZero(16);
         ProtocolException magic = assertThrows(ProtocolException.class, () -> Wire.readRecover(badMagic));
         assertTrue(magic.getMessage().contains("bad magic") && magic.getMessage().contains("RECOVER"), magic.getMessage());
         ByteBuf version1 = Unpooled.buffer().writeLong(Wire.MAGIC);
-        assertEquals("RECOVER body of 8 bytes, expected 16",
+        assertEquals("RECOVER body of 8 bytes, expected 32",
                 assertThrows(ProtocolException.class, () -> Wire.readRecover(version1)).getMessage());
+        ByteBuf version2 = Unpooled.buffer().writeLong(Wire.MAGIC).writeLong(42);
+        assertEquals("RECOVER body of 16 bytes, expected 32",
+                assertThrows(ProtocolException.class, () -> Wire.readRecover(version2)).getMessage());
     }
 
     @Test
@@ -182,14 +188,14 @@ class WireTest {
     @Test
     void helloWithBadMagicOrLengthIsRefused() {
         // the magic is checked before the length: whatever a stranger sends, it is told it is not Ferry
-        for (int length : new int[] {8, 27, 29, 40}) {
+        for (int length : new int[] {8, 27, 29, 40, 45}) {
             ByteBuf body = helloBody(0x5145_4D55_0000_0000L, length);
             ProtocolException magic = assertThrows(ProtocolException.class, () -> Wire.readHello(body));
             assertTrue(magic.getMessage().contains("bad magic 0x51454d5500000000"), magic.getMessage());
         }
-        for (int length : new int[] {0, 7, 9, 27, 28, 30}) {
+        for (int length : new int[] {0, 7, 9, 27, 28, 29, 30, 44, 46}) {
             ProtocolException e = assertThrows(ProtocolException.class, () -> Wire.readHello(helloBody(Wire.MAGIC, length)));
-            assertEquals("HELLO body of " + length + " bytes, expected 29", e.getMessage());
+            assertEquals("HELLO body of " + length + " bytes, expected 45", e.getMessage());
         }
     }
 
@@ -200,6 +206,10 @@ class WireTest {
                 .writeInt(1).writeByte(0);
         assertEquals("source speaks protocol version 1, this destination " + Wire.VERSION,
                 assertThrows(ProtocolException.class, () -> Wire.readHello(version1)).getMessage());
+        // a version 2 HELLO: 29 bytes, no migration id
+        ByteBuf version2 = helloBody(Wire.MAGIC, 29).setShort(8, 2);
+        assertEquals("source speaks protocol version 2, this destination " + Wire.VERSION,
+                assertThrows(ProtocolException.class, () -> Wire.readHello(version2)).getMessage());
         ByteBuf later = helloBody(Wire.MAGIC, 40).setShort(8, Wire.VERSION + 1);
         assertEquals("source speaks protocol version " + (Wire.VERSION + 1) + ", this destination " + Wire.VERSION,
                 assertThrows(ProtocolException.class, () -> Wire.readHello(later)).getMessage());
@@ -326,6 +336,8 @@ class WireTest {
         assertEquals(bodyLength, frame.readableBytes());
         return frame;
     }
+
+    private static final java.util.UUID MIGRATION = java.util.UUID.fromString("6f1c2d3e-4a5b-4c6d-8e7f-90a1b2c3d4e5");
 
     private static ByteBuf helloBody(long magic, int length) {
         ByteBuf body = Unpooled.buffer().writeLong(magic).writeShort(Wire.VERSION).writeInt(4096).writeLong(1L << 30)

@@ -141,16 +141,17 @@ public final class SourceControl implements AutoCloseable {
         return frame;
     }
 
-    /** Sends JOIN for {@code channel} of {@code session} on {@code link} and waits for JOINED. */
-    public static void join(Link link, long session, int channel, long timeoutMillis) throws LinkException, ProtocolException {
-        ByteBuf out = link.buffer(Wire.FRAME_HEADER + 18);
-        Wire.writeJoin(out, session, channel);
+    /** Sends {@code join} on {@code link} and waits for JOINED. */
+    public static void join(Link link, Wire.Join join, long timeoutMillis) throws LinkException, ProtocolException {
+        ByteBuf out = link.buffer(Wire.FRAME_HEADER + 64);
+        Wire.writeJoin(out, join);
         link.sendNow(out);
-        ByteBuf reply = expect(link, Wire.JOINED, "destination refused channel " + channel + ": ", timeoutMillis, false);
+        ByteBuf reply = expect(link, Wire.JOINED, "destination refused channel " + join.channel() + ": ", timeoutMillis,
+                false);
         try {
             int joined = Wire.readJoined(reply);
-            if (joined != channel) {
-                throw new ProtocolException("destination joined channel " + joined + ", asked " + channel);
+            if (joined != join.channel()) {
+                throw new ProtocolException("destination joined channel " + joined + ", asked " + join.channel());
             }
         } finally {
             reply.release();

@@ -23,6 +23,12 @@ public final class Frames {
 
     /** A one-line description of a pipeline failure. */
     public static String describe(Throwable cause) {
+        if (cause instanceof io.netty.handler.codec.DecoderException && cause.getCause() instanceof javax.net.ssl.SSLException) {
+            cause = cause.getCause();
+        }
+        if (cause instanceof javax.net.ssl.SSLException) {
+            return "TLS: " + cause.getMessage();
+        }
         if (cause instanceof TooLongFrameException) {
             return "malformed frame: " + cause.getMessage();
         }

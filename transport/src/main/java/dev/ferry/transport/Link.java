@@ -12,6 +12,7 @@ import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.WriteBufferWaterMark;
+import io.netty.handler.ssl.SslHandler;
 import java.net.InetSocketAddress;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
@@ -51,6 +52,16 @@ public final class Link implements AutoCloseable {
      */
     public static Link connect(EventLoopGroup group, InetSocketAddress address, BandwidthLimiter limiter,
             long peerTimeoutMillis, NanoClock clock) throws LinkException {
+        return connect(group, address, null, limiter, peerTimeoutMillis, clock);
+    }
+
+    /**
+     * Connects as {@link #connect(EventLoopGroup, InetSocketAddress, BandwidthLimiter, long, NanoClock)}
+     * does; with {@code tls} (null for plaintext) over mutual TLS, returning only once the
+     * handshake is done and the destination's certificate names are allowed.
+     */
+    public static Link connect(EventLoopGroup group, InetSocketAddress address, Tls tls, BandwidthLimiter limiter,
+            long peerTimeoutMillis, NanoClock clock) throws LinkException {
         Inbound inbound = new Inbound();
         Bootstrap bootstrap = new Bootstrap()
                 .group(group)
@@ -61,6 +72,9 @@ public final class Link implements AutoCloseable {
                 .handler(new ChannelInitializer<>() {
                     @Override
                     protected void initChannel(Channel ch) {
+                        if (tls != null) {
+                            ch.pipeline().addLast(tls.handler(ch.alloc(), address, peerTimeoutMillis));
+                        }
                         ch.pipeline().addLast(Wire.frameDecoder(), inbound);
                     }
                 });
@@ -72,7 +86,32 @@ public final class Link implements AutoCloseable {
         if (!connect.isSuccess()) {
             throw new LinkException("cannot connect to " + address + ": " + connect.cause().getMessage(), connect.cause());
         }
+        if (tls != null) {
+            verify(connect.channel(), address, tls, peerTimeoutMillis);
+        }
         return new Link(connect.channel(), inbound, limiter, peerTimeoutMillis, clock);
+    }
+
+    /** Waits for the TLS handshake and checks the destination's names; closes the connection if either fails. */
+    private static void verify(Channel channel, InetSocketAddress address, Tls tls, long peerTimeoutMillis)
+            throws LinkException {
+        SslHandler ssl = channel.pipeline().get(SslHandler.class);
+        io.netty.util.concurrent.Future<Channel> handshake = ssl.handshakeFuture();
+        String failure = null;
+        if (!handshake.awaitUninterruptibly(peerTimeoutMillis + 1000)) {
+            failure = "TLS handshake with " + address + " timed out after " + peerTimeoutMillis + " ms";
+        } else if (!handshake.isSuccess()) {
+            failure = "TLS handshake with " + address + " failed: " + Frames.describe(handshake.cause());
+        } else {
+            String refusal = tls.refusal(ssl.engine().getSession());
+            if (refusal != null) {
+                failure = "TLS: refused the destination at " + address + ": " + refusal + " " + tls.allowed();
+            }
+        }
+        if (failure != null) {
+            channel.close().awaitUninterruptibly(1000);
+            throw new LinkException(failure, handshake.cause());
+        }
     }
 
     /** A direct buffer from the channel's pool for the caller to fill with frames. */

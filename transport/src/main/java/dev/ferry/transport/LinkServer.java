@@ -10,6 +10,7 @@ import io.netty.channel.EventLoopGroup;
 import io.netty.handler.timeout.ReadTimeoutHandler;
 import java.net.InetSocketAddress;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
 import java.util.function.Supplier;
 
 /**
@@ -33,9 +34,20 @@ public final class LinkServer implements AutoCloseable {
         this.channel = channel;
     }
 
-    /** Listens on {@code address} (port 0 picks a free one). */
+    /** Listens on {@code address} (port 0 picks a free one), in plaintext. */
     public static LinkServer bind(EventLoopGroup group, InetSocketAddress address, long peerTimeoutMillis,
             Supplier<ChannelHandler> handlers) throws LinkException {
+        return bind(group, address, peerTimeoutMillis, null, reason -> { }, handlers);
+    }
+
+    /**
+     * Listens on {@code address}; with {@code tls} (null for plaintext) every connection is mutual
+     * TLS, and its frames reach {@code handlers} only once its peer is allowed. A refused
+     * connection is closed, and its address and the reason go to {@code refusals} (on an event
+     * loop: return quickly).
+     */
+    public static LinkServer bind(EventLoopGroup group, InetSocketAddress address, long peerTimeoutMillis, Tls tls,
+            Consumer<String> refusals, Supplier<ChannelHandler> handlers) throws LinkException {
         ServerBootstrap bootstrap = new ServerBootstrap()
                 .group(group)
                 .channel(Transports.serverChannel())
@@ -46,6 +58,9 @@ public final class LinkServer implements AutoCloseable {
                 .childHandler(new ChannelInitializer<>() {
                     @Override
                     protected void initChannel(Channel ch) {
+                        if (tls != null) {
+                            ch.pipeline().addLast(tls.handler(ch.alloc(), null, peerTimeoutMillis), new PeerCheck(tls, refusals));
+                        }
                         ch.pipeline().addLast(Wire.frameDecoder(),
                                 new ReadTimeoutHandler(peerTimeoutMillis, TimeUnit.MILLISECONDS),
                                 handlers.get());

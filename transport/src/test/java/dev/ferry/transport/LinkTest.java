@@ -49,7 +49,7 @@ class LinkTest {
             new SplittableRandom(1).nextBytes(state);
 
             ByteBuf out = link.buffer(64);
-            Wire.writeHello(out, new Wire.Hello(Wire.VERSION, 4096, 1L << 30, 1, 0, 1));
+            Wire.writeHello(out, new Wire.Hello(Wire.VERSION, 4096, 1L << 30, 1, 0, 1, Wire.NO_MIGRATION));
             link.sendNow(out);
             ByteBuf big = link.buffer(state.length + Wire.FRAME_HEADER);
             Wire.writeDeviceState(big, state);
@@ -57,7 +57,7 @@ class LinkTest {
             ByteBuf end = link.buffer(32);
             Wire.writeEnd(end, 42, 7);
             link.sendNow(end);
-            assertEquals((Wire.FRAME_HEADER + 29) + (Wire.FRAME_HEADER + state.length) + (Wire.FRAME_HEADER + 16), link.bytesSent());
+            assertEquals((Wire.FRAME_HEADER + 45) + (Wire.FRAME_HEADER + state.length) + (Wire.FRAME_HEADER + 16), link.bytesSent());
 
             Wire.Hello hello = Wire.readHello(body(atServer.poll(10, TimeUnit.SECONDS), Wire.HELLO));
             assertEquals(1L << 30, hello.memoryBytes());
