@@ -419,8 +419,8 @@ class DestinationChannelsTest {
             }
             try (Socket stranger = source.connect()) {
                 send(stranger, out -> {
-                    Wire.writeHeader(out, Wire.JOIN, 18);
-                    out.writeLong(0x4854_5450_2f31_2e31L).writeLong(source.session).writeShort(1);
+                    Wire.writeHeader(out, Wire.JOIN, 34);
+                    out.writeLong(0x4854_5450_2f31_2e31L).writeLong(source.session).writeShort(1).writeZero(16);
                 });
                 assertEquals("bad magic 0x485454502f312e31 in JOIN: not a Ferry source", refusal(stranger));
             }
@@ -429,7 +429,7 @@ class DestinationChannelsTest {
                     Wire.writeHeader(out, Wire.JOIN, 16);
                     out.writeLong(Wire.MAGIC).writeLong(source.session);
                 });
-                assertEquals("JOIN body of 16 bytes, expected 18", refusal(stranger));
+                assertEquals("JOIN body of 16 bytes, expected 34", refusal(stranger));
             }
             try (Socket stranger = source.connect()) {
                 // above MAX_FRAME: closed without a word

@@ -107,12 +107,12 @@ class DestinationRobustnessTest {
                     out.writeLong(0x5145_4D55_2D4D_4947L).writeShort(Wire.VERSION).writeInt(4096).writeLong(BYTES).writeInt(1)
                             .writeByte(0).writeShort(1);
                 }), "bad magic 0x51454d552d4d4947 in HELLO"),
-                bad("wrong version", s -> hello(s, 3, 4096, BYTES, 0, 1),
-                        "source speaks protocol version 3, this destination 2"),
+                bad("wrong version", s -> hello(s, Wire.VERSION + 1, 4096, BYTES, 0, 1),
+                        "source speaks protocol version " + (Wire.VERSION + 1) + ", this destination " + Wire.VERSION),
                 bad("a version 1 HELLO, two bytes shorter", s -> send(s.control, out -> {
                     Wire.writeHeader(out, Wire.HELLO, 27);
                     out.writeLong(Wire.MAGIC).writeShort(1).writeInt(4096).writeLong(BYTES).writeInt(1).writeByte(0);
-                }), "source speaks protocol version 1, this destination 2"),
+                }), "source speaks protocol version 1, this destination " + Wire.VERSION),
                 bad("wrong page size", s -> hello(s, Wire.VERSION, 8192, BYTES, 0, 1), "source page size 8192"),
                 bad("memory size mismatch", s -> hello(s, Wire.VERSION, 4096, 2 * BYTES, 0, 1),
                         "source memory is " + 2 * BYTES + " bytes, destination has " + BYTES),
@@ -128,7 +128,7 @@ class DestinationRobustnessTest {
                 bad("HELLO cut short", s -> send(s.control, out -> {
                     Wire.writeHeader(out, Wire.HELLO, 12);
                     out.writeLong(Wire.MAGIC).writeShort(Wire.VERSION).writeShort(0);
-                }), "HELLO body of 12 bytes, expected 29"),
+                }), "HELLO body of 12 bytes, expected 45"),
 
                 // ---- pages ----
                 bad("page index out of range", s -> send(oneChannel(s), out -> pages(out, o -> rawRecord(o, PAGES, filledPage(1)))),

@@ -52,11 +52,14 @@ final class BenchCommand {
             "write the report as a self-contained HTML page with charts", null);
     private static final Option CONNECT = Option.valued("connect", "HOST:PORT", "source: the destination's address (required)",
             null);
+    private static final Option TLS = Option.valued("tls", "DIR", "bench: both sides over mutual TLS with the"
+            + " certificates scripts/tls-ca.sh DIR made (source.pem for the source, dest.pem for the destination, which"
+            + " allows ferry-source)", null);
     /** The options of bench and source that are not settings. */
     static final List<Option> OWN = List.of(WORKLOAD, MEMORY, FILL, TRACE_LOOP, SEED, JSON, REPORT, CONNECT);
 
     /** bench runs both sides: it takes the settings of both. */
-    static final List<Option> BENCH = union(OWN.stream().filter(o -> o != CONNECT),
+    static final List<Option> BENCH = union(OWN.stream().filter(o -> o != CONNECT), Stream.of(TLS),
             MigrationFlags.options(MigrationFlags.SOURCE).stream(),
             MigrationFlags.options(MigrationFlags.DESTINATION).stream());
     /** source runs the source: it takes the source's settings and where the destination is. */
@@ -105,7 +108,23 @@ final class BenchCommand {
     }
 
     static Sides sides(Options o) {
-        return new Sides(MigrationFlags.parameters(o), MigrationFlags.destination(o, MigrationFlags.DESTINATION));
+        Sides given = new Sides(MigrationFlags.parameters(o), MigrationFlags.destination(o, MigrationFlags.DESTINATION));
+        if (!o.has(TLS)) {
+            return given;
+        }
+        Path dir = Path.of(o.get(TLS));
+        for (String file : List.of("ca.pem", "source.pem", "source-key.pem", "dest.pem", "dest-key.pem")) {
+            if (!Files.isReadable(dir.resolve(file))) {
+                throw new UsageException("--" + TLS.name() + " " + dir + " has no " + file + ": make it with scripts/tls-ca.sh "
+                        + dir);
+            }
+        }
+        MigrationParameters source = given.source().toBuilder()
+                .tls(dir.resolve("source.pem"), dir.resolve("source-key.pem"), dir.resolve("ca.pem")).build();
+        UnaryOperator<DestinationBuilder> destination = b -> given.destination().apply(b
+                .tls(dir.resolve("dest.pem"), dir.resolve("dest-key.pem"), dir.resolve("ca.pem"))
+                .tlsAllow(List.of("ferry-source")));
+        return new Sides(source, destination);
     }
 
     int bench(String[] args) throws Exception {
@@ -123,9 +142,11 @@ final class BenchCommand {
                 guest.workload.start(guest.memory, guest.log, PageGate.OPEN);
                 MigrationReport source;
                 MigrationReport destination;
+                java.util.Optional<dev.ferry.core.TlsProvider> tls;
                 try (IncomingMigration in = sides.destination().apply(Migration.destination(targetVm)).memory(target)
                         .start()) {
                     incoming.set(in);
+                    tls = in.tlsProvider();
                     OutgoingMigration migration = Migration.source(guest.memory, guest.log, sourceVm)
                             .parameters(params).connect(in.address()).listener(ProgressDisplay.forConsole()).start();
                     source = migration.result().get(maxWaitMillis(params), TimeUnit.MILLISECONDS);
@@ -146,6 +167,7 @@ final class BenchCommand {
                         .name("maxBandwidth").value(params.maxBandwidth())
                         .name("channels").value(params.channels())
                         .name("transport").value(dev.ferry.transport.Transports.nativeEpoll() ? "epoll" : "nio")
+                        .name("tls").value(tls.map(p -> p.name().toLowerCase(Locale.ROOT)).orElse("none"))
                         .name("destination").beginObject();
                 destination.writeJsonMembers(json);
                 json.endObject()
@@ -167,6 +189,8 @@ final class BenchCommand {
                         .endObject();
                 writeReports(o, json);
                 summarize(source, destination, loopback);
+                out.printf(Locale.ROOT, "tls                %s%n", tls.map(p -> p.name().toLowerCase(Locale.ROOT) + ", mutual")
+                        .orElse("none"));
                 return source.succeeded() && destination.succeeded() ? 0 : 1;
             }
         }

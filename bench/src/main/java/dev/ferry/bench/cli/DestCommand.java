@@ -31,8 +31,11 @@ final class DestCommand {
     private static final Option MEMORY = Option.valued("memory", "SIZE",
             "refuse sources of another size (default: the size the source announces)", null);
     private static final Option JSON = Option.valued("json", "FILE", "write this side's report as JSON", null);
+    /** A flag, not on/off: it is the one word that says plaintext off loopback is meant. */
+    private static final Option INSECURE = Option.flag(Configuration.INSECURE.name(), Configuration.INSECURE.description());
     /** The options only dest takes. */
-    static final List<Option> OWN = List.of(LISTEN.option(), Option.of(Configuration.ACCEPT_TIMEOUT), MEMORY, JSON);
+    static final List<Option> OWN = List.of(LISTEN.option(), Option.of(Configuration.ACCEPT_TIMEOUT), MEMORY, JSON,
+            INSECURE);
     static final List<Option> OPTIONS = Stream.concat(OWN.stream(),
             MigrationFlags.options(MigrationFlags.DESTINATION).stream()).toList();
 
@@ -59,7 +62,11 @@ final class DestCommand {
         Migration.warmUp();
         GuestMemory fixed = fixedBytes > 0 ? GuestMemory.anonymous(fixedBytes) : null;
         ReceivedGuest guest = new ReceivedGuest(out);
-        DestinationBuilder builder = setup.destination().apply(Migration.destination(guest));
+        DestinationBuilder builder = setup.destination().apply(Migration.destination(guest)).insecure(o.has(INSECURE))
+                .onRefused(reason -> {
+                    err.println("ferry dest: refused " + reason);
+                    err.flush();
+                });
         if (fixed != null) {
             builder.memory(fixed);
         } else {
@@ -67,6 +74,9 @@ final class DestCommand {
         }
         try (IncomingMigration in = builder.start()) {
             out.println("listening on " + in.address().getHostString() + ":" + in.address().getPort());
+            in.tlsProvider().ifPresent(provider -> out.println("tls " + provider.name().toLowerCase(Locale.ROOT)
+                    + ", allowing " + (builder.tlsAllow().isEmpty() ? "nobody (no --" + Configuration.TLS_ALLOW.name() + ")"
+                            : String.join(",", builder.tlsAllow()))));
             out.flush();
             MigrationReport report;
             try {

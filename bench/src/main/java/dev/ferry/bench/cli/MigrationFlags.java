@@ -49,7 +49,13 @@ final class MigrationFlags {
             bound(Configuration.XBZRLE_CACHE_SIZE, MigrationParameters.Builder::xbzrleCacheSize),
             bound(Configuration.ZSTD_LEVEL, MigrationParameters.Builder::zstdLevel),
             bound(Configuration.PEER_TIMEOUT, MigrationParameters.Builder::peerTimeoutMillis),
-            bound(Configuration.RECOVER_TIMEOUT, MigrationParameters.Builder::recoverTimeoutMillis));
+            bound(Configuration.RECOVER_TIMEOUT, MigrationParameters.Builder::recoverTimeoutMillis),
+            bound(Configuration.TLS_CERT, MigrationParameters.Builder::tlsCert),
+            bound(Configuration.TLS_KEY, MigrationParameters.Builder::tlsKey),
+            bound(Configuration.TLS_CA, MigrationParameters.Builder::tlsCa),
+            bound(Configuration.TLS_ALLOW, MigrationParameters.Builder::tlsAllow),
+            bound(Configuration.TLS_PROVIDER, MigrationParameters.Builder::tlsProvider),
+            bound(Configuration.MIGRATION_ID, MigrationParameters.Builder::migrationId));
 
     /** What a destination takes, into its builder ({@code dest} also takes where to listen). */
     static final List<Bound<DestinationBuilder, ?>> DESTINATION = List.of(
@@ -58,7 +64,13 @@ final class MigrationFlags {
             bound(Configuration.RECOVER_TIMEOUT, DestinationBuilder::recoverTimeoutMillis),
             bound(Configuration.PREALLOC, DestinationBuilder::prealloc),
             bound(Configuration.MAX_MEMORY, DestinationBuilder::maxMemory),
-            bound(Configuration.MAX_PENDING, DestinationBuilder::maxPendingConnections));
+            bound(Configuration.MAX_PENDING, DestinationBuilder::maxPendingConnections),
+            bound(Configuration.TLS_CERT, DestinationBuilder::tlsCert),
+            bound(Configuration.TLS_KEY, DestinationBuilder::tlsKey),
+            bound(Configuration.TLS_CA, DestinationBuilder::tlsCa),
+            bound(Configuration.TLS_ALLOW, DestinationBuilder::tlsAllow),
+            bound(Configuration.TLS_PROVIDER, DestinationBuilder::tlsProvider),
+            bound(Configuration.MIGRATION_ID, DestinationBuilder::migrationId));
 
     private MigrationFlags() {
     }
