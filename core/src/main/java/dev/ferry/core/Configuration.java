@@ -183,8 +183,9 @@ public final class Configuration {
     public static final String INSECURE_PROP_NAME = "ferry.insecure";
     /** Off: a destination reachable from other hosts runs TLS unless told otherwise. */
     public static final boolean INSECURE_DEFAULT = false;
+    /** A flag on the command line ({@code --insecure}): true when given. */
     public static final Setting<Boolean> INSECURE = Setting.choice(INSECURE_PROP_NAME, List.of(true, false),
-            on -> on ? "on" : "off", INSECURE_DEFAULT,
+            String::valueOf, INSECURE_DEFAULT,
             "let a destination listen on an address other than loopback without TLS (guest memory in clear text)");
 
     private static final List<Setting<?>> SETTINGS = List.of(MODE, POSTCOPY_AFTER_ROUNDS, DOWNTIME_LIMIT, MAX_BANDWIDTH,

@@ -188,16 +188,28 @@ public final class DestinationBuilder {
         return this;
     }
 
+    public Optional<Path> tlsCert() {
+        return tlsCert;
+    }
+
     /** {@link Configuration#TLS_KEY}. */
     public DestinationBuilder tlsKey(Optional<Path> value) {
         this.tlsKey = Configuration.TLS_KEY.check(value);
         return this;
     }
 
+    public Optional<Path> tlsKey() {
+        return tlsKey;
+    }
+
     /** {@link Configuration#TLS_CA}. */
     public DestinationBuilder tlsCa(Optional<Path> value) {
         this.tlsCa = Configuration.TLS_CA.check(value);
         return this;
+    }
+
+    public Optional<Path> tlsCa() {
+        return tlsCa;
     }
 
     /**
@@ -217,6 +229,10 @@ public final class DestinationBuilder {
     public DestinationBuilder tlsProvider(TlsProvider value) {
         this.tlsProvider = Configuration.TLS_PROVIDER.check(value);
         return this;
+    }
+
+    public TlsProvider tlsProvider() {
+        return tlsProvider;
     }
 
     /**
@@ -240,6 +256,10 @@ public final class DestinationBuilder {
     public DestinationBuilder insecure(boolean value) {
         this.insecure = value;
         return this;
+    }
+
+    public boolean insecure() {
+        return insecure;
     }
 
     /**

@@ -278,7 +278,7 @@ final class DestinationHandler extends ChannelInboundHandlerAdapter implements D
     }
 
     private void refuse(Channel channel, String reason) {
-        refusals.accept(channel.remoteAddress() + ": " + reason);
+        refusals.accept(Frames.peer(channel) + ": " + reason);
         channel.attr(ROLE).set(REFUSED);
         ByteBuf error = channel.alloc().buffer(64);
         Wire.writeError(error, reason);

@@ -21,6 +21,12 @@ public final class Frames {
         return MemorySegment.ofBuffer(buf.nioBuffer(0, buf.capacity()));
     }
 
+    /** The peer of a connection as {@code host:port}. */
+    public static String peer(io.netty.channel.Channel channel) {
+        return channel.remoteAddress() instanceof java.net.InetSocketAddress a ? a.getHostString() + ":" + a.getPort()
+                : String.valueOf(channel.remoteAddress());
+    }
+
     /** A one-line description of a pipeline failure. */
     public static String describe(Throwable cause) {
         if (cause instanceof io.netty.handler.codec.DecoderException && cause.getCause() instanceof javax.net.ssl.SSLException) {

@@ -59,7 +59,8 @@ public final class LinkServer implements AutoCloseable {
                     @Override
                     protected void initChannel(Channel ch) {
                         if (tls != null) {
-                            ch.pipeline().addLast(tls.handler(ch.alloc(), null, peerTimeoutMillis), new PeerCheck(tls, refusals));
+                            ch.pipeline().addLast(new TlsRequired(refusals), tls.handler(ch.alloc(), null, peerTimeoutMillis),
+                                    new PeerCheck(tls, refusals));
                         }
                         ch.pipeline().addLast(Wire.frameDecoder(),
                                 new ReadTimeoutHandler(peerTimeoutMillis, TimeUnit.MILLISECONDS),

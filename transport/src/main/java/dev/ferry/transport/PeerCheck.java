@@ -34,7 +34,7 @@ final class PeerCheck extends ChannelInboundHandlerAdapter {
                 check(ctx);
             } else if (!refused) {
                 refused = true;
-                refusals.accept(ctx.channel().remoteAddress() + ": TLS handshake failed: " + Frames.describe(done.cause()));
+                refusals.accept(Frames.peer(ctx.channel()) + ": TLS handshake failed: " + Frames.describe(done.cause()));
                 ctx.close();
             }
             return;
@@ -56,7 +56,7 @@ final class PeerCheck extends ChannelInboundHandlerAdapter {
     public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
         if (!refused) {
             refused = true;
-            refusals.accept(ctx.channel().remoteAddress() + ": " + Frames.describe(cause));
+            refusals.accept(Frames.peer(ctx.channel()) + ": " + Frames.describe(cause));
         }
         ctx.close();
     }
@@ -72,7 +72,7 @@ final class PeerCheck extends ChannelInboundHandlerAdapter {
             return true;
         }
         refused = true;
-        refusals.accept(ctx.channel().remoteAddress() + ": TLS: " + refusal + " " + tls.allowed());
+        refusals.accept(Frames.peer(ctx.channel()) + ": TLS: " + refusal + " " + tls.allowed());
         ByteBuf error = ctx.alloc().buffer(128);
         Wire.writeError(error, "TLS: refused: " + refusal);
         ctx.writeAndFlush(error).addListener(ChannelFutureListener.CLOSE);

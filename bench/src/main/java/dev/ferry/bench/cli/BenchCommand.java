@@ -52,14 +52,16 @@ final class BenchCommand {
             "write the report as a self-contained HTML page with charts", null);
     private static final Option CONNECT = Option.valued("connect", "HOST:PORT", "source: the destination's address (required)",
             null);
-    private static final Option TLS = Option.valued("tls", "DIR", "bench: both sides over mutual TLS with the"
+    private static final Option TLS = Option.valued("tls", "DIR", "both sides over mutual TLS with the"
             + " certificates scripts/tls-ca.sh DIR made (source.pem for the source, dest.pem for the destination, which"
             + " allows ferry-source)", null);
     /** The options of bench and source that are not settings. */
     static final List<Option> OWN = List.of(WORKLOAD, MEMORY, FILL, TRACE_LOOP, SEED, JSON, REPORT, CONNECT);
 
     /** bench runs both sides: it takes the settings of both. */
-    static final List<Option> BENCH = union(OWN.stream().filter(o -> o != CONNECT), Stream.of(TLS),
+    /** The options only bench takes. */
+    static final List<Option> BENCH_OWN = List.of(TLS);
+    static final List<Option> BENCH = union(OWN.stream().filter(o -> o != CONNECT), BENCH_OWN.stream(),
             MigrationFlags.options(MigrationFlags.SOURCE).stream(),
             MigrationFlags.options(MigrationFlags.DESTINATION).stream());
     /** source runs the source: it takes the source's settings and where the destination is. */

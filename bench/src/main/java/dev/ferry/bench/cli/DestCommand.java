@@ -26,16 +26,17 @@ final class DestCommand {
     /** Where to listen: a destination in a process of its own is told, bench's listens on loopback. */
     private static final Bound<DestinationBuilder, InetSocketAddress> LISTEN = MigrationFlags.bound(Configuration.LISTEN,
             DestinationBuilder::listen);
-    private static final List<Bound<DestinationBuilder, ?>> DESTINATION = Stream.concat(Stream.of(LISTEN),
+    /** A flag, not on/off: it is the one word that says plaintext off loopback is meant; bench listens on loopback. */
+    private static final Bound<DestinationBuilder, Boolean> INSECURE = MigrationFlags.bound(Configuration.INSECURE,
+            DestinationBuilder::insecure);
+    private static final List<Bound<DestinationBuilder, ?>> DESTINATION = Stream.concat(Stream.of(LISTEN, INSECURE),
             MigrationFlags.DESTINATION.stream()).toList();
     private static final Option MEMORY = Option.valued("memory", "SIZE",
             "refuse sources of another size (default: the size the source announces)", null);
     private static final Option JSON = Option.valued("json", "FILE", "write this side's report as JSON", null);
-    /** A flag, not on/off: it is the one word that says plaintext off loopback is meant. */
-    private static final Option INSECURE = Option.flag(Configuration.INSECURE.name(), Configuration.INSECURE.description());
     /** The options only dest takes. */
     static final List<Option> OWN = List.of(LISTEN.option(), Option.of(Configuration.ACCEPT_TIMEOUT), MEMORY, JSON,
-            INSECURE);
+            INSECURE.option());
     static final List<Option> OPTIONS = Stream.concat(OWN.stream(),
             MigrationFlags.options(MigrationFlags.DESTINATION).stream()).toList();
 
@@ -62,8 +63,7 @@ final class DestCommand {
         Migration.warmUp();
         GuestMemory fixed = fixedBytes > 0 ? GuestMemory.anonymous(fixedBytes) : null;
         ReceivedGuest guest = new ReceivedGuest(out);
-        DestinationBuilder builder = setup.destination().apply(Migration.destination(guest)).insecure(o.has(INSECURE))
-                .onRefused(reason -> {
+        DestinationBuilder builder = setup.destination().apply(Migration.destination(guest)).onRefused(reason -> {
                     err.println("ferry dest: refused " + reason);
                     err.flush();
                 });

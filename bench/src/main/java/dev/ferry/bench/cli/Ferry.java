@@ -41,6 +41,7 @@ public final class Ferry {
         String passedOn = BenchCommand.MATRIX_COMMON.stream().map(o -> "--" + o.name()).collect(Collectors.joining(", "));
         return COMMANDS
                 + Options.help("bench and source options", BenchCommand.OWN)
+                + Options.help("bench options", BenchCommand.BENCH_OWN)
                 + Options.help("source settings (bench, source)", minus(source, both))
                 + Options.help("settings of both sides (bench, source, dest)", both)
                 + Options.help("destination settings (bench, dest)", minus(destination, both))

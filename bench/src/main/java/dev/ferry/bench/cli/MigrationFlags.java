@@ -22,7 +22,7 @@ final class MigrationFlags {
     /** A setting and the builder method that takes it. */
     record Bound<B, T>(Setting<T> setting, BiConsumer<B, T> setter) {
         Option option() {
-            return Option.of(setting);
+            return setting == Configuration.INSECURE ? Option.flag(Configuration.INSECURE) : Option.of(setting);
         }
 
         /** Sets the value {@code o} gives, parsed now so a bad one fails first; nothing when none is given. */

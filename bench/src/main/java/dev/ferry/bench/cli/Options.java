@@ -31,6 +31,11 @@ final class Options {
             return new Option(name, hint, description, fallback, null);
         }
 
+        /** A flag that sets a boolean setting: given, it is true. */
+        static Option flag(Setting<Boolean> setting) {
+            return new Option(setting.name(), null, setting.description(), null, setting);
+        }
+
         static Option of(Setting<?> setting) {
             return new Option(setting.name(), setting.valueHint(), setting.description(), null, setting);
         }

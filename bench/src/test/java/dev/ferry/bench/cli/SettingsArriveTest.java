@@ -63,7 +63,16 @@ class SettingsArriveTest {
             destination(Configuration.MAX_MEMORY, "64g", DestinationBuilder::maxMemory),
             destination(Configuration.MAX_PENDING, "9", DestinationBuilder::maxPendingConnections),
             destination(Configuration.LISTEN, "127.0.0.1:7000", DestinationBuilder::listen),
-            Map.entry(Configuration.ACCEPT_TIMEOUT, new Example("99", null, null, DestCommand.Setup::acceptTimeoutMillis)));
+            Map.entry(Configuration.ACCEPT_TIMEOUT, new Example("99", null, null, DestCommand.Setup::acceptTimeoutMillis)),
+            both(Configuration.TLS_CERT, "cert.pem", MigrationParameters::tlsCert, DestinationBuilder::tlsCert),
+            both(Configuration.TLS_KEY, "key.pem", MigrationParameters::tlsKey, DestinationBuilder::tlsKey),
+            both(Configuration.TLS_CA, "ca.pem", MigrationParameters::tlsCa, DestinationBuilder::tlsCa),
+            both(Configuration.TLS_ALLOW, "ferry-a,ferry-b", MigrationParameters::tlsAllow, DestinationBuilder::tlsAllow),
+            both(Configuration.TLS_PROVIDER, "jdk", MigrationParameters::tlsProvider, DestinationBuilder::tlsProvider),
+            both(Configuration.MIGRATION_ID, "6f1c2d3e-4a5b-4c6d-8e7f-90a1b2c3d4e5", MigrationParameters::migrationId,
+                    DestinationBuilder::migrationId),
+            // a flag: given, it is true
+            destination(Configuration.INSECURE, "true", DestinationBuilder::insecure));
 
     @Test
     void everySettingBenchAcceptsArrivesOnEverySideThatHoldsIt() {
@@ -155,7 +164,9 @@ class SettingsArriveTest {
             Object expected = setting.parse(example.text());
             assertNotEquals(setting.value(), expected, () -> "the example of --" + setting + " is its default");
 
-            Configured configured = configure.apply(Options.parse(new String[] {"--" + setting, example.text()}, 0, accepted));
+            boolean flag = accepted.stream().anyMatch(o -> o.setting() == setting && o.isFlag());
+            String[] given = flag ? new String[] {"--" + setting} : new String[] {"--" + setting, example.text()};
+            Configured configured = configure.apply(Options.parse(given, 0, accepted));
             Map<String, Object> arrived = new LinkedHashMap<>();
             read(arrived, "the source's parameters", configured.source(), example.source());
             read(arrived, "the destination's builder", configured.destination(), example.destination());
@@ -187,6 +198,11 @@ class SettingsArriveTest {
     private static Map.Entry<Setting<?>, Example> source(Setting<?> setting, String text,
             Function<MigrationParameters, Object> holder) {
         return Map.entry(setting, new Example(text, holder, null, null));
+    }
+
+    private static Map.Entry<Setting<?>, Example> both(Setting<?> setting, String text,
+            Function<MigrationParameters, Object> source, Function<DestinationBuilder, Object> destination) {
+        return Map.entry(setting, new Example(text, source, destination, null));
     }
 
     private static Map.Entry<Setting<?>, Example> destination(Setting<?> setting, String text,
