@@ -236,6 +236,23 @@ public final class PageEncoder implements AutoCloseable {
         }
     }
 
+    /**
+     * Encodes page {@code index}, known to be zero without reading it (never touched), as ZERO
+     * when zero pages were negotiated; the encoding is then {@link #encoding()}.
+     *
+     * @return whether it did (false: the page must be read and encoded as any other)
+     */
+    public boolean encodeKnownZero(long index) {
+        if (!zeroPages) {
+            return false;
+        }
+        if (cache != null) {
+            cache.invalidate(index);
+        }
+        done(PageEncoding.ZERO, 0, 0);
+        return true;
+    }
+
     private int done(int code, int length, int beforeCompression) {
         encoding = code;
         pages[code]++;

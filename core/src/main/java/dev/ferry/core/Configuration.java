@@ -136,10 +136,18 @@ public final class Configuration {
     public static final Setting<Integer> MAX_PENDING = Setting.integer(MAX_PENDING_PROP_NAME, MAX_PENDING_DEFAULT, 1,
             4096, "connections a destination holds open before they said what they are; more are closed at once");
 
+    public static final String HANDSHAKE_TIMEOUT_PROP_NAME = "ferry.handshake-timeout";
+    /** As long as the peer timeout: a real source says what a connection is at once. */
+    public static final long HANDSHAKE_TIMEOUT_DEFAULT = 10_000;
+    public static final Setting<Long> HANDSHAKE_TIMEOUT = Setting.number(HANDSHAKE_TIMEOUT_PROP_NAME,
+            HANDSHAKE_TIMEOUT_DEFAULT, 1, Long.MAX_VALUE, "MS",
+            "a connection to a destination that has not said what it is within MS is closed, and fails nothing");
+
     public static final String ACCEPT_TIMEOUT_PROP_NAME = "ferry.accept-timeout";
     public static final long ACCEPT_TIMEOUT_DEFAULT = 300_000;
     public static final Setting<Long> ACCEPT_TIMEOUT = Setting.number(ACCEPT_TIMEOUT_PROP_NAME, ACCEPT_TIMEOUT_DEFAULT,
-            1, Long.MAX_VALUE, "MS", "a destination process gives up unless a migration completed within MS");
+            1, Long.MAX_VALUE, "MS", "a destination fails unless a source's HELLO was taken within MS; a destination"
+                    + " process also gives up unless the migration completed within MS");
 
     public static final String TLS_CERT_PROP_NAME = "ferry.tls-cert";
     public static final Setting<Optional<Path>> TLS_CERT = Setting.of(TLS_CERT_PROP_NAME, "FILE", "a PEM file or none",
@@ -190,8 +198,8 @@ public final class Configuration {
 
     private static final List<Setting<?>> SETTINGS = List.of(MODE, POSTCOPY_AFTER_ROUNDS, DOWNTIME_LIMIT, MAX_BANDWIDTH,
             MAX_ROUNDS, TIME_LIMIT, CHANNELS, STAGES, COMPRESSION, XBZRLE_CACHE_SIZE, ZSTD_LEVEL, PEER_TIMEOUT, RECOVER_TIMEOUT,
-            FAULT_MECHANISM, PREALLOC, MAX_MEMORY, MAX_PENDING, LISTEN, ACCEPT_TIMEOUT, TLS_CERT, TLS_KEY, TLS_CA, TLS_ALLOW,
-            TLS_PROVIDER, MIGRATION_ID, INSECURE);
+            FAULT_MECHANISM, PREALLOC, MAX_MEMORY, MAX_PENDING, HANDSHAKE_TIMEOUT, LISTEN, ACCEPT_TIMEOUT, TLS_CERT, TLS_KEY,
+            TLS_CA, TLS_ALLOW, TLS_PROVIDER, MIGRATION_ID, INSECURE);
 
     private Configuration() {
     }

@@ -48,8 +48,11 @@ public final class GuestMemory implements AutoCloseable {
     private final MemorySegment unchecked;
     private final long pageCount;
     private final String description;
+    /** Private anonymous memory: a page never touched (neither resident nor swapped) reads as zeros. */
+    private final boolean anonymous;
 
-    private GuestMemory(Arena arena, MemorySegment segment, String description) {
+    private GuestMemory(Arena arena, MemorySegment segment, String description, boolean anonymous) {
+        this.anonymous = anonymous;
         this.arena = arena;
         this.segment = segment;
         this.unchecked = MemorySegment.ofAddress(segment.address()).reinterpret(segment.byteSize());
@@ -72,7 +75,7 @@ public final class GuestMemory implements AutoCloseable {
         }
         Arena arena = Arena.ofShared();
         MemorySegment segment = base.reinterpret(bytes, arena, GuestMemory::unmap);
-        return new GuestMemory(arena, segment, "anonymous " + bytes + " bytes");
+        return new GuestMemory(arena, segment, "anonymous " + bytes + " bytes", true);
     }
 
     /**
@@ -88,7 +91,7 @@ public final class GuestMemory implements AutoCloseable {
                 channel.write(java.nio.ByteBuffer.allocate(1), bytes - 1);
             }
             MemorySegment segment = channel.map(FileChannel.MapMode.READ_WRITE, 0, bytes, arena);
-            return new GuestMemory(arena, segment, "file " + file + " " + bytes + " bytes");
+            return new GuestMemory(arena, segment, "file " + file + " " + bytes + " bytes", false);
         } catch (IOException | RuntimeException e) {
             arena.close();
             throw e;
@@ -130,6 +133,11 @@ public final class GuestMemory implements AutoCloseable {
         } catch (Throwable t) {
             throw new IllegalStateException("madvise failed", t);
         }
+    }
+
+    /** Whether this is private anonymous memory, whose never-touched pages are zeros without being read. */
+    public boolean isAnonymous() {
+        return anonymous;
     }
 
     /** The whole of guest RAM; page {@code i} starts at byte {@code i << PAGE_SHIFT}. */

@@ -161,6 +161,30 @@ public final class PageBitmap {
         }
     }
 
+    /**
+     * The first page in {@code [from, to)} in the set, or -1: a scan of the words of that range
+     * only, however far the next page of the set lies beyond it.
+     */
+    public long nextSetBit(long from, long to) {
+        long end = Math.min(to, pageCount);
+        if (from >= end) {
+            return -1;
+        }
+        int w = (int) (from >>> 6);
+        int last = (int) ((end - 1) >>> 6);
+        long word = words[w] & (-1L << from);
+        while (true) {
+            if (word != 0) {
+                long page = ((long) w << 6) + Long.numberOfTrailingZeros(word);
+                return page < end ? page : -1;
+            }
+            if (++w > last) {
+                return -1;
+            }
+            word = words[w];
+        }
+    }
+
     /** The first page at or after {@code from} not in the set, or -1. */
     public long nextClearBit(long from) {
         if (from >= pageCount) {

@@ -72,12 +72,18 @@ public final class PageDigest {
         return sum;
     }
 
-    /** The digest of {@code memory} as it is now, read page by page (a full scan). */
+    /**
+     * The digest of {@code memory} as it is now, read page by page (a full scan), but for pages
+     * never touched ({@link UntouchedPages}): zeros, hashed without being read.
+     */
     public static long scan(GuestMemory memory) {
         MemorySegment segment = memory.segment();
         long sum = 0;
-        for (long i = 0, n = memory.pageCount(); i < n; i++) {
-            sum += pageHash(i, contentHash(segment, i << GuestMemory.PAGE_SHIFT));
+        try (UntouchedPages untouched = UntouchedPages.of(memory)) {
+            for (long i = 0, n = memory.pageCount(); i < n; i++) {
+                long content = untouched.contains(i) ? ZERO_CONTENT_HASH : contentHash(segment, i << GuestMemory.PAGE_SHIFT);
+                sum += pageHash(i, content);
+            }
         }
         return sum;
     }

@@ -49,6 +49,8 @@ public final class DestinationBuilder {
     private UUID migrationId = Configuration.MIGRATION_ID.value();
     private boolean insecure = Configuration.INSECURE.value();
     private Consumer<String> refusals = reason -> { };
+    private long handshakeTimeoutMillis = Configuration.HANDSHAKE_TIMEOUT.value();
+    private long acceptTimeoutMillis = Configuration.ACCEPT_TIMEOUT.value();
     private GuestMemory given;
     private MeterRegistry registry = new SimpleMeterRegistry();
 
@@ -133,6 +135,32 @@ public final class DestinationBuilder {
 
     public int maxPendingConnections() {
         return maxPending;
+    }
+
+    /**
+     * {@link Configuration#HANDSHAKE_TIMEOUT}: a connection that has not sent its first whole
+     * frame (HELLO, JOIN or RECOVER) this long after it opened is closed, and fails nothing.
+     */
+    public DestinationBuilder handshakeTimeoutMillis(long value) {
+        this.handshakeTimeoutMillis = Configuration.HANDSHAKE_TIMEOUT.check(value);
+        return this;
+    }
+
+    public long handshakeTimeoutMillis() {
+        return handshakeTimeoutMillis;
+    }
+
+    /**
+     * {@link Configuration#ACCEPT_TIMEOUT}: the migration fails unless a source's HELLO was taken
+     * this long after {@link #start()}; connections refused meanwhile do not end the wait.
+     */
+    public DestinationBuilder acceptTimeoutMillis(long value) {
+        this.acceptTimeoutMillis = Configuration.ACCEPT_TIMEOUT.check(value);
+        return this;
+    }
+
+    public long acceptTimeoutMillis() {
+        return acceptTimeoutMillis;
     }
 
     /** {@link Configuration#PEER_TIMEOUT}: a source silent this long is dead. */
@@ -307,10 +335,12 @@ public final class DestinationBuilder {
         EventLoopGroup group = Transports.group(Math.max(4, 2 * Runtime.getRuntime().availableProcessors()));
         DestinationSession session = new DestinationSession(memoryForSize, vm, clock, capabilities, faultMechanism,
                 peerTimeoutMillis, recoverTimeoutMillis, maxMemory, migrationId, registry);
-        DestinationHandler handler = new DestinationHandler(session, maxPending, refusals);
+        DestinationHandler handler = new DestinationHandler(session, maxPending, handshakeTimeoutMillis, peerTimeoutMillis,
+                refusals);
         try {
             // one handler for every connection: the control connection, the channels, a recovery, or a refusal
             LinkServer server = LinkServer.bind(group, address, peerTimeoutMillis, tls, refusals, () -> handler);
+            session.awaitSource(acceptTimeoutMillis);
             return new IncomingMigration(server, group, session, tls == null ? null : tls.provider());
         } catch (LinkException | RuntimeException e) {
             group.shutdownGracefully();

@@ -7,6 +7,7 @@ import dev.ferry.protocol.ProtocolException;
 import dev.ferry.protocol.Wire;
 import dev.ferry.transport.Frames;
 import dev.ferry.transport.Link;
+import dev.ferry.transport.Liveness;
 import io.netty.buffer.ByteBuf;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelFutureListener;
@@ -16,7 +17,6 @@ import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.group.ChannelGroup;
 import io.netty.channel.group.DefaultChannelGroup;
-import io.netty.handler.timeout.ReadTimeoutHandler;
 import io.netty.util.AttributeKey;
 import io.netty.util.concurrent.GlobalEventExecutor;
 import java.util.concurrent.ExecutorService;
@@ -27,7 +27,10 @@ import java.util.concurrent.Executors;
  * on the {@link DestinationSession} and the session's answers into frames. A connection's first
  * frame says what it is: HELLO opens the control connection, JOIN a page or request channel,
  * RECOVER a new control connection of a post-copy session that lost its connections; anything
- * else, or any of these the session does not expect, is refused with the reason.
+ * else, or any of these the session does not expect, is refused with the reason. A connection
+ * that has not said what it is within the handshake timeout is closed; at most
+ * {@code max-pending-connections} may be that far at once. Both sides send HEARTBEAT on every
+ * connection of the session, and a read timeout that any byte resets watches each of them.
  *
  * <p>Control frames run in order on a thread of their own (the session may wait there for the
  * page channels at a round's barrier); page frames run on their connection's event loop.
@@ -43,6 +46,8 @@ final class DestinationHandler extends ChannelInboundHandlerAdapter implements D
     private final DestinationSession session;
     private final int maxPending;
     private final java.util.function.Consumer<String> refusals;
+    private final long handshakeTimeoutMillis;
+    private final long peerTimeoutMillis;
     /** Connections open that have not said what they are yet: a stranger's cost is bounded by their number. */
     private final java.util.concurrent.atomic.AtomicInteger pending = new java.util.concurrent.atomic.AtomicInteger();
     private final ExecutorService control;
@@ -52,9 +57,12 @@ final class DestinationHandler extends ChannelInboundHandlerAdapter implements D
     private final java.util.concurrent.atomic.AtomicBoolean helloTaken = new java.util.concurrent.atomic.AtomicBoolean();
     private volatile Channel requestChannel;
 
-    DestinationHandler(DestinationSession session, int maxPending, java.util.function.Consumer<String> refusals) {
+    DestinationHandler(DestinationSession session, int maxPending, long handshakeTimeoutMillis, long peerTimeoutMillis,
+            java.util.function.Consumer<String> refusals) {
         this.session = session;
         this.maxPending = maxPending;
+        this.handshakeTimeoutMillis = handshakeTimeoutMillis;
+        this.peerTimeoutMillis = peerTimeoutMillis;
         this.refusals = refusals;
         this.control = Executors.newSingleThreadExecutor(r -> {
             Thread t = new Thread(r, "ferry-destination-control");
@@ -73,7 +81,15 @@ final class DestinationHandler extends ChannelInboundHandlerAdapter implements D
             ctx.close();
             return;
         }
-        ctx.channel().attr(PENDING).set(Boolean.TRUE);
+        Channel channel = ctx.channel();
+        channel.attr(PENDING).set(Boolean.TRUE);
+        // the handshake deadline: a connection still pending then, trickling bytes or silent, is closed and forgotten
+        ctx.executor().schedule(() -> {
+            if (channel.attr(PENDING).get() != null) {
+                channel.attr(ROLE).set(REFUSED);
+                channel.close();
+            }
+        }, handshakeTimeoutMillis, java.util.concurrent.TimeUnit.MILLISECONDS);
         ctx.fireChannelActive();
     }
 
@@ -94,6 +110,17 @@ final class DestinationHandler extends ChannelInboundHandlerAdapter implements D
         }
         if (role == REFUSED) {
             frame.release();
+            return;
+        }
+        if (frame.isReadable() && frame.getUnsignedByte(frame.readerIndex()) == Wire.HEARTBEAT) {
+            // the source is alive, which the read timeout has already noted
+            try {
+                Wire.readHeartbeat(frame.skipBytes(1));
+            } catch (ProtocolException e) {
+                session.fail(e.getMessage());
+            } finally {
+                frame.release();
+            }
             return;
         }
         if (role == CONTROL) {
@@ -187,16 +214,11 @@ final class DestinationHandler extends ChannelInboundHandlerAdapter implements D
         }
     }
 
+    /** The connection is part of the session: from now on this side says it is alive on it too. */
     private void adopt(Channel channel, int role) {
         channel.attr(ROLE).set(role);
         connections.add(channel);
-        if (role == CONTROL || role == session.channels()) {
-            // the control and request connections may rightly stay silent for long: a round, a guest that does not fault
-            ReadTimeoutHandler timeout = channel.pipeline().get(ReadTimeoutHandler.class);
-            if (timeout != null) {
-                channel.pipeline().remove(timeout);
-            }
-        }
+        Liveness.heartbeat(channel, peerTimeoutMillis);
     }
 
     private void controlFrame(ByteBuf frame) {
@@ -206,7 +228,7 @@ final class DestinationHandler extends ChannelInboundHandlerAdapter implements D
             }
             int type = frame.readUnsignedByte();
             switch (type) {
-                case Wire.HELLO -> session.hello(Wire.readHello(frame));
+                case Wire.HELLO -> hello(frame);
                 case Wire.ROUND_END -> session.roundEnd(Wire.readRoundEnd(frame));
                 case Wire.DEVICE_STATE -> session.deviceState(Wire.readDeviceState(frame));
                 case Wire.DISCARD -> PageRuns.read("DISCARD", frame, session.memory().pageCount(), session::discard);
@@ -220,6 +242,34 @@ final class DestinationHandler extends ChannelInboundHandlerAdapter implements D
         } catch (ProtocolException | RuntimeException e) {
             session.fail(e.getMessage() != null ? e.getMessage() : e.toString());
         }
+    }
+
+    /**
+     * The HELLO of the connection that took the control connection's place: one the session
+     * refuses (a bad magic, version, size...) is answered with the reason and forgotten, and
+     * the destination goes on waiting for its source.
+     */
+    private void hello(ByteBuf frame) throws ProtocolException {
+        Channel channel = controlChannel;
+        try {
+            session.hello(Wire.readHello(frame));
+        } catch (ProtocolException e) {
+            if (!session.awaitingHello()) {
+                throw e;
+            }
+            forget(channel);
+            refuse(channel, e.getMessage());
+        }
+    }
+
+    /** A connection that took the control connection's place but never finished the handshake: as if it never came. */
+    private void forget(Channel channel) {
+        channel.attr(ROLE).set(REFUSED);
+        connections.remove(channel);
+        if (controlChannel == channel) {
+            controlChannel = null;
+        }
+        helloTaken.set(false);
     }
 
     private void pageFrame(int channel, ByteBuf frame) throws ProtocolException, MalformedPayloadException {
@@ -241,8 +291,14 @@ final class DestinationHandler extends ChannelInboundHandlerAdapter implements D
     @Override
     public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
         Integer role = ctx.channel().attr(ROLE).get();
+        if (role == null && cause instanceof io.netty.handler.codec.DecoderException) {
+            // a first frame too long for a handshake: refused with the reason, as any bad first frame
+            settled(ctx.channel());
+            refuse(ctx.channel(), Frames.describe(cause));
+            return;
+        }
         if (role != null && role != REFUSED) {
-            lost(Frames.describe(cause));
+            lost(ctx.channel(), role, Frames.describe(cause));
         }
         ctx.close();
     }
@@ -256,11 +312,32 @@ final class DestinationHandler extends ChannelInboundHandlerAdapter implements D
             return;
         }
         if (role != null && role != REFUSED) {
-            lost("connection closed");
+            lost(ctx.channel(), role, "connection closed");
         }
     }
 
-    /** A session connection is gone: the session decides, on the control thread, in order. */
+    /**
+     * A session connection is gone: the session decides, on the control thread, in order. A
+     * control connection gone before its HELLO was taken never finished the handshake, and is
+     * forgotten.
+     */
+    private void lost(Channel channel, int role, String reason) {
+        if (role == CONTROL && session.awaitingHello()) {
+            if (!control.isShutdown()) {
+                control.execute(() -> {
+                    if (session.awaitingHello()) {
+                        forget(channel);
+                        session.refused("a connection closed after its HELLO, before the handshake ended (" + reason + ")");
+                    } else {
+                        lost(reason);
+                    }
+                });
+            }
+            return;
+        }
+        lost(reason);
+    }
+
     private void lost(String reason) {
         session.connectionGone();
         if (!control.isShutdown()) {
@@ -279,6 +356,7 @@ final class DestinationHandler extends ChannelInboundHandlerAdapter implements D
 
     private void refuse(Channel channel, String reason) {
         refusals.accept(Frames.peer(channel) + ": " + reason);
+        session.refused(reason);
         channel.attr(ROLE).set(REFUSED);
         ByteBuf error = channel.alloc().buffer(64);
         Wire.writeError(error, reason);

@@ -129,6 +129,8 @@ final class DestinationSession {
     private final java.util.concurrent.atomic.AtomicInteger applying = new java.util.concurrent.atomic.AtomicInteger();
     private int recoveries;
     private String failure;
+    /** Why the last connection that never became part of the session was refused, or null. */
+    private volatile String lastRefusal;
     /** A connection of the session was lost and the control thread has not dealt with it yet; guarded by this. */
     private boolean connectionGone;
 
@@ -261,6 +263,47 @@ final class DestinationSession {
         }
         enter(State.RECEIVING);
         peer.welcome(new Wire.Welcome(Wire.mask(accepted), sessionId));
+        // a source's channels join at once: a HELLO whose channels never come does not hold this destination
+        timer("ferry-join-timer", () -> {
+            awaitWhile(() -> state == State.RECEIVING && !pageChannelsJoined(), peerTimeoutMillis);
+            if (!pageChannelsJoined()) {
+                failIn(State.RECEIVING, "the source's page channels did not all join within the peer timeout of "
+                        + peerTimeoutMillis + " ms of WELCOME");
+            }
+        });
+    }
+
+    /**
+     * Fails the session unless a source's HELLO is taken within {@code timeoutMillis}; connections
+     * refused or closed meanwhile do not end the wait.
+     */
+    void awaitSource(long timeoutMillis) {
+        timer("ferry-accept-timer", () -> {
+            awaitWhile(() -> state == State.AWAIT_HELLO, timeoutMillis);
+            String last = lastRefusal;
+            failIn(State.AWAIT_HELLO, "no source's HELLO was taken within the accept timeout of " + timeoutMillis + " ms"
+                    + (last == null ? "" : "; the last connection refused: " + last));
+        });
+    }
+
+    /** A connection was refused before it became part of the session, for {@code reason}: the last one is reported. */
+    void refused(String reason) {
+        lastRefusal = reason;
+    }
+
+    private synchronized boolean pageChannelsJoined() {
+        for (int c = 0; c < channels; c++) {
+            if (!joined[c]) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private static void timer(String name, Runnable body) {
+        Thread timer = new Thread(body, name);
+        timer.setDaemon(true);
+        timer.start();
     }
 
     /**
@@ -434,6 +477,7 @@ final class DestinationSession {
             throw new ProtocolException("channel " + c + " joined twice");
         }
         joined[c] = true;
+        notifyAll();
     }
 
     /**
@@ -528,9 +572,7 @@ final class DestinationSession {
         if (now == State.POSTCOPY) {
             enter(State.RECOVERING);
             peer.closeAll();
-            Thread timer = new Thread(() -> awaitRecovery(reason), "ferry-recover-timer");
-            timer.setDaemon(true);
-            timer.start();
+            timer("ferry-recover-timer", () -> awaitRecovery(reason));
             return;
         }
         if (now == State.AWAIT_HELLO || now == State.RECEIVING) {
@@ -542,18 +584,21 @@ final class DestinationSession {
 
     private void awaitRecovery(String reason) {
         awaitWhile(() -> state == State.RECOVERING, recoverTimeoutMillis);
-        if (state == State.RECOVERING) {
-            fail("the session was lost (" + reason + ") and the source did not reconnect within "
-                    + recoverTimeoutMillis + " ms");
-        }
+        failIn(State.RECOVERING, "the session was lost (" + reason + ") and the source did not reconnect within "
+                + recoverTimeoutMillis + " ms");
     }
 
     /** The session fails for good: the reason goes to the source, the guest is never resumed here (or given up). */
     void fail(String reason) {
+        failIn(null, reason);
+    }
+
+    /** Fails the session if it is in {@code only} (any state but an end when null), as one step. */
+    private void failIn(State only, String reason) {
         State now;
         synchronized (this) {
             now = state;
-            if (now == State.COMPLETED || now == State.FAILED) {
+            if (now == State.COMPLETED || now == State.FAILED || (only != null && now != only)) {
                 return;
             }
             state = State.FAILED;

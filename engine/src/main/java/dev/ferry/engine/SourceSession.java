@@ -352,9 +352,7 @@ final class SourceSession {
         boolean compressor = negotiated.contains(Capability.LZ4) || negotiated.contains(Capability.ZSTD);
         // the chooser only exists when it has something to choose
         CompressionChooser chooser = pageChannel && params.adaptiveCompression() && compressor ? new CompressionChooser() : null;
-        PageSender sender = new PageSender(channel, link, memory, encoder, chooser, digest.part(), clock);
-        sender.heartbeat(Math.max(1, params.peerTimeoutMillis() / 4));
-        return sender;
+        return new PageSender(channel, link, memory, encoder, chooser, digest.part(), clock);
     }
 
     /**

@@ -386,7 +386,7 @@ class DestinationChannelsTest {
         try (HandSource source = new HandSource(in.address(), BYTES)) {
             // before the source's HELLO
             try (Socket stranger = source.connect()) {
-                send(stranger, out -> HandSource.pages(out, o -> HandSource.rawRecord(o, 1, filledPage(1))));
+                send(stranger, out -> HandSource.pages(out, o -> HandSource.zeroRecord(o, 1, 1)));
                 assertEquals("expected HELLO, JOIN or RECOVER as a connection's first frame, got PAGES", refusal(stranger));
             }
             try (Socket early = source.connect()) {
@@ -398,7 +398,8 @@ class DestinationChannelsTest {
             // during the migration
             try (Socket stranger = source.connect()) {
                 send(stranger, out -> HandSource.pages(out, o -> HandSource.rawRecord(o, 1, filledPage(1))));
-                assertEquals("expected HELLO, JOIN or RECOVER as a connection's first frame, got PAGES", refusal(stranger));
+                assertEquals("malformed frame: a connection's first frame of 4108 bytes, above MAX_HANDSHAKE_FRAME 4096",
+                        refusal(stranger), "refused at the length field, before its page is buffered");
             }
             try (Socket stranger = source.connect()) {
                 send(stranger, out -> Wire.writeRoundEnd(out, 1, 0));
@@ -432,9 +433,10 @@ class DestinationChannelsTest {
                 assertEquals("JOIN body of 16 bytes, expected 34", refusal(stranger));
             }
             try (Socket stranger = source.connect()) {
-                // above MAX_FRAME: closed without a word
+                // above MAX_FRAME, and so above MAX_HANDSHAKE_FRAME
                 send(stranger, out -> out.writeInt(Wire.MAX_FRAME + 1).writeByte(Wire.JOIN));
-                assertEquals("[]", describe(readUntilClosed(stranger)));
+                assertEquals("malformed frame: a connection's first frame of 16777217 bytes, above MAX_HANDSHAKE_FRAME 4096",
+                        refusal(stranger));
             }
             source.join(1);
             try (Socket stranger = source.connect()) {
@@ -681,6 +683,49 @@ class DestinationChannelsTest {
                     "the lost session's control connection closes without an ERROR: " + in.result().getNow(null));
             assertFalse(in.result().isDone(), "the guest runs here: the session waits for a recovery");
             recoverAndComplete(source, 2);
+        }
+    }
+
+    @Test
+    void aRecoverWithOnlyTheMagicOrForAnotherSessionIsRefusedAndTheRealSourceRecovers() throws Exception {
+        start(b -> b.faultMechanism(FaultMechanism.SOFTWARE).recoverTimeoutMillis(30_000));
+        try (HandSource source = new HandSource(in.address(), BYTES)) {
+            intoPostcopy(source);
+            send(source.channel(0), out -> Wire.writeRoundEnd(out, 2, 0));
+            send(source.channel(1), out -> Wire.writeRoundEnd(out, 2, 0));
+            source.control.close();
+            assertEquals("[]", describe(readUntilClosed(source.channel(0))));
+            // the session is lost and waits: a client that knows only the magic learns nothing
+            try (Socket stranger = source.connect()) {
+                send(stranger, out -> {
+                    Wire.writeHeader(out, Wire.RECOVER, 8);
+                    out.writeLong(Wire.MAGIC);
+                });
+                assertEquals("RECOVER body of 8 bytes, expected 16", refusal(stranger), "no MISSING runs for it");
+            }
+            try (Socket stranger = source.connect()) {
+                send(stranger, out -> Wire.writeRecover(out, source.session ^ 1));
+                assertEquals("RECOVER for another session", refusal(stranger));
+            }
+            try (Socket stranger = source.connect()) {
+                send(stranger, out -> Wire.writeJoin(out, source.session, 0));
+                assertEquals("JOIN while the session is RECOVERING", refusal(stranger), "no page goes in before RECOVER");
+            }
+            assertFalse(in.result().isDone(), "refused recoveries fail nothing");
+            recoverAndComplete(source, 2);
+        }
+    }
+
+    @Test
+    void aSecondPostcopyStartIsRefusedAndTheGuestResumedOnce() throws Exception {
+        start(b -> b.faultMechanism(FaultMechanism.SOFTWARE).recoverTimeoutMillis(1000));
+        try (HandSource source = new HandSource(in.address(), BYTES)) {
+            intoPostcopy(source);
+            send(source.control, out -> Wire.writePostcopyStart(out, 2));
+            MigrationReport report = in.result().get(30, TimeUnit.SECONDS);
+            assertEquals(MigrationState.FAILED, report.outcome());
+            assertTrue(report.error().contains("POSTCOPY_START while the session is POSTCOPY"), report.error());
+            assertEquals(1, vm.resumes.get(), "resumed once, at the first POSTCOPY_START");
         }
     }
 

@@ -99,9 +99,9 @@ class DestinationRobustnessTest {
         return s.join(0);
     }
 
-    static Stream<Bad> badStreams() {
+    /** A HELLO the destination refuses: the connection that sent it is forgotten. */
+    static Stream<Bad> badHandshakes() {
         return Stream.of(
-                // ---- the handshake ----
                 bad("wrong magic", s -> send(s.control, out -> {
                     Wire.writeHeader(out, Wire.HELLO, 29);
                     out.writeLong(0x5145_4D55_2D4D_4947L).writeShort(Wire.VERSION).writeInt(4096).writeLong(BYTES).writeInt(1)
@@ -128,8 +128,11 @@ class DestinationRobustnessTest {
                 bad("HELLO cut short", s -> send(s.control, out -> {
                     Wire.writeHeader(out, Wire.HELLO, 12);
                     out.writeLong(Wire.MAGIC).writeShort(Wire.VERSION).writeShort(0);
-                }), "HELLO body of 12 bytes, expected 45"),
+                }), "HELLO body of 12 bytes, expected 45"));
+    }
 
+    static Stream<Bad> badStreams() {
+        return Stream.of(
                 // ---- pages ----
                 bad("page index out of range", s -> send(oneChannel(s), out -> pages(out, o -> rawRecord(o, PAGES, filledPage(1)))),
                         "page index " + PAGES + " out of range (guest has " + PAGES + " pages)"),
@@ -280,6 +283,37 @@ class DestinationRobustnessTest {
         } else {
             assertEquals("[]", describe(replies), "nothing after WELCOME on a control connection the source closed");
         }
+    }
+
+    /**
+     * A connection whose HELLO is refused never finished the handshake: it gets the reason and is
+     * forgotten, the destination goes on waiting, and the real source then migrates.
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("badHandshakes")
+    void aBadHandshakeIsRefusedAndTheDestinationWaitsForItsSource(Bad bad) throws Exception {
+        try (HandSource stranger = new HandSource(in.address(), BYTES)) {
+            bad.script().run(stranger);
+            List<ByteBuf> replies = readUntilClosed(stranger.control);
+            assertEquals(1, replies.size(), "one ERROR, then the close: " + describe(replies));
+            ByteBuf error = replies.get(0);
+            assertEquals(Wire.ERROR, error.readUnsignedByte());
+            String reason = Wire.readError(error);
+            assertTrue(reason.contains(bad.reason()), "reason: " + reason);
+        }
+        assertFalse(in.result().isDone(), "a refused handshake fails nothing: " + in.result().getNow(null));
+        try (HandSource source = new HandSource(in.address(), BYTES)) {
+            source.hello(1);
+            source.join(0);
+            source.raw(0, 3, randomPage(3));
+            source.endRound(1);
+            source.finish(new byte[] {7}, 1);
+            source.awaitResumed();
+        }
+        MigrationReport report = in.result().get(10, TimeUnit.SECONDS);
+        assertEquals(MigrationState.COMPLETED, report.outcome(), report.error());
+        assertTrue(report.verified());
+        assertEquals(1, vm.resumes.get());
     }
 
     @Test

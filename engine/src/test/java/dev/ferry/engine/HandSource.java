@@ -133,6 +133,20 @@ final class HandSource implements AutoCloseable {
         roundPages[c] += count;
     }
 
+    /**
+     * One PAGES frame of {@code runs} ZERO records on channel {@code c}, each the run of
+     * {@link Wire#MAX_ZERO_RUN} pages from {@code index}, over pages that are zero already (so
+     * {@link #expected} does not change).
+     */
+    void zeroRuns(int c, long index, int runs) throws IOException {
+        send(channels[c], out -> pages(out, o -> {
+            for (int r = 0; r < runs; r++) {
+                zeroRecord(o, index, Wire.MAX_ZERO_RUN);
+            }
+        }));
+        roundPages[c] += (long) runs * Wire.MAX_ZERO_RUN;
+    }
+
     /** Channel {@code c}'s ROUND_END of the current round, with what it sent in it. */
     void endChannelRound(int c) throws IOException {
         write(channels[c], channelRoundEndFrame(c));
@@ -229,18 +243,25 @@ final class HandSource implements AutoCloseable {
         return ByteBufUtil.getBytes(out);
     }
 
-    /** The next frame (type byte first), or null when the peer closed. */
+    /**
+     * The next frame (type byte first) but HEARTBEAT, or null when the peer closed: the
+     * destination's heartbeats only say it is alive, as a real source's link drops them.
+     */
     static ByteBuf readFrame(Socket socket) throws IOException {
         DataInputStream in = new DataInputStream(socket.getInputStream());
-        int length;
-        try {
-            length = in.readInt();
-        } catch (EOFException closed) {
-            return null;
+        while (true) {
+            int length;
+            try {
+                length = in.readInt();
+            } catch (EOFException closed) {
+                return null;
+            }
+            byte[] frame = new byte[length];
+            in.readFully(frame);
+            if (length != 1 || frame[0] != Wire.HEARTBEAT) {
+                return Unpooled.wrappedBuffer(frame);
+            }
         }
-        byte[] frame = new byte[length];
-        in.readFully(frame);
-        return Unpooled.wrappedBuffer(frame);
     }
 
     /** Every frame the destination sent (type byte first) until it closed the connection. */

@@ -15,7 +15,7 @@ import java.util.concurrent.atomic.AtomicLong;
 /**
  * A tiny TCP proxy on 127.0.0.1 for tests: every accepted connection is forwarded to
  * {@code target} by two threads, and the bytes each carries from the client (the source) are
- * counted. It can cut one connection, the {@code cutIndex}-th accepted (0 first), once it has
+ * counted and recorded. It can cut one connection, the {@code cutIndex}-th accepted (0 first), once it has
  * carried {@code cutAfterBytes} from the client: both of its sockets are closed, as a network
  * that drops the connection would.
  */
@@ -23,6 +23,8 @@ final class TcpProxy implements AutoCloseable {
     /** One forwarded connection. */
     static final class Connection {
         final AtomicLong upstreamBytes = new AtomicLong();
+        /** Every byte the client sent, in order: a recording of the source's side of the connection. */
+        final java.io.ByteArrayOutputStream recorded = new java.io.ByteArrayOutputStream();
         final java.util.concurrent.atomic.AtomicInteger ended = new java.util.concurrent.atomic.AtomicInteger();
         final Socket client;
         final Socket server;
@@ -122,6 +124,9 @@ final class TcpProxy implements AutoCloseable {
                     }
                     out.write(buffer, 0, n);
                     if (upstream) {
+                        synchronized (c.recorded) {
+                            c.recorded.write(buffer, 0, n);
+                        }
                         long total = c.upstreamBytes.addAndGet(n);
                         if (cutThis && total >= cutAfterBytes) {
                             cut.complete(total);

@@ -94,6 +94,11 @@ public final class PostcopyDestination implements PostcopyTarget, AutoCloseable 
     }
 
     @Override
+    public long nextMissing(long from, long to) {
+        return present.nextMissing(from, to);
+    }
+
+    @Override
     public boolean install(long page, MemorySegment src, long offset) {
         if (userfault != null) {
             // registered memory is never touched from Java: the kernel installs it atomically

@@ -99,6 +99,21 @@ public final class PresentPages {
         return -1;
     }
 
+    /** The first missing page in {@code [from, to)}, or -1: a scan of that range's words only. */
+    public long nextMissing(long from, long to) {
+        long end = Math.min(to, pageCount);
+        for (long page = from; page < end; page++) {
+            int w = (int) (page >>> 6);
+            long absent = ~(long) WORDS.getVolatile(words, w) & (-1L << page);
+            if (absent != 0) {
+                long found = ((long) w << 6) + Long.numberOfTrailingZeros(absent);
+                return found < end ? found : -1;
+            }
+            page = ((long) w << 6) + 63;
+        }
+        return -1;
+    }
+
     /** The first present page at or after {@code from}, or {@link #pageCount()}: where a run of missing pages ends. */
     public long nextPresent(long from) {
         for (long page = from; page < pageCount; page++) {

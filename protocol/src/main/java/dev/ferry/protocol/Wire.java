@@ -53,6 +53,8 @@ import java.nio.charset.StandardCharsets;
  *   PAGE_REQUEST 0x22  (dst→src, request connection) page indices u64 to the end of the frame
  *   MISSING      0x23  (dst→src) runs as in DISCARD: the pages the destination still lacks
  *   RECOVERED    0x24  (dst→src) missing u64 (pages in the MISSING runs): go on pushing
+ *   HEARTBEAT    0x30  (either way, any connection after its first frame) empty: the sender is
+ *                      alive; sent when it wrote nothing for a quarter of the peer timeout
  *   ERROR        0x7F  (either way) UTF-8 reason; the sender closes after it
  * </pre>
  */
@@ -67,6 +69,12 @@ public final class Wire {
     public static final int MAX_CHANNELS = 64;
     /** The largest frame (type + body) either side accepts. */
     public static final int MAX_FRAME = 16 << 20;
+    /**
+     * The largest first frame (type + body) of a connection a destination accepts: HELLO, JOIN
+     * and RECOVER are a few dozen bytes, so a stranger's connection costs at most this much
+     * buffered before it said what it is.
+     */
+    public static final int MAX_HANDSHAKE_FRAME = 4096;
     /** Bytes of the length and type fields. */
     public static final int FRAME_HEADER = 5;
     /** Bytes of a page record's index, encoding and length fields. */
@@ -92,6 +100,7 @@ public final class Wire {
     public static final int PAGE_REQUEST = 0x22;
     public static final int MISSING = 0x23;
     public static final int RECOVERED = 0x24;
+    public static final int HEARTBEAT = 0x30;
     public static final int ERROR = 0x7F;
 
     static final int HELLO_BODY = 8 + 2 + 4 + 8 + 4 + 1 + 2 + 16;
@@ -104,6 +113,7 @@ public final class Wire {
     static final int NANOS_BODY = 8;
     static final int RECOVER_BODY = 8 + 8 + 16;
     static final int RECOVERED_BODY = 8;
+    static final int HEARTBEAT_BODY = 0;
     /** The longest ERROR reason, in bytes. */
     static final int MAX_ERROR = 4096;
 
@@ -129,6 +139,7 @@ public final class Wire {
             case PAGE_REQUEST -> "PAGE_REQUEST";
             case MISSING -> "MISSING";
             case RECOVERED -> "RECOVERED";
+            case HEARTBEAT -> "HEARTBEAT";
             case ERROR -> "ERROR";
             default -> String.format("unknown(0x%02x)", type);
         };
@@ -141,6 +152,36 @@ public final class Wire {
      */
     public static ChannelHandler frameDecoder() {
         return new LengthFieldBasedFrameDecoder(MAX_FRAME + 4, 0, 4, 0, 4);
+    }
+
+    /**
+     * The framing stage of a destination's connection: as {@link #frameDecoder()}, but a first
+     * frame longer than {@link #MAX_HANDSHAKE_FRAME} fails the channel at its length field, before
+     * its bytes are buffered.
+     */
+    public static ChannelHandler handshakeFrameDecoder() {
+        return new LengthFieldBasedFrameDecoder(MAX_FRAME + 4, 0, 4, 0, 4) {
+            private boolean first = true;
+
+            @Override
+            protected long getUnadjustedFrameLength(ByteBuf buf, int offset, int length, java.nio.ByteOrder order) {
+                long frame = super.getUnadjustedFrameLength(buf, offset, length, order);
+                if (first && frame > MAX_HANDSHAKE_FRAME) {
+                    throw new io.netty.handler.codec.TooLongFrameException("a connection's first frame of " + frame
+                            + " bytes, above MAX_HANDSHAKE_FRAME " + MAX_HANDSHAKE_FRAME);
+                }
+                return frame;
+            }
+
+            @Override
+            protected Object decode(io.netty.channel.ChannelHandlerContext ctx, ByteBuf in) throws Exception {
+                Object frame = super.decode(ctx, in);
+                if (frame != null) {
+                    first = false;
+                }
+                return frame;
+            }
+        };
     }
 
     /** The bit of {@code capability} in the handshake's capability mask. */
@@ -264,6 +305,15 @@ public final class Wire {
     public static void writeRecovered(ByteBuf out, long missing) {
         writeHeader(out, RECOVERED, RECOVERED_BODY);
         out.writeLong(missing);
+    }
+
+    public static void writeHeartbeat(ByteBuf out) {
+        writeHeader(out, HEARTBEAT, HEARTBEAT_BODY);
+    }
+
+    /** Reads a HEARTBEAT body, which must be empty. */
+    public static void readHeartbeat(ByteBuf body) throws ProtocolException {
+        expectBody("HEARTBEAT", body, HEARTBEAT_BODY);
     }
 
     /** Reads a RECOVER body, checking its magic; returns the session it resumes. */

@@ -94,7 +94,8 @@ class ProtocolDocTest {
                 Map.entry("RECOVER", Wire.RECOVER_BODY), Map.entry("JOINED", Wire.JOINED_BODY),
                 Map.entry("ROUND_END", Wire.ROUND_END_BODY), Map.entry("END", Wire.END_BODY),
                 Map.entry("POSTCOPY_START", Wire.NANOS_BODY), Map.entry("RESUMED", Wire.RESUMED_BODY),
-                Map.entry("POSTCOPY_RUNNING", Wire.NANOS_BODY), Map.entry("RECOVERED", Wire.RECOVERED_BODY));
+                Map.entry("POSTCOPY_RUNNING", Wire.NANOS_BODY), Map.entry("RECOVERED", Wire.RECOVERED_BODY),
+                Map.entry("HEARTBEAT", Wire.HEARTBEAT_BODY));
         Map<String, Integer> stated = new LinkedHashMap<>();
         Matcher m = ROW.matcher(section("Frames"));
         while (m.find()) {
@@ -110,7 +111,8 @@ class ProtocolDocTest {
     void constantsTableMatchesWire() throws ReflectiveOperationException {
         Map<String, String> rows = rows("Constants");
         assertTrue(rows.keySet().containsAll(Set.of("MAGIC", "VERSION", "MAX_CHANNELS", "MAX_FRAME", "FRAME_HEADER",
-                "RECORD_HEADER", "MAX_ZERO_RUN", "PAGES_FRAME_TARGET", "RUN", "STRIPE_PAGES")), rows.keySet().toString());
+                "RECORD_HEADER", "MAX_ZERO_RUN", "PAGES_FRAME_TARGET", "RUN", "STRIPE_PAGES", "MAX_HANDSHAKE_FRAME")),
+                rows.keySet().toString());
         for (Map.Entry<String, String> row : rows.entrySet()) {
             Class<?> owner = switch (row.getKey()) {
                 case "RUN" -> PageRuns.class;
@@ -252,6 +254,10 @@ class ProtocolDocTest {
                 assertEquals(expect.get("reason"), reason);
                 unchecked.remove("reason");
                 Wire.writeError(again, reason);
+            }
+            case Wire.HEARTBEAT -> {
+                Wire.readHeartbeat(frame);
+                Wire.writeHeartbeat(again);
             }
             case Wire.RECOVER -> {
                 Wire.Recover recover = Wire.readRecover(frame);

@@ -94,7 +94,7 @@ public final class PageApplier implements AutoCloseable {
             // already, so a run over never-written pages costs a scan of its bitmap words (a
             // frame's work stays bounded by its bytes) and a sparse guest stays sparse
             long end = index + length;
-            for (long p = written.nextSetBit(index); p >= 0 && p < end; p = written.nextSetBit(p + 1)) {
+            for (long p = written.nextSetBit(index, end); p >= 0; p = written.nextSetBit(p + 1, end)) {
                 written.clear(p);
                 decoder.decode(PageEncoding.ZERO, p, frame, 0, 0, ram);
                 digest.updateZero(p);
@@ -109,8 +109,10 @@ public final class PageApplier implements AutoCloseable {
     private void applyPostcopy(PostcopyTarget target, MemorySegment frame, long index, int encoding, int length)
             throws MalformedPayloadException, ProtocolException {
         if (encoding == PageEncoding.ZERO) {
-            for (long p = index; p < index + length; p++) {
-                if (!target.isPresent(p) && target.installZero(p)) {
+            // only missing pages need work, found by a scan of the run's words: a frame's work stays bounded by its bytes
+            long end = index + length;
+            for (long p = target.nextMissing(index, end); p >= 0; p = target.nextMissing(p + 1, end)) {
+                if (target.installZero(p)) {
                     digest.updateZero(p);
                 }
             }

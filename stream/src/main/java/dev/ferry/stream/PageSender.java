@@ -8,6 +8,7 @@ import dev.ferry.core.GuestMemory;
 import dev.ferry.core.MemoryDigest;
 import dev.ferry.core.NanoClock;
 import dev.ferry.core.PageBitmap;
+import dev.ferry.core.UntouchedPages;
 import dev.ferry.protocol.PageEncoding;
 import dev.ferry.protocol.PageRecords;
 import dev.ferry.protocol.Wire;
@@ -21,8 +22,9 @@ import java.lang.foreign.MemorySegment;
  * One channel's sender: turns pages into PAGES frames on its own connection. Each page is copied
  * once out of guest memory, straight into the frame buffer where its payload goes (a stable
  * snapshot the guest can no longer change under us), hashed into the channel's part of the sent
- * digest, encoded in place, and its record header written in front. Consecutive zero pages merge into one run record. Nothing is
- * allocated per page; one pooled buffer per frame.
+ * digest, encoded in place, and its record header written in front; a page never touched
+ * ({@link UntouchedPages}) is a zero page without being read. Consecutive zero pages merge into
+ * one run record. Nothing is allocated per page; one pooled buffer per frame.
  *
  * <p>A page always travels on the channel of its stripe ({@link PageBitmap#stripeOf}), so one
  * connection's ordering keeps every copy of a page in order, and this channel's XBZRLE cache is
@@ -43,6 +45,8 @@ public final class PageSender implements AutoCloseable {
     private Link link;
     /** Guest memory, unchecked: the session stops every sender before the caller may close the memory. */
     private final MemorySegment guest;
+    /** Pages never touched, sent as zeros without being read. */
+    private final UntouchedPages untouched;
     private final PageEncoder encoder;
     private final CompressionChooser chooser;
     private final MemoryDigest.Part digest;
@@ -60,7 +64,6 @@ public final class PageSender implements AutoCloseable {
     private long pushCursor;
     /** Pages this channel pushed or answered during post-copy, across recovered connections. */
     private long postcopySent;
-    private long heartbeatMillis;
     /** Pages of the round in progress sent so far, as of the last frame: read by the session's progress. */
     private volatile long roundSent;
 
@@ -77,6 +80,7 @@ public final class PageSender implements AutoCloseable {
         this.channel = channel;
         this.link = link;
         this.guest = memory.unchecked();
+        this.untouched = UntouchedPages.of(memory);
         this.encoder = encoder;
         this.chooser = chooser;
         this.digest = digest;
@@ -97,9 +101,6 @@ public final class PageSender implements AutoCloseable {
     /** Sends on {@code replacement} from now on (post-copy recovered a lost connection). */
     public void relink(Link replacement) {
         this.link = replacement;
-        if (heartbeatMillis > 0) {
-            heartbeat(heartbeatMillis);
-        }
     }
 
     /**
@@ -205,16 +206,6 @@ public final class PageSender implements AutoCloseable {
         link.sendNow(end);
     }
 
-    /** Keeps this channel's connection alive while it has nothing to send: an empty PAGES frame. */
-    public void heartbeat(long intervalMillis) {
-        heartbeatMillis = intervalMillis;
-        link.heartbeat(intervalMillis, () -> {
-            ByteBuf beat = link.buffer(Wire.FRAME_HEADER);
-            Wire.writeHeader(beat, Wire.PAGES, 0);
-            return beat;
-        });
-    }
-
     /** The next page at or after {@code from} left in {@code remaining} that lies in {@code stripe}, or -1. */
     private static long nextOfStripe(ClaimablePages remaining, long from, int stripe, int stripes) {
         long page = remaining.next(from);
@@ -265,8 +256,11 @@ public final class PageSender implements AutoCloseable {
     private void appendPage(long page) {
         int headerAt = writeAt;
         long payloadAt = headerAt + Wire.RECORD_HEADER;
-        MemorySegment.copy(guest, page << GuestMemory.PAGE_SHIFT, frameSegment, payloadAt, GuestMemory.PAGE_SIZE);
-        int length = encoder.encode(page, frameSegment, payloadAt, frameSegment, payloadAt);
+        int length = 0;
+        if (!untouched.contains(page) || !encoder.encodeKnownZero(page)) {
+            MemorySegment.copy(guest, page << GuestMemory.PAGE_SHIFT, frameSegment, payloadAt, GuestMemory.PAGE_SIZE);
+            length = encoder.encode(page, frameSegment, payloadAt, frameSegment, payloadAt);
+        }
         int encoding = encoder.encoding();
         if (encoding == PageEncoding.ZERO) {
             digest.updateZero(page);
@@ -342,5 +336,6 @@ public final class PageSender implements AutoCloseable {
             frame = null;
         }
         encoder.close();
+        untouched.close();
     }
 }

@@ -12,6 +12,9 @@ public interface PostcopyTarget {
     /** Whether {@code page} is already here; a page already here is not installed again. */
     boolean isPresent(long page);
 
+    /** The first page in {@code [from, to)} not here yet, or -1; costs a scan of that range, no more. */
+    long nextMissing(long from, long to);
+
     /**
      * Installs {@code page} from the 4096 bytes at {@code src[offset..)} and wakes whoever waits
      * for it; true when this call made it present (false: another channel's copy came first).

@@ -21,8 +21,9 @@ import java.util.concurrent.locks.LockSupport;
 /**
  * The source's end of a connection, driven by one sending thread: it paces frames to
  * {@code max-bandwidth}, blocks while the socket is not writable (Netty's writability is the flow
- * control), and hands frames from the peer to {@link #receive}. Every wait is bounded by the peer
- * timeout, so a dead peer turns into a {@link LinkException}, never a hang.
+ * control), and hands frames from the peer to {@link #receive}. Both ends send heartbeats
+ * ({@link Liveness}) and a peer silent past the peer timeout fails the link, as does every wait
+ * here past it, so a dead peer turns into a {@link LinkException}, never a hang.
  */
 public final class Link implements AutoCloseable {
     /** Little queued in front of the socket: see {@link LinkServer#RECEIVE_BUFFER} for why. */
@@ -72,10 +73,13 @@ public final class Link implements AutoCloseable {
                 .handler(new ChannelInitializer<>() {
                     @Override
                     protected void initChannel(Channel ch) {
+                        // first: the read timeout is reset by any bytes, TLS records included
+                        ch.pipeline().addLast(Liveness.readTimeout(peerTimeoutMillis));
                         if (tls != null) {
                             ch.pipeline().addLast(tls.handler(ch.alloc(), address, peerTimeoutMillis));
                         }
                         ch.pipeline().addLast(Wire.frameDecoder(), inbound);
+                        Liveness.heartbeat(ch, peerTimeoutMillis);
                     }
                 });
         ChannelFuture connect = bootstrap.connect(address);
@@ -176,25 +180,6 @@ public final class Link implements AutoCloseable {
 
     /** Socket buffer of a connection that favours latency (post-copy): a few pushed batches. */
     public static final int LOW_LATENCY_SOCKET_BUFFER = 128 << 10;
-
-    /**
-     * Sends {@code frame} whenever nothing else was written for {@code intervalMillis}: a channel
-     * that rightly has nothing to say (its share of a round is sent, its stripes are pushed) stays
-     * alive for a peer that times out silent connections.
-     */
-    public void heartbeat(long intervalMillis, java.util.function.Supplier<ByteBuf> frame) {
-        channel.pipeline().addLast(new io.netty.handler.timeout.IdleStateHandler(0, intervalMillis, 0, TimeUnit.MILLISECONDS),
-                new io.netty.channel.ChannelDuplexHandler() {
-                    @Override
-                    public void userEventTriggered(ChannelHandlerContext ctx, Object event) {
-                        if (event instanceof io.netty.handler.timeout.IdleStateEvent) {
-                            ctx.writeAndFlush(frame.get(), ctx.voidPromise());
-                        } else {
-                            ctx.fireUserEventTriggered(event);
-                        }
-                    }
-                });
-    }
 
     /** Pushes queued frames to the socket. */
     public void flush() {
@@ -305,6 +290,17 @@ public final class Link implements AutoCloseable {
         @Override
         public void channelRead(ChannelHandlerContext ctx, Object msg) {
             ByteBuf frame = (ByteBuf) msg;
+            if (frame.isReadable() && frame.getUnsignedByte(frame.readerIndex()) == Wire.HEARTBEAT) {
+                // the peer is alive, which the read timeout has already noted; nothing for the receiver
+                try {
+                    Wire.readHeartbeat(frame.skipBytes(1));
+                } catch (dev.ferry.protocol.ProtocolException e) {
+                    exceptionCaught(ctx, e);
+                } finally {
+                    frame.release();
+                }
+                return;
+            }
             if (frame.isReadable() && frame.getUnsignedByte(frame.readerIndex()) == Wire.ERROR && failure == null) {
                 failure = "peer reported: " + Wire.readError(frame.duplicate().skipBytes(1));
             }

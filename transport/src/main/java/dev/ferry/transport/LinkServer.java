@@ -7,15 +7,14 @@ import io.netty.channel.ChannelHandler;
 import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoopGroup;
-import io.netty.handler.timeout.ReadTimeoutHandler;
 import java.net.InetSocketAddress;
-import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
 import java.util.function.Supplier;
 
 /**
- * The destination's listening socket: each accepted connection gets the framing stage, a read
- * timeout (a source silent past the peer timeout is dead) and a handler of the caller's.
+ * The destination's listening socket: each accepted connection gets a read timeout that any
+ * byte resets (a source silent past the peer timeout is dead: see {@link Liveness}), the framing
+ * stage and a handler of the caller's, which starts the heartbeats once it knows the connection.
  */
 public final class LinkServer implements AutoCloseable {
     /**
@@ -58,13 +57,13 @@ public final class LinkServer implements AutoCloseable {
                 .childHandler(new ChannelInitializer<>() {
                     @Override
                     protected void initChannel(Channel ch) {
+                        // first: the read timeout is reset by any bytes, TLS records included
+                        ch.pipeline().addLast(Liveness.readTimeout(peerTimeoutMillis));
                         if (tls != null) {
                             ch.pipeline().addLast(new TlsRequired(refusals), tls.handler(ch.alloc(), null, peerTimeoutMillis),
                                     new PeerCheck(tls, refusals));
                         }
-                        ch.pipeline().addLast(Wire.frameDecoder(),
-                                new ReadTimeoutHandler(peerTimeoutMillis, TimeUnit.MILLISECONDS),
-                                handlers.get());
+                        ch.pipeline().addLast(Wire.handshakeFrameDecoder(), handlers.get());
                     }
                 });
         try {

@@ -96,7 +96,10 @@ class LinkTest {
         }
     }
 
-    /** A peer that accepts and never reads must fail the sender within the peer timeout, not hang it. */
+    /**
+     * A peer that accepts and never reads must fail the sender within the peer timeout, not hang
+     * it, even while it sends heartbeats (so the read timeout does not fire first).
+     */
     @Test
     void aPeerThatStopsReadingFailsTheSender() throws Exception {
         try (ServerSocket listener = new ServerSocket()) {
@@ -104,6 +107,7 @@ class LinkTest {
             listener.bind(ANY_PORT);
             Link link = Link.connect(group, (InetSocketAddress) listener.getLocalSocketAddress(), new BandwidthLimiter(0), 500, NanoClock.SYSTEM);
             try (Socket stuck = listener.accept()) {
+                Thread beats = heartbeats(stuck, 100);
                 LinkException e = assertTimeoutPreemptively(Duration.ofSeconds(30), () -> assertThrows(LinkException.class,
                         () -> {
                             // far more than the socket buffers and Netty's high-water mark together
@@ -116,6 +120,7 @@ class LinkTest {
                 assertTrue(e.getMessage().startsWith("peer stopped reading"), e.getMessage());
                 assertTrue(link.waitedNanos() >= 500_000_000L,
                         "the sender's wait for the socket is counted: " + link.waitedNanos() + " ns");
+                beats.interrupt();
             } finally {
                 link.close();
             }
@@ -153,6 +158,95 @@ class LinkTest {
         }
     }
 
+    /** A destination that accepted and then says nothing, not even a heartbeat, fails the source's link. */
+    @Test
+    void aSilentPeerFailsTheLinkWithinThePeerTimeout() throws Exception {
+        try (ServerSocket listener = new ServerSocket(0, 1, InetAddress.getLoopbackAddress());
+                Link link = Link.connect(group, (InetSocketAddress) listener.getLocalSocketAddress(), new BandwidthLimiter(0), 300, NanoClock.SYSTEM);
+                Socket silent = listener.accept()) {
+            long began = System.nanoTime();
+            LinkException e = assertThrows(LinkException.class, () -> link.receive(WAIT));
+            assertEquals("link failed: peer silent past the peer timeout: it is dead or stuck", e.getMessage());
+            assertTrue(System.nanoTime() - began < WAIT, "noticed by the read timeout, not by the wait's own bound");
+            // the link said it is alive meanwhile: a HEARTBEAT, the type byte after a length of 1
+            byte[] beat = silent.getInputStream().readNBytes(5);
+            assertArrayEquals(new byte[] {0, 0, 0, 1, Wire.HEARTBEAT}, beat);
+        }
+    }
+
+    /**
+     * Both ends quiet for five peer timeouts: the heartbeats of each keep the other's read
+     * timeout from firing, and none reaches the receiver as a frame.
+     */
+    @Test
+    void heartbeatsKeepAQuietConnectionAliveBothWays() throws Exception {
+        BlockingQueue<String> atServer = new LinkedBlockingQueue<>();
+        try (LinkServer server = LinkServer.bind(group, ANY_PORT, 200, () -> new ChannelInboundHandlerAdapter() {
+                    @Override
+                    public void channelActive(ChannelHandlerContext ctx) {
+                        Liveness.heartbeat(ctx.channel(), 200);
+                        ctx.fireChannelActive();
+                    }
+
+                    @Override
+                    public void channelRead(ChannelHandlerContext ctx, Object msg) {
+                        ByteBuf frame = (ByteBuf) msg;
+                        atServer.add(Wire.typeName(frame.getUnsignedByte(frame.readerIndex())));
+                        frame.release();
+                    }
+
+                    @Override
+                    public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+                        atServer.add(Frames.describe(cause));
+                        ctx.close();
+                    }
+                });
+                Link link = Link.connect(group, server.localAddress(), new BandwidthLimiter(0), 200, NanoClock.SYSTEM)) {
+            assertNull(link.receive(TimeUnit.MILLISECONDS.toNanos(1000)), "a heartbeat is no frame for the receiver");
+            assertTrue(link.isOpen(), "the link was kept alive by the server's heartbeats");
+            ByteBuf end = link.buffer(32);
+            Wire.writeEnd(end, 1, 2);
+            link.sendNow(end);
+            assertEquals("HEARTBEAT", atServer.poll(10, TimeUnit.SECONDS), "the link's own heartbeats reach the server's handler");
+            String next;
+            while ((next = atServer.poll(10, TimeUnit.SECONDS)).equals("HEARTBEAT")) {
+                // the server's handler here sees heartbeats; a session's drops them
+            }
+            assertEquals("END", next, "the server was not timed out meanwhile");
+        }
+    }
+
+    /** A frame whose bytes trickle in for longer than the peer timeout is not silence: any byte resets it. */
+    @Test
+    void aLongFrameArrivingSlowlyIsNotSilence() throws Exception {
+        BlockingQueue<String> atServer = new LinkedBlockingQueue<>();
+        try (LinkServer server = LinkServer.bind(group, ANY_PORT, 300, () -> new ChannelInboundHandlerAdapter() {
+                    @Override
+                    public void channelRead(ChannelHandlerContext ctx, Object msg) {
+                        ByteBuf frame = (ByteBuf) msg;
+                        atServer.add(Wire.typeName(frame.readUnsignedByte()) + " of " + frame.readableBytes());
+                        frame.release();
+                    }
+
+                    @Override
+                    public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+                        atServer.add(Frames.describe(cause));
+                        ctx.close();
+                    }
+                });
+                Socket slow = new Socket(server.localAddress().getAddress(), server.localAddress().getPort())) {
+            OutputStream out = slow.getOutputStream();
+            out.write(new byte[] {0, 0, 0, 21, Wire.DEVICE_STATE});
+            // 20 bytes, one each 100 ms: 2 s, more than six peer timeouts, for one frame
+            for (int i = 0; i < 20; i++) {
+                assertNull(atServer.poll(100, TimeUnit.MILLISECONDS), "nothing before the frame is whole");
+                out.write(i);
+                out.flush();
+            }
+            assertEquals("DEVICE_STATE of 20", atServer.poll(10, TimeUnit.SECONDS));
+        }
+    }
+
     @Test
     void connectingToNothingFailsWithTheAddress() throws Exception {
         InetSocketAddress nobody;
@@ -161,6 +255,23 @@ class LinkTest {
         }
         LinkException e = assertThrows(LinkException.class, () -> Link.connect(group, nobody, new BandwidthLimiter(0), 2000, NanoClock.SYSTEM));
         assertTrue(e.getMessage().startsWith("cannot connect to " + nobody), e.getMessage());
+    }
+
+    /** Writes a HEARTBEAT on {@code socket} every {@code millis} until interrupted or the socket breaks. */
+    private static Thread heartbeats(Socket socket, long millis) {
+        Thread beats = new Thread(() -> {
+            try {
+                while (!Thread.currentThread().isInterrupted()) {
+                    socket.getOutputStream().write(new byte[] {0, 0, 0, 1, Wire.HEARTBEAT});
+                    Thread.sleep(millis);
+                }
+            } catch (java.io.IOException | InterruptedException e) {
+                // the test is over
+            }
+        }, "test-heartbeats");
+        beats.setDaemon(true);
+        beats.start();
+        return beats;
     }
 
     private static ByteBuf body(byte[] frame, int type) {

@@ -35,8 +35,7 @@ final class DestCommand {
             "refuse sources of another size (default: the size the source announces)", null);
     private static final Option JSON = Option.valued("json", "FILE", "write this side's report as JSON", null);
     /** The options only dest takes. */
-    static final List<Option> OWN = List.of(LISTEN.option(), Option.of(Configuration.ACCEPT_TIMEOUT), MEMORY, JSON,
-            INSECURE.option());
+    static final List<Option> OWN = List.of(LISTEN.option(), MEMORY, JSON, INSECURE.option());
     static final List<Option> OPTIONS = Stream.concat(OWN.stream(),
             MigrationFlags.options(MigrationFlags.DESTINATION).stream()).toList();
 

@@ -65,6 +65,8 @@ final class MigrationFlags {
             bound(Configuration.PREALLOC, DestinationBuilder::prealloc),
             bound(Configuration.MAX_MEMORY, DestinationBuilder::maxMemory),
             bound(Configuration.MAX_PENDING, DestinationBuilder::maxPendingConnections),
+            bound(Configuration.HANDSHAKE_TIMEOUT, DestinationBuilder::handshakeTimeoutMillis),
+            bound(Configuration.ACCEPT_TIMEOUT, DestinationBuilder::acceptTimeoutMillis),
             bound(Configuration.TLS_CERT, DestinationBuilder::tlsCert),
             bound(Configuration.TLS_KEY, DestinationBuilder::tlsKey),
             bound(Configuration.TLS_CA, DestinationBuilder::tlsCa),
