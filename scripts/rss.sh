@@ -99,7 +99,7 @@ python3 - "$port" "$bytes" "$pid" >"$work/claim.out" <<'PY'
 import socket, struct, sys, time
 port, size, pid = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 s = socket.create_connection(("127.0.0.1", port))
-body = struct.pack(">QHIQIBH", 0x46455252594D4947, 2, 4096, size, 1, 0, 1)
+body = struct.pack(">QHIQIBH", 0x46455252594D4947, 3, 4096, size, 1, 0, 1) + bytes(16)  # version 3, no migration id
 s.sendall(struct.pack(">IB", len(body) + 1, 0x01) + body)
 s.settimeout(60)
 head = s.recv(5)
