@@ -717,6 +717,23 @@ class DestinationChannelsTest {
     }
 
     @Test
+    void aSourceSilentPastThePeerTimeoutInPostcopyIsRecoveredNotFailed() throws Exception {
+        start(b -> b.faultMechanism(FaultMechanism.SOFTWARE).recoverTimeoutMillis(30_000).peerTimeoutMillis(500));
+        try (HandSource source = new HandSource(in.address(), BYTES)) {
+            intoPostcopy(source);
+            send(source.channel(0), out -> Wire.writeRoundEnd(out, 2, 0));
+            send(source.channel(1), out -> Wire.writeRoundEnd(out, 2, 0));
+            // then nothing, not even a heartbeat, on any connection: the read timeouts take the session for lost
+            long began = System.nanoTime();
+            assertEquals("[]", describe(readUntilClosed(source.control)), "closed without an ERROR: " + in.result().getNow(null));
+            assertEquals("[]", describe(readUntilClosed(source.channel(0))));
+            assertTrue(System.nanoTime() - began < TimeUnit.SECONDS.toNanos(8), "noticed within the peer timeout");
+            assertFalse(in.result().isDone(), "the guest runs here: the session waits for a recovery");
+            recoverAndComplete(source, 2);
+        }
+    }
+
+    @Test
     void aSecondPostcopyStartIsRefusedAndTheGuestResumedOnce() throws Exception {
         start(b -> b.faultMechanism(FaultMechanism.SOFTWARE).recoverTimeoutMillis(1000));
         try (HandSource source = new HandSource(in.address(), BYTES)) {

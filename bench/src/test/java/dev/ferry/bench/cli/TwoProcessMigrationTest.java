@@ -38,8 +38,7 @@ class TwoProcessMigrationTest {
     void migratesARunningGuestToAnotherProcess() throws Exception {
         Path destJson = dir.resolve("dest.json");
         Path sourceJson = dir.resolve("source.json");
-        try (FerryProcess dest = FerryProcess.start(dir, "dest", "--listen", "127.0.0.1:0", "--accept-timeout", "3000",
-                "--json", destJson.toString())) {
+        try (FerryProcess dest = FerryProcess.start(dir, "dest", "--listen", "127.0.0.1:0", "--json", destJson.toString())) {
             int port = dest.awaitListeningPort();
             try (FerryProcess source = FerryProcess.start(dir, "source", "--connect", "127.0.0.1:" + port,
                     "--workload", "hotset:0.1:50", "--memory", "128m", "--fill", "mixed", "--json", sourceJson.toString())) {
@@ -87,8 +86,7 @@ class TwoProcessMigrationTest {
     @Test
     void sourceKilledMidMigrationNeverResumesTheDestination() throws Exception {
         Path destJson = dir.resolve("dest.json");
-        try (FerryProcess dest = FerryProcess.start(dir, "dest", "--listen", "127.0.0.1:0", "--accept-timeout", "3000",
-                "--json", destJson.toString())) {
+        try (FerryProcess dest = FerryProcess.start(dir, "dest", "--listen", "127.0.0.1:0", "--json", destJson.toString())) {
             int port = dest.awaitListeningPort();
             try (FerryProcess source = FerryProcess.start(dir, "source", "--connect", "127.0.0.1:" + port,
                     "--workload", "uniform:20", "--memory", "256m", "--max-bandwidth", "20000000")) {
@@ -140,8 +138,8 @@ class TwoProcessMigrationTest {
             proxy.cutAll();
             Thread.sleep(800);
             // cut again in the middle of the push, and cut the reconnection right after its RECOVER
-            // frame (21 bytes: length, type, magic, session) reached the destination
-            proxy.cutNextAfter(21);
+            // frame (37 bytes: length, type, magic, session, migration id) reached the destination
+            proxy.cutNextAfter(37);
             proxy.cutAll();
             assertEquals(0, source.awaitExit(120), source::outputText);
             assertEquals(0, dest.awaitExit(30), dest::outputText);
