@@ -184,14 +184,15 @@ class TwoProcessMigrationTest {
     @Test
     void memorySizeMismatchIsRefusedOnBothSides() throws Exception {
         Path sourceJson = dir.resolve("source.json");
+        // the refused source is forgotten: the destination waits for another until its accept timeout
         try (FerryProcess dest = FerryProcess.start(dir, "dest", "--listen", "127.0.0.1:0", "--memory", "64m",
-                "--accept-timeout", "3000")) {
+                "--accept-timeout", "20000")) {
             int port = dest.awaitListeningPort();
             try (FerryProcess source = FerryProcess.start(dir, "source", "--connect", "127.0.0.1:" + port,
                     "--workload", "idle", "--memory", "128m", "--json", sourceJson.toString())) {
                 assertEquals(1, source.awaitExit(60), source::outputText);
             }
-            assertEquals(1, dest.awaitExit(30), dest::outputText);
+            assertEquals(1, dest.awaitExit(60), dest::outputText);
         }
         String s = Files.readString(sourceJson);
         assertEquals("FAILED", field(s, "outcome"));
