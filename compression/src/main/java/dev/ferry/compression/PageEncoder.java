@@ -133,7 +133,16 @@ public final class PageEncoder implements AutoCloseable {
             }
             return done(PageEncoding.ZERO, 0, 0);
         }
-        contentHash = PageDigest.contentHash(page, pageOff);
+        return encodeNonZero(index, page, pageOff, dst, dstOff, PageDigest.contentHash(page, pageOff));
+    }
+
+    /**
+     * {@link #encode} for a page the caller found not zero and hashed ({@link PageDigest#contentHash})
+     * already: the dedup stage ahead of this encoder does both.
+     */
+    public int encodeNonZero(long index, MemorySegment page, long pageOff, MemorySegment dst, long dstOff,
+            long contentHash) {
+        this.contentHash = contentHash;
         bestCode = PageEncoding.RAW;
         bestLength = PAGE;
         bestTrial = -1;
@@ -251,6 +260,29 @@ public final class PageEncoder implements AutoCloseable {
         }
         done(PageEncoding.ZERO, 0, 0);
         return true;
+    }
+
+    /**
+     * Page {@code index} crossed as a dedup reference of {@code length} bytes, ahead of this
+     * encoder: its XBZRLE copy is dropped (the destination may not install the reference, when
+     * the copy it names went stale, so no delta may be taken against either content), and the
+     * page is counted as {@link PageEncoding#DEDUP}.
+     */
+    public void referenced(long index, int length) {
+        if (cache != null) {
+            cache.invalidate(index);
+        }
+        done(PageEncoding.DEDUP, length, length);
+    }
+
+    /** Whether zero pages are a stage of this encoder. */
+    public boolean zeroPages() {
+        return zeroPages;
+    }
+
+    /** Whether XBZRLE deltas are being taken (after the bulk round). */
+    public boolean xbzrleActive() {
+        return cache != null && xbzrleActive;
     }
 
     private int done(int code, int length, int beforeCompression) {

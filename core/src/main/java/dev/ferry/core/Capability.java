@@ -15,7 +15,9 @@ public enum Capability {
     /** Pages and deltas may be zstd-compressed. */
     ZSTD("zstd"),
     /** The destination may resume before all pages arrived and request the ones it lacks. */
-    POSTCOPY("postcopy");
+    POSTCOPY("postcopy"),
+    /** A page whose content the destination already holds crosses as a reference to that copy. */
+    DEDUP("dedup");
 
     private final String wireName;
 

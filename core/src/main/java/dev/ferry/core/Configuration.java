@@ -20,7 +20,7 @@ import java.util.stream.Collectors;
 public final class Configuration {
     /** The compression stages a source may offer; the other capabilities are not chosen as stages. */
     private static final Set<Capability> STAGE_CAPABILITIES = EnumSet.of(Capability.ZERO_PAGES, Capability.XBZRLE,
-            Capability.LZ4, Capability.ZSTD);
+            Capability.LZ4, Capability.ZSTD, Capability.DEDUP);
 
     public static final String MODE_PROP_NAME = "ferry.mode";
     public static final MigrationMode MODE_DEFAULT = MigrationMode.PRECOPY;
@@ -86,6 +86,15 @@ public final class Configuration {
     public static final long XBZRLE_CACHE_SIZE_DEFAULT = 64L << 20;
     public static final Setting<Long> XBZRLE_CACHE_SIZE = Setting.size(XBZRLE_CACHE_SIZE_PROP_NAME,
             XBZRLE_CACHE_SIZE_DEFAULT, "bytes of pages kept as last sent, for XBZRLE deltas (QEMU xbzrle-cache-size)");
+
+    public static final String DEDUP_INDEX_SIZE_PROP_NAME = "ferry.dedup-index-size";
+    /**
+     * 64 MiB, as QEMU's XBZRLE cache: at 24 bytes an entry it names 2.8 M contents, 11 GiB of
+     * distinct pages, more than one source host's guests usually hold; split among the channels.
+     */
+    public static final long DEDUP_INDEX_SIZE_DEFAULT = 64L << 20;
+    public static final Setting<Long> DEDUP_INDEX_SIZE = Setting.size(DEDUP_INDEX_SIZE_PROP_NAME,
+            DEDUP_INDEX_SIZE_DEFAULT, "bytes of the source's content index for dedup references (24 bytes a page)");
 
     public static final String ZSTD_LEVEL_PROP_NAME = "ferry.zstd-level";
     /** As QEMU's {@code multifd-zstd-level}. */
@@ -197,7 +206,7 @@ public final class Configuration {
             "let a destination listen on an address other than loopback without TLS (guest memory in clear text)");
 
     private static final List<Setting<?>> SETTINGS = List.of(MODE, POSTCOPY_AFTER_ROUNDS, DOWNTIME_LIMIT, MAX_BANDWIDTH,
-            MAX_ROUNDS, TIME_LIMIT, CHANNELS, STAGES, COMPRESSION, XBZRLE_CACHE_SIZE, ZSTD_LEVEL, PEER_TIMEOUT, RECOVER_TIMEOUT,
+            MAX_ROUNDS, TIME_LIMIT, CHANNELS, STAGES, COMPRESSION, XBZRLE_CACHE_SIZE, DEDUP_INDEX_SIZE, ZSTD_LEVEL, PEER_TIMEOUT, RECOVER_TIMEOUT,
             FAULT_MECHANISM, PREALLOC, MAX_MEMORY, MAX_PENDING, HANDSHAKE_TIMEOUT, LISTEN, ACCEPT_TIMEOUT, TLS_CERT, TLS_KEY,
             TLS_CA, TLS_ALLOW, TLS_PROVIDER, MIGRATION_ID, INSECURE);
 

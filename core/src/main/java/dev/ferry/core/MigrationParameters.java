@@ -21,6 +21,7 @@ public final class MigrationParameters {
     private final EnumSet<Capability> capabilities;
     private final boolean adaptiveCompression;
     private final long xbzrleCacheSize;
+    private final long dedupIndexSize;
     private final int zstdLevel;
     private final int postcopyAfterRounds;
     private final long peerTimeoutMillis;
@@ -42,6 +43,7 @@ public final class MigrationParameters {
         this.capabilities = EnumSet.copyOf(b.capabilities);
         this.adaptiveCompression = b.adaptiveCompression;
         this.xbzrleCacheSize = b.xbzrleCacheSize;
+        this.dedupIndexSize = b.dedupIndexSize;
         this.zstdLevel = b.zstdLevel;
         this.postcopyAfterRounds = b.postcopyAfterRounds;
         this.peerTimeoutMillis = b.peerTimeoutMillis;
@@ -76,6 +78,7 @@ public final class MigrationParameters {
         b.capabilities = EnumSet.copyOf(capabilities);
         b.adaptiveCompression = adaptiveCompression;
         b.xbzrleCacheSize = xbzrleCacheSize;
+        b.dedupIndexSize = dedupIndexSize;
         b.zstdLevel = zstdLevel;
         b.postcopyAfterRounds = postcopyAfterRounds;
         b.peerTimeoutMillis = peerTimeoutMillis;
@@ -116,6 +119,9 @@ public final class MigrationParameters {
 
     /** {@link Configuration#XBZRLE_CACHE_SIZE}: bytes of pages kept as last sent. */
     public long xbzrleCacheSize() { return xbzrleCacheSize; }
+
+    /** {@link Configuration#DEDUP_INDEX_SIZE}: bytes of the source's content index. */
+    public long dedupIndexSize() { return dedupIndexSize; }
 
     /** {@link Configuration#ZSTD_LEVEL}: the zstd compression level. */
     public int zstdLevel() { return zstdLevel; }
@@ -159,7 +165,8 @@ public final class MigrationParameters {
                 entry(Configuration.MAX_BANDWIDTH, maxBandwidth), entry(Configuration.MAX_ROUNDS, maxRounds),
                 entry(Configuration.TIME_LIMIT, totalTimeLimitMillis), entry(Configuration.STAGES, capabilities),
                 entry(Configuration.COMPRESSION, adaptiveCompression),
-                entry(Configuration.XBZRLE_CACHE_SIZE, xbzrleCacheSize), entry(Configuration.ZSTD_LEVEL, zstdLevel),
+                entry(Configuration.XBZRLE_CACHE_SIZE, xbzrleCacheSize),
+                entry(Configuration.DEDUP_INDEX_SIZE, dedupIndexSize), entry(Configuration.ZSTD_LEVEL, zstdLevel),
                 entry(Configuration.POSTCOPY_AFTER_ROUNDS, postcopyAfterRounds),
                 entry(Configuration.PEER_TIMEOUT, peerTimeoutMillis),
                 entry(Configuration.RECOVER_TIMEOUT, recoverTimeoutMillis), entry(Configuration.CHANNELS, channels),
@@ -185,6 +192,7 @@ public final class MigrationParameters {
         private EnumSet<Capability> capabilities = copy(Configuration.STAGES.value());
         private boolean adaptiveCompression = Configuration.COMPRESSION.value();
         private long xbzrleCacheSize = Configuration.XBZRLE_CACHE_SIZE.value();
+        private long dedupIndexSize = Configuration.DEDUP_INDEX_SIZE.value();
         private int zstdLevel = Configuration.ZSTD_LEVEL.value();
         private int postcopyAfterRounds = Configuration.POSTCOPY_AFTER_ROUNDS.value();
         private long peerTimeoutMillis = Configuration.PEER_TIMEOUT.value();
@@ -238,6 +246,11 @@ public final class MigrationParameters {
 
         public Builder xbzrleCacheSize(long value) {
             this.xbzrleCacheSize = Configuration.XBZRLE_CACHE_SIZE.check(value);
+            return this;
+        }
+
+        public Builder dedupIndexSize(long value) {
+            this.dedupIndexSize = Configuration.DEDUP_INDEX_SIZE.check(value);
             return this;
         }
 

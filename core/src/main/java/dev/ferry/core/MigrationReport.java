@@ -36,13 +36,24 @@ import java.util.Set;
 public record MigrationReport(String role, MigrationMode mode, long memoryBytes, int pageSize, MigrationState outcome,
         boolean verified, double totalTimeMs, double downtimeMs, double expectedDowntimeMs, long bytesSent,
         long pagesSent, List<RoundRecord> rounds, Map<String, Long> pagesByKind, Set<Capability> capabilities,
-        String error, String sourceVmState, boolean destinationResumed, long digest, PostcopyReport postcopy) {
+        String error, String sourceVmState, boolean destinationResumed, long digest, PostcopyReport postcopy,
+        DedupReport dedup) {
+
+    /** A report without dedup figures (the stage was not negotiated, or this is the destination). */
+    public MigrationReport(String role, MigrationMode mode, long memoryBytes, int pageSize, MigrationState outcome,
+            boolean verified, double totalTimeMs, double downtimeMs, double expectedDowntimeMs, long bytesSent,
+            long pagesSent, List<RoundRecord> rounds, Map<String, Long> pagesByKind, Set<Capability> capabilities,
+            String error, String sourceVmState, boolean destinationResumed, long digest, PostcopyReport postcopy) {
+        this(role, mode, memoryBytes, pageSize, outcome, verified, totalTimeMs, downtimeMs, expectedDowntimeMs,
+                bytesSent, pagesSent, rounds, pagesByKind, capabilities, error, sourceVmState, destinationResumed, digest,
+                postcopy, null);
+    }
 
     /** This report with {@code value} as its post-copy figures. */
     public MigrationReport withPostcopy(PostcopyReport value) {
         return new MigrationReport(role, mode, memoryBytes, pageSize, outcome, verified, totalTimeMs, downtimeMs,
                 expectedDowntimeMs, bytesSent, pagesSent, rounds, pagesByKind, capabilities, error, sourceVmState,
-                destinationResumed, digest, value);
+                destinationResumed, digest, value, dedup);
     }
 
     /**
@@ -52,7 +63,7 @@ public record MigrationReport(String role, MigrationMode mode, long memoryBytes,
     public MigrationReport failedBy(String why) {
         return new MigrationReport(role, mode, memoryBytes, pageSize, MigrationState.FAILED, false, totalTimeMs,
                 downtimeMs, expectedDowntimeMs, bytesSent, pagesSent, rounds, pagesByKind, capabilities,
-                error == null ? why : error + "; " + why, sourceVmState, destinationResumed, digest, postcopy);
+                error == null ? why : error + "; " + why, sourceVmState, destinationResumed, digest, postcopy, dedup);
     }
 
     /** Whether the migration completed and was verified. */
@@ -94,6 +105,9 @@ public record MigrationReport(String role, MigrationMode mode, long memoryBytes,
                 .name("digest").value(String.format("%016x", digest));
         if (postcopy != null) {
             postcopy.writeJsonMembers(json);
+        }
+        if (dedup != null) {
+            dedup.writeJsonMembers(json);
         }
     }
 

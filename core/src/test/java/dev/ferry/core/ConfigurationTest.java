@@ -83,7 +83,7 @@ class ConfigurationTest {
         assertEquals(EnumSet.of(Capability.ZERO_PAGES, Capability.ZSTD), Configuration.STAGES.parse("zstd, zero"));
         assertEquals("zero,zstd", Configuration.STAGES.format(EnumSet.of(Capability.ZSTD, Capability.ZERO_PAGES)));
         assertEquals("none", Configuration.STAGES.format(Set.of()));
-        assertRejected("stages takes none, auto or a list of zero,xbzrle,lz4,zstd, got 'zero,postcopy'",
+        assertRejected("stages takes none, auto or a list of zero,xbzrle,lz4,zstd,dedup, got 'zero,postcopy'",
                 () -> Configuration.STAGES.parse("zero,postcopy"));
         assertRejected("stages takes", () -> Configuration.STAGES.parse("zero,lz5"));
     }

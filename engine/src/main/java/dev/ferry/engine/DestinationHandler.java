@@ -392,6 +392,13 @@ final class DestinationHandler extends ChannelInboundHandlerAdapter implements D
     }
 
     @Override
+    public void stale(int round, dev.ferry.core.PageBitmap pages) {
+        Channel c = controlChannel;
+        dev.ferry.protocol.PageRuns.writeStale(round, dev.ferry.protocol.PageRuns.of(pages), c.alloc()::buffer, c::write);
+        c.flush();
+    }
+
+    @Override
     public void missing(PostcopyDestination postcopy) {
         Channel c = controlChannel;
         postcopy.writeMissing(c.alloc()::buffer, c::write);

@@ -88,12 +88,17 @@ final class DestinationSession {
 
         /** Closes every connection of the session: a lost post-copy session waits for new ones. */
         void closeAll();
+
+        /** The STALE frames answering round {@code round}'s barrier: the pages of {@code pages}. */
+        void stale(int round, PageBitmap pages);
     }
 
     private final LongFunction<GuestMemory> memoryForSize;
     private final VmControl vm;
     private final NanoClock clock;
     private final Set<Capability> supported;
+    /** With dedup, the pages of a round's stale references, gathered at its barrier; else null. */
+    private PageBitmap stalePages;
     private final FaultMechanism faultMechanism;
     private final long peerTimeoutMillis;
     private final long recoverTimeoutMillis;
@@ -245,15 +250,21 @@ final class DestinationSession {
         mode = MigrationMode.values()[hello.mode()];
         EnumSet<Capability> accepted = Wire.capabilities(hello.capabilities());
         accepted.retainAll(supported);
+        if (mode != MigrationMode.PRECOPY) {
+            // references are pre-copy's: post-copy installs a page once, from whichever connection
+            accepted.remove(Capability.DEDUP);
+        }
         negotiated = accepted;
         digest = new MemoryDigest(memory.pageCount());
         written = new PageBitmap(memory.pageCount());
+        PageBitmap held = accepted.contains(Capability.DEDUP) ? new PageBitmap(memory.pageCount()) : null;
+        stalePages = held == null ? null : new PageBitmap(memory.pageCount());
         int allowed = PageEncoding.allowedBy(accepted);
         synchronized (this) {
             channels = hello.channels();
             appliers = new PageApplier[channels + 1];
             for (int c = 0; c <= channels; c++) {
-                appliers[c] = new PageApplier(c, channels, memory, written, digest.part(), allowed);
+                appliers[c] = new PageApplier(c, channels, memory, written, digest.part(), allowed, held);
             }
             roundsEnded = new int[channels + 1];
             joined = new boolean[channels + 1];
@@ -337,6 +348,14 @@ final class DestinationSession {
                     throw new ProtocolException("interrupted at the barrier of round " + end.round());
                 }
             }
+        }
+        if (stalePages != null && now == State.RECEIVING) {
+            // every page channel applied the round: each stale reference of it is in an applier
+            for (int c = 0; c < channels; c++) {
+                appliers[c].drainStale(stalePages);
+            }
+            peer.stale(end.round(), stalePages);
+            stalePages.clearAll();
         }
     }
 

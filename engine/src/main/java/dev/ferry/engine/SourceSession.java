@@ -86,6 +86,8 @@ final class SourceSession {
     /** Null for plaintext; loaded when the session runs, so bad files fail it with the guest running here. */
     private Tls tls;
     private final List<RoundRecord> rounds = new ArrayList<>();
+    /** With dedup, the pages the destination reported stale references for: they cross in full next. */
+    private PageBitmap inFull;
 
     private volatile MigrationState state = MigrationState.SETUP;
     private volatile boolean cancelRequested;
@@ -154,9 +156,12 @@ final class SourceSession {
                     params.tlsProvider()).forSource(destination.getHostString());
             control = new SourceControl(connect(), params.peerTimeoutMillis());
             Wire.Welcome welcome = control.hello(new Wire.Hello(Wire.VERSION, GuestMemory.PAGE_SIZE, memory.byteSize(),
-                    Wire.mask(params.capabilities()), params.mode().ordinal(), params.channels(), params.migrationId()));
+                    Wire.mask(offered()), params.mode().ordinal(), params.channels(), params.migrationId()));
             accept(welcome);
             sentDigest = new MemoryDigest(memory.pageCount());
+            if (negotiated.contains(Capability.DEDUP)) {
+                inFull = new PageBitmap(memory.pageCount());
+            }
             channels = new PageChannels(joinPageChannels(sentDigest), memory.pageCount(), clock);
             if (negotiated.contains(Capability.POSTCOPY)) {
                 requests = sender(params.channels(), join(params.channels()), sentDigest, false);
@@ -173,7 +178,7 @@ final class SourceSession {
                     return postcopyRequested && !paused && postcopyNegotiated();
                 }
             };
-            precopy = new PrecopyPhase(params, dirtyLog, channels, control, clock, this::recordRound, listener);
+            precopy = new PrecopyPhase(params, dirtyLog, channels, control, clock, this::recordRound, listener, inFull);
             RoundPlanner.Step step = precopy.run(toSend, start, roundControl,
                     () -> postcopyRequested && postcopyNegotiated(),
                     bulk -> enter(bulk ? MigrationState.BULK : MigrationState.ITERATE));
@@ -186,6 +191,7 @@ final class SourceSession {
                 pauseNanos = clock.nanoTime();
                 dirtyLog.sync(toSend);
                 postcopyStarted = true;
+                channels.dedupActive(false);
                 long pages = toSend.cardinality();
                 long bytesBefore = channels.bytesSent() + requests.link().bytesSent();
                 long began = clock.nanoTime();
@@ -287,15 +293,27 @@ final class SourceSession {
         if (requests != null) {
             stats = stats.plus(requests.stats());
         }
+        dev.ferry.core.DedupReport dedup = channels == null ? null
+                : channels.dedupReport(stats.pagesOf(PageEncoding.DEDUP), precopy == null ? 0 : precopy.staleReferences());
         return new MigrationReport("source", params.mode(), memory.byteSize(), GuestMemory.PAGE_SIZE, state, verified,
                 ((endNanos > 0 ? endNanos : clock.nanoTime()) - start) / 1e6, downtimeMs, lastExpectedMs,
                 wireBytes + lostBytes, pages,
                 List.copyOf(rounds), pagesByKind(stats), negotiated, error, vmState, state == MigrationState.COMPLETED,
-                digestAtPause, postcopyReport);
+                digestAtPause, postcopyReport, dedup);
+    }
+
+    /** The capabilities offered: the parameters', without dedup outside pre-copy (references are pre-copy's). */
+    private Set<Capability> offered() {
+        EnumSet<Capability> offered = EnumSet.noneOf(Capability.class);
+        offered.addAll(params.capabilities());
+        if (params.mode() != MigrationMode.PRECOPY) {
+            offered.remove(Capability.DEDUP);
+        }
+        return offered;
     }
 
     private void accept(Wire.Welcome welcome) throws ProtocolException {
-        int offered = Wire.mask(params.capabilities());
+        int offered = Wire.mask(offered());
         if ((welcome.capabilities() & ~offered) != 0) {
             throw new ProtocolException("destination accepted capabilities that were not offered: "
                     + Wire.capabilities(welcome.capabilities()));
@@ -352,7 +370,10 @@ final class SourceSession {
         boolean compressor = negotiated.contains(Capability.LZ4) || negotiated.contains(Capability.ZSTD);
         // the chooser only exists when it has something to choose
         CompressionChooser chooser = pageChannel && params.adaptiveCompression() && compressor ? new CompressionChooser() : null;
-        return new PageSender(channel, link, memory, encoder, chooser, digest.part(), clock);
+        boolean dedup = pageChannel && negotiated.contains(Capability.DEDUP);
+        return new PageSender(channel, link, memory, encoder, chooser, digest.part(), clock,
+                dedup ? new dev.ferry.dedup.DedupIndex(params.dedupIndexSize() / params.channels()) : null,
+                dedup ? inFull : null);
     }
 
     /**

@@ -7,6 +7,7 @@ import dev.ferry.core.Capability;
 import dev.ferry.core.GuestMemory;
 import dev.ferry.core.PageDigest;
 import dev.ferry.protocol.PageEncoding;
+import dev.ferry.protocol.PageRecords;
 import dev.ferry.protocol.ProtocolException;
 import dev.ferry.protocol.Wire;
 import io.netty.buffer.ByteBuf;
@@ -124,6 +125,47 @@ final class HandSource implements AutoCloseable {
         expected.segment().asSlice(index * GuestMemory.PAGE_SIZE, GuestMemory.PAGE_SIZE).copyFrom(MemorySegment.ofArray(page));
         roundPages[c]++;
         return frame;
+    }
+
+    /**
+     * A PAGES frame with one DEDUP record on channel {@code c}: page {@code index} has the content
+     * of page {@code source}, whose XXH3-128 is {@code xxh128} (low, high). When {@code fresh} the
+     * destination must install it ({@link #expected} takes the source page's content); else it
+     * must leave the page as it was and name it in the round's STALE.
+     */
+    void reference(int c, long index, long source, long[] xxh128, boolean fresh) throws IOException {
+        send(channels[c], out -> pages(out, o -> o.writeLong(index).writeByte(PageEncoding.DEDUP)
+                .writeShort(PageRecords.REFERENCE_BYTES).writeShort(0).writeLong(source).writeLong(xxh128[1])
+                .writeLong(xxh128[0])));
+        if (fresh) {
+            MemorySegment.copy(expected.segment(), source * GuestMemory.PAGE_SIZE, expected.segment(),
+                    index * GuestMemory.PAGE_SIZE, GuestMemory.PAGE_SIZE);
+        }
+        roundPages[c]++;
+    }
+
+    /** The STALE frames answering the barrier of {@code round}: the pages they name, in order. */
+    List<Long> awaitStale(int round) throws IOException, ProtocolException {
+        List<Long> stale = new ArrayList<>();
+        while (true) {
+            ByteBuf frame = readFrame(control);
+            assertNotNull(frame, "the destination closed instead of answering the barrier with STALE");
+            int type = frame.readUnsignedByte();
+            if (type == Wire.ERROR) {
+                throw new AssertionError("ERROR instead of STALE: " + Wire.readError(frame));
+            }
+            assertEquals(Wire.typeName(Wire.STALE), Wire.typeName(type));
+            Wire.Stale head = Wire.readStale(frame);
+            assertEquals(round, head.round(), "STALE answers the barrier's round");
+            dev.ferry.protocol.PageRuns.read("STALE", frame, expected.pageCount(), (first, count) -> {
+                for (long p = first; p < first + count; p++) {
+                    stale.add(p);
+                }
+            });
+            if (head.last()) {
+                return stale;
+            }
+        }
     }
 
     /** A PAGES frame with one ZERO record, a run of {@code count} pages from {@code index}, on channel {@code c}. */

@@ -79,4 +79,32 @@ class PrecopyMigrationTest {
             }
         }
     }
+
+    @Test
+    void duplicatePagesCrossAsReferencesAndTheGuestStillVerifies() throws Exception {
+        // a quiet guest: a writing one would overwrite most twins before the bulk round reached them
+        try (TestGuest source = new TestGuest(SIZE, 13, false); TestGuest target = new TestGuest(SIZE, 0, false)) {
+            target.memory.segment().fill((byte) 0);
+            // the second quarter of the guest copies the first: each of its pages has a twin on the same channel
+            long quarter = SIZE / 4;
+            source.memory.segment().asSlice(quarter, quarter).copyFrom(source.memory.segment().asSlice(0, quarter));
+            try (IncomingMigration in = Migration.destination(target).memory(target.memory).start()) {
+                MigrationReport out = Migration.source(source.memory, source.dirty, source)
+                        .parameters(MigrationParameters.builder().downtimeLimitMillis(50).channels(2)
+                                .capabilities(EnumSet.of(Capability.ZERO_PAGES, Capability.XBZRLE, Capability.DEDUP))
+                                .build())
+                        .connect(in.address()).start().result().get(60, TimeUnit.SECONDS);
+                MigrationReport dest = in.result().get(10, TimeUnit.SECONDS);
+                assertTrue(out.succeeded(), out.error());
+                assertTrue(source.memory.segment().mismatch(target.memory.segment()) < 0, "memories differ");
+                long references = out.pagesByKind().getOrDefault("dedup", 0L);
+                // three pages in four of the first quarter are not zero (TestGuest), and their twins were in it
+                assertTrue(references >= quarter / 4096 * 3 / 4 * 9 / 10, "references: " + out.pagesByKind());
+                assertEquals(references, out.dedup().hits());
+                assertTrue(out.dedup().misses() > 0 && out.dedup().indexBytes() > 0, out.dedup().toString());
+                assertEquals(out.pagesByKind(), dest.pagesByKind(), "the destination applied each reference");
+                assertTrue(out.toJson().contains("\"dedup\":{\"hits\":" + references), out.toJson());
+            }
+        }
+    }
 }

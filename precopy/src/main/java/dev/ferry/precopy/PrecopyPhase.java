@@ -36,13 +36,19 @@ public final class PrecopyPhase {
     private RoundRecord last;
     private RoundRecord beforeLast;
     private double estimateAtSwitch = -1;
+    /** With dedup, the pages the destination found a stale reference for; else null. */
+    private final PageBitmap inFull;
+    private long staleReferences;
 
     /**
      * @param onRound  takes each round's record as the round ends
      * @param listener hears the progress within a round
+     * @param inFull   with dedup, where the destination's STALE pages go (they cross in full in the
+     *                 next round); null without
      */
     public PrecopyPhase(MigrationParameters params, DirtyLog dirtyLog, PageChannels channels, SourceControl control,
-            NanoClock clock, Consumer<RoundRecord> onRound, MigrationListener listener) {
+            NanoClock clock, Consumer<RoundRecord> onRound, MigrationListener listener, PageBitmap inFull) {
+        this.inFull = inFull;
         this.listener = listener;
         this.params = params;
         this.dirtyLog = dirtyLog;
@@ -93,6 +99,18 @@ public final class PrecopyPhase {
         dirtyLog.sync(toSend);
         channels.lastRound();
         send(toSend, "stop-and-copy", roundControl);
+        if (inFull != null && !toSend.isEmpty()) {
+            // the stale references of the stop-and-copy: those pages cross in full, which cannot be stale
+            send(toSend, "stale", roundControl);
+            if (!toSend.isEmpty()) {
+                throw new ProtocolException("the destination reported pages stale that crossed in full");
+            }
+        }
+    }
+
+    /** References the destination found stale (and asked for again), so far. */
+    public long staleReferences() {
+        return staleReferences;
     }
 
     /**
@@ -121,7 +139,12 @@ public final class PrecopyPhase {
             listener.onProgress(channels.bytesSent(), round, roundPages - channels.roundSent());
         });
         control.roundEnd(round, sent.pages());
-        long dirty = kind.equals("stop-and-copy") ? 0 : dirtyLog.sync(toSend);
+        if (inFull != null) {
+            // the destination answers each barrier with the pages whose references were stale:
+            // they go into the next round, in full
+            staleReferences += control.awaitStale(round, toSend, inFull);
+        }
+        long dirty = kind.equals("stop-and-copy") || kind.equals("stale") ? 0 : dirtyLog.sync(toSend);
         double expected = DowntimeEstimator.expectedDowntimeMillis(dirty, sent.pages(), sent.bytes(), sent.nanos());
         long bandwidth = (long) DowntimeEstimator.bandwidth(sent.bytes(), sent.nanos());
         StageStats stats = sent.stats();

@@ -20,6 +20,10 @@ import java.util.Set;
  *                    n bytes of xbzrle delta
  *  6    xbzrle+zstd  u16 LE delta length n (1..4096), then a zstd frame (as for code 4)
  *                    decompressing to exactly n bytes of xbzrle delta
+ *  7    dedup        a reference, {@link PageRecords#REFERENCE_BYTES} bytes: guest u16, page u64,
+ *                    XXH3-128 u128 (high half first), all big-endian: the page's content is the
+ *                    one the destination holds at that guest's page, if that copy still hashes so
+ *                    (docs/protocol.md, Dedup references)
  * </pre>
  */
 public final class PageEncoding {
@@ -30,10 +34,12 @@ public final class PageEncoding {
     public static final int ZSTD = 4;
     public static final int XBZRLE_LZ4 = 5;
     public static final int XBZRLE_ZSTD = 6;
+    public static final int DEDUP = 7;
     /** Number of codes; codes are {@code 0 .. COUNT - 1}. */
-    public static final int COUNT = 7;
+    public static final int COUNT = 8;
 
-    private static final String[] NAMES = {"raw", "zero", "xbzrle", "lz4", "zstd", "xbzrle+lz4", "xbzrle+zstd"};
+    private static final String[] NAMES = {"raw", "zero", "xbzrle", "lz4", "zstd", "xbzrle+lz4", "xbzrle+zstd",
+        "dedup"};
 
     private PageEncoding() {
     }
@@ -53,6 +59,7 @@ public final class PageEncoding {
         mask |= zstd ? 1 << ZSTD : 0;
         mask |= xbzrle && lz4 ? 1 << XBZRLE_LZ4 : 0;
         mask |= xbzrle && zstd ? 1 << XBZRLE_ZSTD : 0;
+        mask |= accepted.contains(Capability.DEDUP) ? 1 << DEDUP : 0;
         return mask;
     }
 

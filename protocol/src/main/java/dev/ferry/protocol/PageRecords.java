@@ -7,7 +7,8 @@ import java.nio.ByteOrder;
 /**
  * The records of a PAGES body, written and read here only:
  * {@code index u64, encoding u8, length u16, payload}; for {@link PageEncoding#ZERO} there is no
- * payload and {@code length} counts a run of zero pages from {@code index}.
+ * payload and {@code length} counts a run of zero pages from {@code index}; a
+ * {@link PageEncoding#DEDUP} payload is a reference ({@link #putReference}).
  *
  * <p>The reader is a cursor over a native view of the frame, reused frame after frame: it
  * allocates nothing per record, and it checks each record against the guest's page count before
@@ -16,6 +17,9 @@ import java.nio.ByteOrder;
 public final class PageRecords {
     private static final ValueLayout.OfLong U64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN);
     private static final ValueLayout.OfShort U16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN);
+
+    /** The payload of a {@link PageEncoding#DEDUP} record: guest u16, page u64, XXH3-128 u128. */
+    public static final int REFERENCE_BYTES = 2 + 8 + 16;
 
     private MemorySegment frame;
     private long at;
@@ -34,6 +38,17 @@ public final class PageRecords {
         frame.set(U64, at, page);
         frame.set(ValueLayout.JAVA_BYTE, at + 8, (byte) encoding);
         frame.set(U16, at + 9, (short) length);
+    }
+
+    /**
+     * The payload of a {@link PageEncoding#DEDUP} record at {@code at}: the content is the one of
+     * page {@code page} of guest {@code guest}, whose XXH3-128 is {@code high:low}.
+     */
+    public static void putReference(MemorySegment frame, long at, int guest, long page, long high, long low) {
+        frame.set(U16, at, (short) guest);
+        frame.set(U64, at + 2, page);
+        frame.set(U64, at + 10, high);
+        frame.set(U64, at + 18, low);
     }
 
     /** Rewrites the length field of the record whose header is at {@code at}: a zero run grew. */
@@ -85,6 +100,16 @@ public final class PageRecords {
         if (length > end - at) {
             throw new ProtocolException("page " + index + " payload of " + length + " bytes, frame has " + (end - at));
         }
+        if (encoding == PageEncoding.DEDUP) {
+            if (length != REFERENCE_BYTES) {
+                throw new ProtocolException("dedup reference for page " + index + " of " + length + " bytes, "
+                        + REFERENCE_BYTES + " expected");
+            }
+            long page = frame.get(U64, at + 2);
+            if (page < 0) {
+                throw new ProtocolException("dedup reference for page " + index + " names page " + page);
+            }
+        }
         at += length;
         return true;
     }
@@ -102,6 +127,26 @@ public final class PageRecords {
     /** The payload's length, or for a zero run its page count. */
     public int length() {
         return length;
+    }
+
+    /** The guest a {@link PageEncoding#DEDUP} record names. */
+    public int referenceGuest() {
+        return Short.toUnsignedInt(frame.get(U16, at - length));
+    }
+
+    /** The page a {@link PageEncoding#DEDUP} record names (checked against its guest by the caller). */
+    public long referencePage() {
+        return frame.get(U64, at - length + 2);
+    }
+
+    /** The high half of a {@link PageEncoding#DEDUP} record's XXH3-128. */
+    public long referenceHigh() {
+        return frame.get(U64, at - length + 10);
+    }
+
+    /** The low half of a {@link PageEncoding#DEDUP} record's XXH3-128. */
+    public long referenceLow() {
+        return frame.get(U64, at - length + 18);
     }
 
     /** Where the payload starts in the frame view (meaningless for a zero run). */

@@ -78,6 +78,35 @@ public final class PageRuns {
     }
 
     /**
+     * Writes the set {@code pages} as the STALE frames answering round {@code round}'s barrier:
+     * each holds the round and its runs, the last one says so; an empty set is one STALE without
+     * runs.
+     */
+    public static <E extends Exception> void writeStale(int round, Pages pages, IntFunction<ByteBuf> buffers,
+            FrameSink<E> sink) throws E {
+        long page = pages.nextIn(0);
+        do {
+            ByteBuf out = buffers.apply(Wire.FRAME_HEADER + Wire.STALE_HEAD + RUNS_PER_FRAME * RUN);
+            int start = out.writerIndex();
+            Wire.writeHeader(out, Wire.STALE, 0);
+            out.writeInt(round);
+            int lastAt = out.writerIndex();
+            out.writeByte(0);
+            for (int runs = 0; runs < RUNS_PER_FRAME && page >= 0; runs++) {
+                long count = Math.min(pages.nextOut(page) - page, MAX_COUNT);
+                out.writeLong(page);
+                out.writeInt((int) count);
+                page = pages.nextIn(page + count);
+            }
+            if (page < 0) {
+                out.setByte(lastAt, 1);
+            }
+            Wire.patchLength(out, start);
+            sink.send(out);
+        } while (page >= 0);
+    }
+
+    /**
      * Reads a DISCARD or MISSING body (after its type byte), checking every run lies in a guest of
      * {@code pageCount} pages (without overflow: a first near 2^63 is refused, not wrapped).
      */

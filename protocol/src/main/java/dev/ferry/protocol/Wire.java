@@ -53,6 +53,9 @@ import java.nio.charset.StandardCharsets;
  *   PAGE_REQUEST 0x22  (dst→src, request connection) page indices u64 to the end of the frame
  *   MISSING      0x23  (dst→src) runs as in DISCARD: the pages the destination still lacks
  *   RECOVERED    0x24  (dst→src) missing u64 (pages in the MISSING runs): go on pushing
+ *   STALE        0x25  (dst→src) round u32, last u8 (1 on the round's final STALE), then runs as
+ *                      in DISCARD: after a round's barrier, with dedup, the pages whose references
+ *                      named a copy that no longer held their content; the source sends them again
  *   HEARTBEAT    0x30  (either way, any connection after its first frame) empty: the sender is
  *                      alive; sent when it wrote nothing for a quarter of the peer timeout
  *   ERROR        0x7F  (either way) UTF-8 reason; the sender closes after it
@@ -100,6 +103,7 @@ public final class Wire {
     public static final int PAGE_REQUEST = 0x22;
     public static final int MISSING = 0x23;
     public static final int RECOVERED = 0x24;
+    public static final int STALE = 0x25;
     public static final int HEARTBEAT = 0x30;
     public static final int ERROR = 0x7F;
 
@@ -113,6 +117,8 @@ public final class Wire {
     static final int NANOS_BODY = 8;
     static final int RECOVER_BODY = 8 + 8 + 16;
     static final int RECOVERED_BODY = 8;
+    /** A STALE body's round and last flag, ahead of its runs. */
+    static final int STALE_HEAD = 4 + 1;
     static final int HEARTBEAT_BODY = 0;
     /** The longest ERROR reason, in bytes. */
     static final int MAX_ERROR = 4096;
@@ -139,6 +145,7 @@ public final class Wire {
             case PAGE_REQUEST -> "PAGE_REQUEST";
             case MISSING -> "MISSING";
             case RECOVERED -> "RECOVERED";
+            case STALE -> "STALE";
             case HEARTBEAT -> "HEARTBEAT";
             case ERROR -> "ERROR";
             default -> String.format("unknown(0x%02x)", type);
@@ -191,6 +198,7 @@ public final class Wire {
             case XBZRLE -> 1 << 1;
             case LZ4 -> 1 << 2;
             case ZSTD -> 1 << 3;
+            case DEDUP -> 1 << 4;
             case POSTCOPY -> 1 << 5;
         };
     }
@@ -416,6 +424,22 @@ public final class Wire {
         return body.readLong();
     }
 
+    /**
+     * Reads a STALE body's round and last flag; its runs follow, for {@link PageRuns#read}.
+     */
+    public static Stale readStale(ByteBuf body) throws ProtocolException {
+        if (body.readableBytes() < STALE_HEAD) {
+            throw new ProtocolException("STALE body of " + body.readableBytes() + " bytes, at least " + STALE_HEAD
+                    + " expected");
+        }
+        int round = body.readInt();
+        int last = body.readUnsignedByte();
+        if (last > 1) {
+            throw new ProtocolException("STALE last flag " + last + ", 0 or 1 expected");
+        }
+        return new Stale(round, last == 1);
+    }
+
     /** Reads a DEVICE_STATE body. */
     public static byte[] readDeviceState(ByteBuf body) {
         byte[] state = new byte[body.readableBytes()];
@@ -489,6 +513,10 @@ public final class Wire {
 
     /** The end of a round: its number and the pages it sent (a zero run counts its pages). */
     public record RoundEnd(int round, long pages) {
+    }
+
+    /** The head of a STALE frame: the round whose barrier it answers, and whether it is the round's last. */
+    public record Stale(int round, boolean last) {
     }
 
     /** The end of the stream: the memory digest at the pause, and the pause instant. */

@@ -270,6 +270,19 @@ class ProtocolDocTest {
                 field(expect, unchecked, "missing", missing);
                 Wire.writeRecovered(again, missing);
             }
+            case Wire.STALE -> {
+                Wire.Stale head = Wire.readStale(frame);
+                field(expect, unchecked, "round", head.round());
+                field(expect, unchecked, "last", head.last() ? 1 : 0);
+                List<long[]> runs = new ArrayList<>();
+                PageRuns.read("STALE", frame, Long.MAX_VALUE, (first, count) -> runs.add(new long[] {first, count}));
+                for (int i = 0; i < runs.size(); i++) {
+                    field(expect, unchecked, "first" + i, runs.get(i)[0]);
+                    field(expect, unchecked, "count" + i, runs.get(i)[1]);
+                }
+                field(expect, unchecked, "runs", runs.size());
+                PageRuns.writeStale(head.round(), listed(runs), Unpooled::buffer, again::writeBytes);
+            }
             case Wire.DISCARD, Wire.MISSING -> {
                 List<long[]> runs = new ArrayList<>();
                 PageRuns.read(Wire.typeName(type), frame, Long.MAX_VALUE, (first, count) -> runs.add(new long[] {first, count}));

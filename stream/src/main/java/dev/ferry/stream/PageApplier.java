@@ -2,6 +2,7 @@ package dev.ferry.stream;
 
 import dev.ferry.compression.MalformedPayloadException;
 import dev.ferry.compression.PageDecoder;
+import dev.ferry.dedup.ContentHash;
 import dev.ferry.core.GuestMemory;
 import dev.ferry.core.MemoryDigest;
 import dev.ferry.core.PageBitmap;
@@ -34,6 +35,14 @@ public final class PageApplier implements AutoCloseable {
     private final PageDecoder decoder = new PageDecoder();
     private final PageRecords records = new PageRecords();
     private final long[] pagesByEncoding = new long[PageEncoding.COUNT];
+    /** The pages that ever held content here (never cleared), or null without dedup. */
+    private final PageBitmap held;
+    private final ContentHash hash = new ContentHash();
+    /** Pages whose reference was stale since the last {@link #drainStale}; grows only when one is. */
+    private long[] stale = new long[16];
+    private int staleCount;
+    private long references;
+    private long staleReferences;
     private GuestMemory aside;
     private volatile PostcopyTarget postcopy;
     private long pagesThisRound;
@@ -48,6 +57,16 @@ public final class PageApplier implements AutoCloseable {
      */
     public PageApplier(int channel, int channels, GuestMemory memory, PageBitmap written, MemoryDigest.Part digest,
             int allowedEncodings) {
+        this(channel, channels, memory, written, digest, allowedEncodings, null);
+    }
+
+    /**
+     * @param held the pages that ever held content here, shared as {@code written} is; null
+     *             unless the handshake accepted dedup
+     */
+    public PageApplier(int channel, int channels, GuestMemory memory, PageBitmap written, MemoryDigest.Part digest,
+            int allowedEncodings, PageBitmap held) {
+        this.held = held;
         this.channel = channel;
         this.channels = channels;
         this.memory = memory;
@@ -88,7 +107,7 @@ public final class PageApplier implements AutoCloseable {
     }
 
     private void applyPrecopy(MemorySegment frame, long index, int encoding, int length)
-            throws MalformedPayloadException {
+            throws MalformedPayloadException, ProtocolException {
         if (encoding == PageEncoding.ZERO) {
             // only pages written here need work: the rest are zero in memory and in the digest
             // already, so a run over never-written pages costs a scan of its bitmap words (a
@@ -101,9 +120,81 @@ public final class PageApplier implements AutoCloseable {
             }
             return;
         }
+        if (encoding == PageEncoding.DEDUP) {
+            applyReference(index);
+            return;
+        }
         decoder.decode(encoding, index, frame, records.payloadOffset(), length, ram);
         digest.update(index, PageDigest.contentHash(ram, index << GuestMemory.PAGE_SHIFT));
         written.set(index);
+        if (held != null) {
+            held.set(index);
+        }
+    }
+
+    /**
+     * A reference: page {@code index} takes the content of the page it names, if that copy's bytes
+     * still have the reference's XXH3-128; else the page is left as it was and asked for again
+     * ({@link #drainStale}). The named page must have come on this channel (so it is here), and
+     * must have held content here once: anything else is a broken stream.
+     */
+    private void applyReference(long index) throws ProtocolException {
+        int guest = records.referenceGuest();
+        long source = records.referencePage();
+        if (guest != 0) {
+            throw new ProtocolException("dedup reference for page " + index + " names guest " + guest
+                    + ", the session carries one guest");
+        }
+        if (source >= memory.pageCount()) {
+            throw new ProtocolException("dedup reference for page " + index + " names page " + source
+                    + " out of range (guest has " + memory.pageCount() + " pages)");
+        }
+        if (PageBitmap.stripeOf(source, channels) != channel) {
+            throw new ProtocolException("dedup reference on channel " + channel + " for page " + index + " names page "
+                    + source + ", which travels on channel " + PageBitmap.stripeOf(source, channels));
+        }
+        if (!held.get(source)) {
+            throw new ProtocolException("dedup reference for page " + index + " names page " + source
+                    + ", which this destination never held");
+        }
+        references++;
+        if (!hash.matches(ram, source << GuestMemory.PAGE_SHIFT, records.referenceHigh(), records.referenceLow())) {
+            staleReferences++;
+            addStale(index);
+            return;
+        }
+        if (source != index) {
+            MemorySegment.copy(ram, source << GuestMemory.PAGE_SHIFT, ram, index << GuestMemory.PAGE_SHIFT,
+                    GuestMemory.PAGE_SIZE);
+        }
+        digest.update(index, PageDigest.contentHash(ram, index << GuestMemory.PAGE_SHIFT));
+        written.set(index);
+        held.set(index);
+    }
+
+    private synchronized void addStale(long page) {
+        if (staleCount == stale.length) {
+            stale = java.util.Arrays.copyOf(stale, staleCount * 2);
+        }
+        stale[staleCount++] = page;
+    }
+
+    /** Moves the pages whose reference was stale into {@code into}, and forgets them here. */
+    public synchronized void drainStale(PageBitmap into) {
+        for (int i = 0; i < staleCount; i++) {
+            into.set(stale[i]);
+        }
+        staleCount = 0;
+    }
+
+    /** References this channel applied or found stale. */
+    public long references() {
+        return references;
+    }
+
+    /** References this channel found stale. */
+    public long staleReferences() {
+        return staleReferences;
     }
 
     private void applyPostcopy(PostcopyTarget target, MemorySegment frame, long index, int encoding, int length)
@@ -117,6 +208,10 @@ public final class PageApplier implements AutoCloseable {
                 }
             }
             return;
+        }
+        if (encoding == PageEncoding.DEDUP) {
+            throw new ProtocolException("dedup reference for page " + index + " during post-copy, where the source"
+                    + " sends none");
         }
         if (target.isPresent(index)) {
             // a requested page that the push had already sent, or the reverse: the first copy won

@@ -167,6 +167,32 @@ public final class PageChannels implements AutoCloseable {
         }
     }
 
+    /** Dedup references on every channel, or not (off in post-copy). */
+    public void dedupActive(boolean on) {
+        for (PageSender s : senders) {
+            s.dedupActive(on);
+        }
+    }
+
+    /**
+     * The dedup figures over every channel's index, with {@code stale} references as the
+     * destination reported them, or null without dedup.
+     */
+    public dev.ferry.core.DedupReport dedupReport(long references, long stale) {
+        if (senders[0].dedup() == null) {
+            return null;
+        }
+        long misses = 0;
+        long evictions = 0;
+        long bytes = 0;
+        for (PageSender s : senders) {
+            misses += s.dedup().misses();
+            evictions += s.dedup().evictions();
+            bytes += s.dedup().bytes();
+        }
+        return new dev.ferry.core.DedupReport(references, misses, evictions, stale, bytes);
+    }
+
     /** The next round is the stop-and-copy, on every channel. */
     public void lastRound() {
         for (PageSender s : senders) {

@@ -3,12 +3,16 @@ package dev.ferry.stream;
 import dev.ferry.compression.CompressionChooser;
 import dev.ferry.compression.PageEncoder;
 import dev.ferry.compression.StageStats;
+import dev.ferry.compression.ZeroPages;
+import dev.ferry.dedup.ContentHash;
+import dev.ferry.dedup.DedupIndex;
 import dev.ferry.core.ClaimablePages;
 import dev.ferry.core.GuestMemory;
 import dev.ferry.core.MemoryDigest;
 import dev.ferry.core.NanoClock;
 import dev.ferry.core.PageBitmap;
 import dev.ferry.core.UntouchedPages;
+import dev.ferry.core.PageDigest;
 import dev.ferry.protocol.PageEncoding;
 import dev.ferry.protocol.PageRecords;
 import dev.ferry.protocol.Wire;
@@ -32,6 +36,12 @@ import java.lang.foreign.MemorySegment;
  * for good here: a requested page may cross on the request channel, and being final it cannot be
  * older than another copy.
  *
+ * <p>With dedup, a page that is not zero is looked up by its content in this channel's
+ * {@link DedupIndex} first, ahead of XBZRLE and compression; a hit crosses as a reference to the
+ * page the content was last sent to in full. The index holds only pages sent in full on this
+ * channel, so a reference names a page that arrived on this same connection before it: the
+ * destination holds it whatever the other channels are doing (docs/protocol.md, Dedup references).
+ *
  * <p>The adaptive compression choice is made per channel, chunk by chunk, from this channel's own
  * figures: each channel has its own link and its own share of the cores.
  */
@@ -51,6 +61,12 @@ public final class PageSender implements AutoCloseable {
     private final CompressionChooser chooser;
     private final MemoryDigest.Part digest;
     private final NanoClock clock;
+    /** This channel's share of the content index, or null without dedup. */
+    private final DedupIndex dedup;
+    /** Pages the destination found a stale reference for: they cross in full the next time. */
+    private final PageBitmap inFull;
+    private final ContentHash hash = new ContentHash();
+    private boolean dedupActive;
 
     private ByteBuf frame;
     private MemorySegment frameSegment;
@@ -77,6 +93,19 @@ public final class PageSender implements AutoCloseable {
      */
     public PageSender(int channel, Link link, GuestMemory memory, PageEncoder encoder, CompressionChooser chooser,
             MemoryDigest.Part digest, NanoClock clock) {
+        this(channel, link, memory, encoder, chooser, digest, clock, null, null);
+    }
+
+    /**
+     * @param dedup  this channel's content index, or null without dedup
+     * @param inFull pages that must cross in full (shared by the channels, each touching only its
+     *               stripes; written by the session between rounds), or null without dedup
+     */
+    public PageSender(int channel, Link link, GuestMemory memory, PageEncoder encoder, CompressionChooser chooser,
+            MemoryDigest.Part digest, NanoClock clock, DedupIndex dedup, PageBitmap inFull) {
+        this.dedup = dedup;
+        this.inFull = inFull;
+        this.dedupActive = dedup != null;
         this.channel = channel;
         this.link = link;
         this.guest = memory.unchecked();
@@ -228,6 +257,16 @@ public final class PageSender implements AutoCloseable {
         return encoder.stats();
     }
 
+    /** Dedup references from now on, or not (off in post-copy); only with an index. */
+    public void dedupActive(boolean on) {
+        dedupActive = on && dedup != null;
+    }
+
+    /** This channel's content index, or null without dedup. */
+    public DedupIndex dedup() {
+        return dedup;
+    }
+
     /** XBZRLE caches and deltas from now on: after the bulk round, and off again in post-copy. */
     public void xbzrleActive(boolean on) {
         encoder.xbzrleActive(on);
@@ -259,7 +298,18 @@ public final class PageSender implements AutoCloseable {
         int length = 0;
         if (!untouched.contains(page) || !encoder.encodeKnownZero(page)) {
             MemorySegment.copy(guest, page << GuestMemory.PAGE_SHIFT, frameSegment, payloadAt, GuestMemory.PAGE_SIZE);
-            length = encoder.encode(page, frameSegment, payloadAt, frameSegment, payloadAt);
+            if (dedupActive && !(encoder.zeroPages() && ZeroPages.isZero(frameSegment, payloadAt))) {
+                long contentHash = PageDigest.contentHash(frameSegment, payloadAt);
+                if (inFull.get(page)) {
+                    inFull.clear(page);
+                } else if (reference(page, headerAt, payloadAt, contentHash)) {
+                    return;
+                }
+                length = encoder.encodeNonZero(page, frameSegment, payloadAt, frameSegment, payloadAt, contentHash);
+                dedup.put(contentHash, DedupIndex.location(0, page));
+            } else {
+                length = encoder.encode(page, frameSegment, payloadAt, frameSegment, payloadAt);
+            }
         }
         int encoding = encoder.encoding();
         if (encoding == PageEncoding.ZERO) {
@@ -281,6 +331,28 @@ public final class PageSender implements AutoCloseable {
         digest.update(page, encoder.contentHash());
         PageRecords.putHeader(frameSegment, headerAt, page, encoding, length);
         writeAt = headerAt + Wire.RECORD_HEADER + length;
+    }
+
+    /**
+     * Writes page {@code page} as a reference if the index names a copy of a content with its
+     * {@code contentHash}; the reference carries the page's XXH3-128, which the destination checks
+     * the copy against. A page found at itself is left to XBZRLE when that is on (an unchanged
+     * page costs it no payload at all).
+     */
+    private boolean reference(long page, int headerAt, long payloadAt, long contentHash) {
+        long location = dedup.lookup(contentHash);
+        if (location < 0 || location == DedupIndex.location(0, page) && encoder.xbzrleActive()) {
+            return false;
+        }
+        hash.hash(frameSegment, payloadAt);
+        digest.update(page, contentHash);
+        encoder.referenced(page, PageRecords.REFERENCE_BYTES);
+        PageRecords.putReference(frameSegment, payloadAt, DedupIndex.guestOf(location), DedupIndex.pageOf(location),
+                hash.high(), hash.low());
+        PageRecords.putHeader(frameSegment, headerAt, page, PageEncoding.DEDUP, PageRecords.REFERENCE_BYTES);
+        writeAt = headerAt + Wire.RECORD_HEADER + PageRecords.REFERENCE_BYTES;
+        zeroRunAt = -1;
+        return true;
     }
 
     private void openFrame() {

@@ -47,6 +47,7 @@ final class MigrationFlags {
             bound(Configuration.STAGES, MigrationParameters.Builder::capabilities),
             bound(Configuration.COMPRESSION, MigrationParameters.Builder::adaptiveCompression),
             bound(Configuration.XBZRLE_CACHE_SIZE, MigrationParameters.Builder::xbzrleCacheSize),
+            bound(Configuration.DEDUP_INDEX_SIZE, MigrationParameters.Builder::dedupIndexSize),
             bound(Configuration.ZSTD_LEVEL, MigrationParameters.Builder::zstdLevel),
             bound(Configuration.PEER_TIMEOUT, MigrationParameters.Builder::peerTimeoutMillis),
             bound(Configuration.RECOVER_TIMEOUT, MigrationParameters.Builder::recoverTimeoutMillis),

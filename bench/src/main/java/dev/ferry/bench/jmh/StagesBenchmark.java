@@ -2,6 +2,8 @@ package dev.ferry.bench.jmh;
 
 import com.github.luben.zstd.ZstdInputStream;
 import dev.ferry.core.Capability;
+import dev.ferry.dedup.ContentHash;
+import dev.ferry.dedup.DedupIndex;
 import dev.ferry.core.MigrationParameters;
 import dev.ferry.core.NanoClock;
 import dev.ferry.core.PageDigest;
@@ -67,6 +69,11 @@ public class StagesBenchmark {
     private Lz4Codec lz4;
     private ZstdCodec zstd;
     private PageEncoder encoder;
+    private final ContentHash contentHash = new ContentHash();
+    /** The window's pages' content hashes, the dedup index's keys. */
+    private long[] hashes;
+    private DedupIndex index;
+    private long missSalt = 1;
 
     @Setup
     public void load() throws IOException {
@@ -97,6 +104,11 @@ public class StagesBenchmark {
             zstdLengths[i] = zstd.compress(pages, (long) i * PAGE, PAGE, zstdFrames, (long) i * bound);
         }
         out = arena.allocate(bound, 64);
+        hashes = new long[PAGES];
+        for (int i = 0; i < PAGES; i++) {
+            hashes[i] = PageDigest.contentHash(pages, (long) i * PAGE);
+        }
+        index = new DedupIndex(MigrationParameters.defaults().dedupIndexSize());
         encoder = new PageEncoder(EnumSet.of(Capability.ZERO_PAGES, Capability.XBZRLE, Capability.LZ4),
                 MigrationParameters.defaults(), MigrationParameters.defaults().xbzrleCacheSize(), NanoClock.SYSTEM);
     }
@@ -180,6 +192,50 @@ public class StagesBenchmark {
             MemorySegment.copy(pages, (long) i * PAGE, copyTarget, (long) i * PAGE, PAGE);
         }
         return copyTarget.get(java.lang.foreign.ValueLayout.JAVA_LONG, 0);
+    }
+
+    /** The hash a dedup reference carries: XXH3-128 through zero-allocation-hashing, taken only for a candidate. */
+    @Benchmark
+    @OperationsPerInvocation(PAGES)
+    public long dedupHash() {
+        long sum = 0;
+        for (int i = 0; i < PAGES; i++) {
+            contentHash.hash(pages, (long) i * PAGE);
+            sum += contentHash.low();
+        }
+        return sum;
+    }
+
+    /**
+     * The dedup index's work per page crossing in full, hash given: a lookup, then the insert
+     * (the entry repointed at the page, the cost of a bucket walk either way).
+     */
+    @Benchmark
+    @OperationsPerInvocation(PAGES)
+    public long dedupLookupInsert() {
+        long sum = 0;
+        for (int i = 0; i < PAGES; i++) {
+            sum += index.lookup(hashes[i]);
+            index.put(hashes[i], DedupIndex.location(0, i));
+        }
+        return sum;
+    }
+
+    /**
+     * The dedup stage of a page crossing in full on the source, beyond the content hash it gets
+     * anyway: a lookup that misses and the insert.
+     */
+    @Benchmark
+    @OperationsPerInvocation(PAGES)
+    public long dedupMiss() {
+        long sum = 0;
+        for (int i = 0; i < PAGES; i++) {
+            long key = hashes[i] + missSalt;
+            sum += index.lookup(key);
+            index.put(key, DedupIndex.location(0, i));
+        }
+        missSalt += 0x9E3779B97F4A7C15L;
+        return sum;
     }
 
     /** The page hash both sides take of every page ({@link PageDigest#contentHash}: CRC-32C and CRC-32). */

@@ -53,6 +53,7 @@ class SettingsArriveTest {
             source(Configuration.STAGES, "zero,zstd", MigrationParameters::capabilities),
             source(Configuration.COMPRESSION, "always", MigrationParameters::adaptiveCompression),
             source(Configuration.XBZRLE_CACHE_SIZE, "1m", MigrationParameters::xbzrleCacheSize),
+            source(Configuration.DEDUP_INDEX_SIZE, "2m", MigrationParameters::dedupIndexSize),
             source(Configuration.ZSTD_LEVEL, "5", MigrationParameters::zstdLevel),
             Map.entry(Configuration.PEER_TIMEOUT, new Example("1234", MigrationParameters::peerTimeoutMillis,
                     DestinationBuilder::peerTimeoutMillis, null)),

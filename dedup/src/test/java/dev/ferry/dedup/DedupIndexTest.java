@@ -1,0 +1,73 @@
+package dev.ferry.dedup;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.ferry.core.GuestMemory;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import org.junit.jupiter.api.Test;
+
+class DedupIndexTest {
+    @Test
+    void aContentSentOnceIsFoundAtItsPageAndRepointedWhenSentInFullElsewhere() {
+        DedupIndex index = new DedupIndex(1 << 20);
+        assertEquals(-1, index.lookup(12));
+        index.put(12, DedupIndex.location(0, 7));
+        assertEquals(DedupIndex.location(0, 7), index.lookup(12));
+        assertEquals(-1, index.lookup(13));
+        index.put(12, DedupIndex.location(3, 9));
+        long at = index.lookup(12);
+        assertEquals(3, DedupIndex.guestOf(at));
+        assertEquals(9, DedupIndex.pageOf(at));
+        assertEquals(2, index.hits());
+        assertEquals(2, index.misses());
+        assertEquals(1, index.entries(), "repointing takes no new entry");
+    }
+
+    @Test
+    void theIndexIsBoundedAndCountsWhatItEvicts() {
+        DedupIndex index = new DedupIndex(64 * DedupIndex.ENTRY_BYTES);
+        assertEquals(64, index.capacity());
+        assertTrue(index.bytes() <= 64 * DedupIndex.ENTRY_BYTES);
+        for (long i = 0; i < 1000; i++) {
+            index.put(i * 0x9E3779B97F4A7C15L, DedupIndex.location(0, i));
+        }
+        assertEquals(64, index.entries());
+        assertEquals(1000 - 64, index.evictions());
+        long found = 0;
+        for (long i = 0; i < 1000; i++) {
+            long at = index.lookup(i * 0x9E3779B97F4A7C15L);
+            if (at >= 0) {
+                assertEquals(i, DedupIndex.pageOf(at), "an entry names only the page its content was put at");
+                found++;
+            }
+        }
+        assertEquals(64, found);
+    }
+
+    @Test
+    void equalPagesHashEquallyAndAByteChangesTheHash() {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment pages = arena.allocate(3L * GuestMemory.PAGE_SIZE, 64);
+            for (long i = 0; i < GuestMemory.PAGE_SIZE; i++) {
+                byte b = (byte) (i * 31 + 7);
+                pages.set(ValueLayout.JAVA_BYTE, i, b);
+                pages.set(ValueLayout.JAVA_BYTE, GuestMemory.PAGE_SIZE + i, b);
+                pages.set(ValueLayout.JAVA_BYTE, 2L * GuestMemory.PAGE_SIZE + i, b);
+            }
+            pages.set(ValueLayout.JAVA_BYTE, 3L * GuestMemory.PAGE_SIZE - 1, (byte) 0);
+            ContentHash hash = new ContentHash();
+            hash.hash(pages, 0);
+            long high = hash.high();
+            long low = hash.low();
+            hash.hash(pages, GuestMemory.PAGE_SIZE);
+            assertEquals(high, hash.high());
+            assertEquals(low, hash.low());
+            hash.hash(pages, 2L * GuestMemory.PAGE_SIZE);
+            assertNotEquals(high ^ low, hash.high() ^ hash.low(), "the last byte differs");
+        }
+    }
+}
