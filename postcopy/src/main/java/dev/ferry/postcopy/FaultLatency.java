@@ -18,6 +18,9 @@ public final class FaultLatency {
     /** An hour: a fault that waits longer is recorded as an hour (the recovery timeout ends it well before). */
     static final long HIGHEST_MICROS = 3_600_000_000L;
 
+    /** The report's buckets grow by this factor: four per power of two, enough to see a distribution's shape. */
+    private static final double BUCKET_GROWTH = Math.pow(2, 0.25);
+
     private final AtomicHistogram histogram = new AtomicHistogram(HIGHEST_MICROS, 2);
     private final LongAccumulator max = new LongAccumulator(Math::max, 0);
     private final Timer timer;
@@ -53,11 +56,13 @@ public final class FaultLatency {
         return count() == 0 ? 0 : Math.min(histogram.getValueAtPercentile(q * 100), max());
     }
 
-    /** The non-empty buckets as {upToMicros, count}. */
+    /** The non-empty buckets, four per power of two, as {upToMicros, count}. */
     public List<long[]> histogram() {
         List<long[]> buckets = new ArrayList<>();
-        for (HistogramIterationValue v : histogram.recordedValues()) {
-            buckets.add(new long[] {v.getValueIteratedTo(), v.getCountAtValueIteratedTo()});
+        for (HistogramIterationValue v : histogram.logarithmicBucketValues(1, BUCKET_GROWTH)) {
+            if (v.getCountAddedInThisIterationStep() > 0) {
+                buckets.add(new long[] {v.getValueIteratedTo(), v.getCountAddedInThisIterationStep()});
+            }
         }
         return buckets;
     }

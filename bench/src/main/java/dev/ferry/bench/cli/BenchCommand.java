@@ -198,12 +198,14 @@ final class BenchCommand {
                 MigrationReport source;
                 MigrationReport destination;
                 java.util.Optional<dev.ferry.core.TlsProvider> tls;
+                Timeline timeline;
                 try (IncomingMigration in = sides.destination().apply(Migration.destination(targetVm)).memory(target)
                         .start()) {
                     incoming.set(in);
                     tls = in.tlsProvider();
+                    timeline = new Timeline(ProgressDisplay.forConsole());
                     OutgoingMigration migration = Migration.source(guest.memory, guest.log, sourceVm)
-                            .parameters(params).connect(in.address()).listener(ProgressDisplay.forConsole()).start();
+                            .parameters(params).connect(in.address()).listener(timeline).start();
                     source = migration.result().get(maxWaitMillis(params), TimeUnit.MILLISECONDS);
                     destination = in.result().get(params.peerTimeoutMillis() + 5000, TimeUnit.MILLISECONDS);
                 }
@@ -218,6 +220,7 @@ final class BenchCommand {
                 json.put("workload", guest.workload.spec()).put("fill", o.text(FILL));
                 runMembers(json, params, started);
                 json.put("tls", tls.map(p -> p.name().toLowerCase(Locale.ROOT)).orElse("none"));
+                json.set("timeline", timeline.toJsonNode());
                 json.set("destination", destination.toJsonNode());
                 json.put("guestWritesOnDestination", writesAfter);
                 if (source.postcopy() != null && targetVm.resumed()) {
@@ -254,8 +257,9 @@ final class BenchCommand {
             Migration.warmUp();
             WorkloadVm vm = new WorkloadVm(guest.workload, guest.memory, guest.log, () -> PageGate.OPEN);
             guest.workload.start(guest.memory, guest.log, PageGate.OPEN);
+            Timeline timeline = new Timeline(ProgressDisplay.forConsole());
             OutgoingMigration migration = Migration.source(guest.memory, guest.log, vm)
-                    .parameters(params).connect(address).listener(ProgressDisplay.forConsole()).start();
+                    .parameters(params).connect(address).listener(timeline).start();
             MigrationReport report = migration.result().get(maxWaitMillis(params), TimeUnit.MILLISECONDS);
             long writesBefore = guest.workload.pagesWritten();
             if (vm.resumed()) {
@@ -268,6 +272,7 @@ final class BenchCommand {
             ObjectNode json = report.toJsonNode();
             json.put("workload", guest.workload.spec());
             runMembers(json, params, started);
+            json.set("timeline", timeline.toJsonNode());
             json.put("guestWritesOnSourceAfterRun", writesAfterFailure);
             writeReports(o, json);
             summarize(report, null, 0);

@@ -19,11 +19,31 @@ import java.util.Map;
  * @param destinationOutcome the destination's own outcome ({@code bench} only), or null
  * @param throughputVsLoopback wire throughput over the raw loopback copy ({@code bench} only), or NaN
  * @param faultLatency       post-copy's page fault latency, or null when there were no faults
+ * @param postcopy           what post-copy did, or null for a run that moved by pre-copy
+ * @param timeline           when the parts of the run happened, or null when the report predates it
+ * @param metadata           what ran where
  */
 public record RunReport(String json, String mode, String workload, long memoryBytes, String outcome, boolean verified,
         double totalTimeMs, double downtimeMs, double expectedDowntimeMs, double downtimeLimitMs, long maxBandwidth,
         long bytesSent, long pagesSent, List<String> capabilities, Map<String, Long> pagesByKind, List<Round> rounds,
-        FaultLatency faultLatency, String error, String destinationOutcome, double throughputVsLoopback) {
+        FaultLatency faultLatency, String error, String destinationOutcome, double throughputVsLoopback,
+        Postcopy postcopy, Timeline timeline, Metadata metadata) {
+
+    /**
+     * Post-copy's figures; the guest's pace is pages written per second before the pause and on
+     * the destination while pages were missing (NaN when the report lacks them).
+     */
+    public record Postcopy(int switchoverRound, long faults, long pagesRequested, long pagesPushed, double postcopyTimeMs,
+            int recoveries, String faultMechanism, double guestPagesPerSecBefore, double guestPagesPerSecDuringPostcopy) {
+    }
+
+    /** Milliseconds from the start: the setup's end, the pause, and each round's end (NaN for what did not happen). */
+    public record Timeline(double setupMs, double pausedAtMs, List<Double> roundEndsMs) {
+    }
+
+    /** Ferry's version, the start (ISO-8601), the host, the transport and the page channels; null or 0 when absent. */
+    public record Metadata(String ferryVersion, String startedAt, String host, String transport, int channels) {
+    }
 
     /** One round as the source measured it; see {@code dev.ferry.core.RoundRecord}. */
     public record Round(int round, String kind, long pagesSent, long bytesSent, double durationMs, long dirtyPages,
@@ -67,7 +87,27 @@ public record RunReport(String json, String mode, String workload, long memoryBy
                 (long) number(o, "maxBandwidth"), (long) number(o, "bytesSent"), (long) number(o, "pagesSent"),
                 list(o, "capabilities").stream().map(JsonNode::asText).toList(), counts(o, "pages"), List.copyOf(rounds),
                 faultLatency(o), text(o, "error"), destination == null ? null : text(destination, "outcome"),
-                number(o, "throughputVsLoopback"));
+                number(o, "throughputVsLoopback"), postcopy(o), timeline(o),
+                new Metadata(text(o, "ferryVersion"), text(o, "startedAt"), text(o, "host"), text(o, "transport"),
+                        o.path("channels").asInt(0)));
+    }
+
+    private static Postcopy postcopy(JsonNode o) {
+        if (!o.has("switchoverRound")) {
+            return null;
+        }
+        return new Postcopy(o.path("switchoverRound").asInt(), (long) number(o, "faults"), (long) number(o, "pagesRequested"),
+                (long) number(o, "pagesPushed"), number(o, "postcopyTimeMs"), o.path("recoveries").asInt(),
+                text(o, "faultMechanism"), number(o, "guestPagesPerSecBefore"), number(o, "guestPagesPerSecDuringPostcopy"));
+    }
+
+    private static Timeline timeline(JsonNode o) {
+        JsonNode t = o.get("timeline");
+        if (t == null || !t.isObject()) {
+            return null;
+        }
+        return new Timeline(number(t, "setupMs"), number(t, "pausedAtMs"),
+                list(t, "roundEndsMs").stream().map(n -> n.isNumber() ? n.asDouble() : Double.NaN).toList());
     }
 
     private static FaultLatency faultLatency(JsonNode o) {
