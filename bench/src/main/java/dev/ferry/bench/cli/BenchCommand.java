@@ -186,8 +186,8 @@ final class BenchCommand {
     private int bench(ParsedOptions o, Sides sides) throws Exception {
         MigrationParameters params = sides.source();
         Instant started = Instant.now();
+        Migration.warmUp();
         try (Guest guest = Guest.create(o)) {
-            Migration.warmUp();
             try (GuestMemory target = GuestMemory.anonymous(guest.memory.byteSize())) {
                 DirtyBitmap targetLog = new DirtyBitmap(target.pageCount());
                 WorkloadVm sourceVm = new WorkloadVm(guest.workload, guest.memory, guest.log, () -> PageGate.OPEN);
@@ -253,8 +253,8 @@ final class BenchCommand {
 
     private int source(ParsedOptions o, InetSocketAddress address, MigrationParameters params) throws Exception {
         Instant started = Instant.now();
+        Migration.warmUp();
         try (Guest guest = Guest.create(o)) {
-            Migration.warmUp();
             WorkloadVm vm = new WorkloadVm(guest.workload, guest.memory, guest.log, () -> PageGate.OPEN);
             guest.workload.start(guest.memory, guest.log, PageGate.OPEN);
             Timeline timeline = new Timeline(ProgressDisplay.forConsole());
@@ -377,15 +377,18 @@ final class BenchCommand {
         return args;
     }
 
-    /** The matrix's command line as a reader would repeat it: without where this machine put the output. */
+    /** The matrix's command line as a reader would repeat it, in its order: without where this machine put the output. */
     private static String commandLine(ParsedOptions o) {
-        List<String> kept = new ArrayList<>(List.of("matrix"));
-        for (CliOption option : MATRIX) {
-            if (option != MARKDOWN && option != RUNS_DIR && o.has(option)) {
-                kept.add(option.longName());
-                if (!option.isFlag()) {
-                    kept.add(o.text(option));
-                }
+        Set<String> outputs = Set.of(MARKDOWN.longName(), RUNS_DIR.longName());
+        List<String> args = o.originalArgs();
+        List<String> kept = new ArrayList<>();
+        for (int i = 0; i < args.size(); i++) {
+            String arg = args.get(i);
+            int eq = arg.indexOf('=');
+            if (!outputs.contains(eq < 0 ? arg : arg.substring(0, eq))) {
+                kept.add(arg);
+            } else if (eq < 0) {
+                i++;
             }
         }
         return String.join(" ", kept);

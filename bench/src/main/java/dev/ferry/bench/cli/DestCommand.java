@@ -89,10 +89,10 @@ final class DestCommand {
             if (fixed != null) {
                 fixed.close();
             }
-            if (e instanceof RuntimeException unchecked) {
-                throw unchecked;
+            if (!bindFailed(e)) {
+                throw e;
             }
-            // a checked failure of start() is the bind: a port in use, an address not here
+            // the address given is taken or not this host's: the command line's fault, not the migration's
             throw new UsageException("cannot listen on " + Configuration.LISTEN.format(builder.listen()) + ": "
                     + e.getMessage());
         }
@@ -128,6 +128,19 @@ final class DestCommand {
                 fixed.close();
             }
         }
+    }
+
+    /**
+     * Whether {@code e} says the address could not be bound (in use, not here), whatever wraps it:
+     * NIO says so with a BindException, native epoll with the errno of its bind call.
+     */
+    private static boolean bindFailed(Throwable e) {
+        for (Throwable t = e; t != null; t = t.getCause()) {
+            if (t instanceof java.net.BindException || t instanceof io.netty.channel.unix.Errors.NativeIoException) {
+                return true;
+            }
+        }
+        return false;
     }
 
     /**

@@ -47,6 +47,11 @@ final class ParsedOptions {
         return has(setting.name()) ? (T) parsed.matchedOptionValue("--" + setting.name(), null) : setting.value();
     }
 
+    /** The whole command line as given, the command's name first. */
+    List<String> originalArgs() {
+        return parsed.originalArgs();
+    }
+
     /** The positional parameters, as typed. */
     List<String> positionals() {
         return parsed.matchedPositionals().stream().flatMap(p -> p.stringValues().stream()).toList();

@@ -118,6 +118,9 @@ public final class HtmlReport {
         parts.add(m.startedAt() == null ? "date not recorded" : "started " + m.startedAt());
         parts.add("host " + (m.host() == null ? "not recorded" : m.host()));
         parts.add("transport " + (m.transport() == null ? "not recorded" : m.transport()));
+        if (m.tls() != null) {
+            parts.add("tls " + m.tls());
+        }
         if (m.channels() > 0) {
             parts.add(m.channels() + (m.channels() == 1 ? " page channel" : " page channels"));
         }

@@ -41,8 +41,9 @@ public record RunReport(String json, String mode, String workload, long memoryBy
     public record Timeline(double setupMs, double pausedAtMs, List<Double> roundEndsMs) {
     }
 
-    /** Ferry's version, the start (ISO-8601), the host, the transport and the page channels; null or 0 when absent. */
-    public record Metadata(String ferryVersion, String startedAt, String host, String transport, int channels) {
+    /** Ferry's version, the start (ISO-8601), the host, the transport, TLS and the page channels; null or 0 when absent. */
+    public record Metadata(String ferryVersion, String startedAt, String host, String transport, String tls,
+            int channels) {
     }
 
     /** One round as the source measured it; see {@code dev.ferry.core.RoundRecord}. */
@@ -89,7 +90,7 @@ public record RunReport(String json, String mode, String workload, long memoryBy
                 faultLatency(o), text(o, "error"), destination == null ? null : text(destination, "outcome"),
                 number(o, "throughputVsLoopback"), postcopy(o), timeline(o),
                 new Metadata(text(o, "ferryVersion"), text(o, "startedAt"), text(o, "host"), text(o, "transport"),
-                        o.path("channels").asInt(0)));
+                        text(o, "tls"), o.path("channels").asInt(0)));
     }
 
     private static Postcopy postcopy(JsonNode o) {
