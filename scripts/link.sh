@@ -178,8 +178,9 @@ json_field() { # FILE FIELD: a top-level field of a JSON report, empty when abse
     my $v = $j->{$ARGV[1]}; print defined $v ? (JSON::PP::is_bool($v) ? ($v ? "true" : "false") : $v) : ""' "$1" "$2"
 }
 
-# --- the migration (plaintext: the veth pair exists only inside this script's own namespaces)
-ip netns exec "$dst_ns" timeout -k 10 "$timeout_s" "${ferry[@]}" dest --listen "$DST_IP:0" --accept-timeout 120000 --insecure \
+# --- the migration
+# --insecure: the veth pair exists only inside the two namespaces this script made, so plaintext is meant
+ip netns exec "$dst_ns" timeout -k 10 "$timeout_s" "${ferry[@]}" dest --listen "$DST_IP:0" --insecure --accept-timeout 120000 \
   --json "$out/dest.json" "${dest_args[@]}" >"$out/dest.out" 2>&1 &
 dest_pid=$!
 pids+=("$dest_pid")

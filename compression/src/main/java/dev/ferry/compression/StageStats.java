@@ -2,7 +2,6 @@ package dev.ferry.compression;
 
 import dev.ferry.protocol.PageEncoding;
 import dev.ferry.core.GuestMemory;
-import dev.ferry.core.JsonWriter;
 
 /**
  * What a {@link PageEncoder} did: pages and bytes saved per encoding code, the XBZRLE cache's
@@ -155,35 +154,6 @@ public final class StageStats {
                 triedPayloadBytes + sign * o.triedPayloadBytes, xbzrleHits + sign * o.xbzrleHits,
                 xbzrleMisses + sign * o.xbzrleMisses, xbzrleOverflows + sign * o.xbzrleOverflows,
                 xbzrleEvictions + sign * o.xbzrleEvictions);
-    }
-
-    /** Writes these figures as one JSON object (for the round report). */
-    public void writeJson(JsonWriter json) {
-        json.beginObject();
-        json.name("pages").beginObject();
-        for (int c = 0; c < PageEncoding.COUNT; c++) {
-            json.name(PageEncoding.name(c)).value(pages[c]);
-        }
-        json.endObject();
-        json.name("bytesSaved").beginObject();
-        for (int c = 0; c < PageEncoding.COUNT; c++) {
-            json.name(PageEncoding.name(c)).value(saved[c]);
-        }
-        json.endObject();
-        json.name("payloadBytes").value(payloadBytes);
-        json.name("bytesBeforeCompression").value(bytesBeforeCompression);
-        json.name("compressInputBytes").value(compressInputBytes);
-        json.name("compressNanos").value(compressNanos);
-        json.name("triedPages").value(triedPages);
-        json.name("triedBeforeBytes").value(triedBeforeBytes);
-        json.name("triedPayloadBytes").value(triedPayloadBytes);
-        json.name("xbzrle").beginObject()
-                .name("hits").value(xbzrleHits)
-                .name("misses").value(xbzrleMisses)
-                .name("overflows").value(xbzrleOverflows)
-                .name("evictions").value(xbzrleEvictions)
-                .endObject();
-        json.endObject();
     }
 
     @Override

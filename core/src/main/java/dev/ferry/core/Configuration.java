@@ -42,8 +42,8 @@ public final class Configuration {
     public static final String MAX_BANDWIDTH_PROP_NAME = "ferry.max-bandwidth";
     /** Unlimited, where QEMU caps at 128 MiB/s: a cap is the caller's choice. */
     public static final long MAX_BANDWIDTH_DEFAULT = 0;
-    public static final Setting<Long> MAX_BANDWIDTH = Setting.number(MAX_BANDWIDTH_PROP_NAME, MAX_BANDWIDTH_DEFAULT,
-            0, Long.MAX_VALUE, "BYTES_PER_SEC", "bytes per second on the wire, 0 for unlimited (QEMU max-bandwidth)");
+    public static final Setting<Long> MAX_BANDWIDTH = Setting.rate(MAX_BANDWIDTH_PROP_NAME, MAX_BANDWIDTH_DEFAULT,
+            "bytes per second on the wire, 0 for unlimited (QEMU max-bandwidth): 100m is 100 MiB/s, 800mbit 100 MB/s");
 
     public static final String MAX_ROUNDS_PROP_NAME = "ferry.max-rounds";
     public static final int MAX_ROUNDS_DEFAULT = 30;

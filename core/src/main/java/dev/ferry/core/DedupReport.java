@@ -1,5 +1,7 @@
 package dev.ferry.core;
 
+import com.fasterxml.jackson.databind.node.ObjectNode;
+
 /**
  * What the dedup stage did in one migration: {@code hits} pages crossed as references,
  * {@code misses} looked their content up and crossed in full, {@code evictions} index entries
@@ -8,13 +10,13 @@ package dev.ferry.core;
  * {@code indexBytes}.
  */
 public record DedupReport(long hits, long misses, long evictions, long stale, long indexBytes) {
-    public void writeJsonMembers(JsonWriter json) {
-        json.name("dedup").beginObject()
-                .name("hits").value(hits)
-                .name("misses").value(misses)
-                .name("evictions").value(evictions)
-                .name("stale").value(stale)
-                .name("indexBytes").value(indexBytes)
-                .endObject();
+    /** Adds this report as the {@code dedup} member of {@code json}. */
+    public void putJsonMembers(ObjectNode json) {
+        json.putObject("dedup")
+                .put("hits", hits)
+                .put("misses", misses)
+                .put("evictions", evictions)
+                .put("stale", stale)
+                .put("indexBytes", indexBytes);
     }
 }

@@ -1,5 +1,7 @@
 package dev.ferry.core;
 
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -71,50 +73,44 @@ public record MigrationReport(String role, MigrationMode mode, long memoryBytes,
         return outcome == MigrationState.COMPLETED && verified;
     }
 
-    /** Writes the report's members (without the enclosing braces) so callers can add their own. */
-    public void writeJsonMembers(JsonWriter json) {
-        json.name("role").value(role)
-                .name("mode").value(mode.name().toLowerCase(java.util.Locale.ROOT))
-                .name("memoryBytes").value(memoryBytes)
-                .name("pageSize").value(pageSize)
-                .name("outcome").value(outcome.name())
-                .name("verified").value(verified)
-                .name("totalTimeMs").value(totalTimeMs)
-                .name("downtimeMs").value(downtimeMs)
-                .name("expectedDowntimeMs").value(expectedDowntimeMs)
-                .name("bytesSent").value(bytesSent)
-                .name("pagesSent").value(pagesSent)
-                .name("capabilities").beginArray();
-        for (Capability c : capabilities) {
-            json.value(c.wireName());
-        }
-        json.endArray().name("pages").beginObject();
-        pagesByKind.forEach((kind, count) -> json.name(kind).value(count));
-        json.endObject().name("rounds").beginArray();
-        for (RoundRecord r : rounds) {
-            r.writeJson(json);
-        }
-        json.endArray();
+    /** The report as a JSON object, to which callers may add members of their own. */
+    public ObjectNode toJsonNode() {
+        ObjectNode json = ReportJson.object()
+                .put("role", role)
+                .put("mode", mode.name().toLowerCase(java.util.Locale.ROOT))
+                .put("memoryBytes", memoryBytes)
+                .put("pageSize", pageSize)
+                .put("outcome", outcome.name())
+                .put("verified", verified);
+        ReportJson.put(json, "totalTimeMs", totalTimeMs);
+        ReportJson.put(json, "downtimeMs", downtimeMs);
+        ReportJson.put(json, "expectedDowntimeMs", expectedDowntimeMs);
+        json.put("bytesSent", bytesSent).put("pagesSent", pagesSent);
+        ArrayNode caps = json.putArray("capabilities");
+        capabilities.forEach(c -> caps.add(c.wireName()));
+        ObjectNode pages = json.putObject("pages");
+        pagesByKind.forEach(pages::put);
+        ArrayNode roundArray = json.putArray("rounds");
+        rounds.forEach(r -> roundArray.add(r.toJsonNode()));
         if (error != null) {
-            json.name("error").value(error);
+            json.put("error", error);
         }
         if (sourceVmState != null) {
-            json.name("sourceVmState").value(sourceVmState);
+            json.put("sourceVmState", sourceVmState);
         }
-        json.name("destinationResumed").value(destinationResumed)
-                .name("digest").value(String.format("%016x", digest));
+        json.put("destinationResumed", destinationResumed)
+                .put("digest", String.format("%016x", digest));
         if (postcopy != null) {
-            postcopy.writeJsonMembers(json);
+            postcopy.putJsonMembers(json);
         }
         if (dedup != null) {
-            dedup.writeJsonMembers(json);
+            dedup.putJsonMembers(json);
         }
+        return json;
     }
 
     /** The report as one JSON object. */
     public String toJson() {
-        JsonWriter json = new JsonWriter().beginObject();
-        writeJsonMembers(json);
-        return json.endObject().toString();
+        return ReportJson.text(toJsonNode());
     }
 }

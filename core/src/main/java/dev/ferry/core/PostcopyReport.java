@@ -1,5 +1,7 @@
 package dev.ferry.core;
 
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.util.List;
 
 /**
@@ -33,23 +35,19 @@ public record PostcopyReport(int switchoverRound, long faults, long pagesRequest
                 destination.latencyMaxMicros, destination.histogram);
     }
 
-    /** Writes the members (the report's post-copy fields) into the enclosing object. */
-    public void writeJsonMembers(JsonWriter json) {
-        json.name("switchoverRound").value(switchoverRound)
-                .name("faults").value(faults)
-                .name("faultLatencyMicros").beginObject()
-                .name("p50").value(latencyP50Micros)
-                .name("p99").value(latencyP99Micros)
-                .name("max").value(latencyMaxMicros)
-                .name("histogram").beginArray();
+    /** Puts the members (the report's post-copy fields) into the enclosing object. */
+    public void putJsonMembers(ObjectNode json) {
+        json.put("switchoverRound", switchoverRound).put("faults", faults);
+        ObjectNode latency = json.putObject("faultLatencyMicros")
+                .put("p50", latencyP50Micros)
+                .put("p99", latencyP99Micros)
+                .put("max", latencyMaxMicros);
+        ArrayNode buckets = latency.putArray("histogram");
         for (long[] bucket : histogram) {
-            json.beginObject().name("upToMicros").value(bucket[0]).name("count").value(bucket[1]).endObject();
+            buckets.addObject().put("upToMicros", bucket[0]).put("count", bucket[1]);
         }
-        json.endArray().endObject()
-                .name("pagesRequested").value(pagesRequested)
-                .name("pagesPushed").value(pagesPushed)
-                .name("postcopyTimeMs").value(postcopyTimeMs)
-                .name("recoveries").value(recoveries)
-                .name("faultMechanism").value(faultMechanism);
+        json.put("pagesRequested", pagesRequested).put("pagesPushed", pagesPushed);
+        ReportJson.put(json, "postcopyTimeMs", postcopyTimeMs);
+        json.put("recoveries", recoveries).put("faultMechanism", faultMechanism);
     }
 }

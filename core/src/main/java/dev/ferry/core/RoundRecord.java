@@ -1,5 +1,6 @@
 package dev.ferry.core;
 
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.util.Map;
 
 /**
@@ -21,21 +22,19 @@ public record RoundRecord(int round, String kind, long pagesSent, long bytesSent
         long bandwidthBytesPerSec, double expectedDowntimeMs, boolean compressed, String compressionReason,
         Map<String, Long> bytesSavedByStage) {
 
-    /** Writes this round as a JSON object. */
-    public void writeJson(JsonWriter json) {
-        json.beginObject()
-                .name("round").value(round)
-                .name("kind").value(kind)
-                .name("pagesSent").value(pagesSent)
-                .name("bytesSent").value(bytesSent)
-                .name("durationMs").value(durationMs)
-                .name("dirtyPages").value(dirtyPages)
-                .name("bandwidthBytesPerSec").value(bandwidthBytesPerSec)
-                .name("expectedDowntimeMs").value(expectedDowntimeMs)
-                .name("compressed").value(compressed)
-                .name("compressionReason").value(compressionReason)
-                .name("bytesSavedByStage").beginObject();
-        bytesSavedByStage.forEach((stage, saved) -> json.name(stage).value(saved));
-        json.endObject().endObject();
+    /** This round as a JSON object. */
+    public ObjectNode toJsonNode() {
+        ObjectNode json = ReportJson.object()
+                .put("round", round)
+                .put("kind", kind)
+                .put("pagesSent", pagesSent)
+                .put("bytesSent", bytesSent);
+        ReportJson.put(json, "durationMs", durationMs);
+        json.put("dirtyPages", dirtyPages).put("bandwidthBytesPerSec", bandwidthBytesPerSec);
+        ReportJson.put(json, "expectedDowntimeMs", expectedDowntimeMs);
+        json.put("compressed", compressed).put("compressionReason", compressionReason);
+        ObjectNode saved = json.putObject("bytesSavedByStage");
+        bytesSavedByStage.forEach(saved::put);
+        return json;
     }
 }

@@ -65,6 +65,15 @@ public final class Setting<T> {
                 "> 0", Setting::formatSize, description);
     }
 
+    /**
+     * A rate in bytes per second, given as {@link #parseRate} reads it, {@code 0} meaning
+     * unlimited, printed in its largest exact binary unit.
+     */
+    static Setting<Long> rate(String property, long defaultValue, String description) {
+        return new Setting<>(property, "RATE", "a rate such as 100m, 1g/s or 800mbit", defaultValue, Setting::parseRate,
+                v -> v >= 0, ">= 0", v -> v <= 0 ? String.valueOf(v) : formatSize(v) + "/s", description);
+    }
+
     /** One of an enum's constants, named in lower case. */
     static <E extends Enum<E>> Setting<E> choice(String property, Class<E> type, E defaultValue, String description) {
         return choice(property, List.of(type.getEnumConstants()), e -> e.name().toLowerCase(Locale.ROOT), defaultValue,
@@ -193,6 +202,34 @@ public final class Setting<T> {
             throw new IllegalArgumentException("not a positive size that fits 63 bits: '" + text + "'");
         }
         return n << shift;
+    }
+
+    /**
+     * A rate in bytes per second: a size as {@link #parseSize} reads it ({@code 100m} is 100 MiB/s,
+     * as QEMU's {@code migrate_set_parameter max-bandwidth 100M}), optionally followed by
+     * {@code /s} or {@code b/s}, or bits per second in decimal units as {@code tc} writes them
+     * ({@code 800mbit}, {@code 1gbit}, {@code 64kbit}); {@code 0} stays 0.
+     *
+     * @throws IllegalArgumentException unless it is a whole, non-negative rate that fits a long
+     */
+    public static long parseRate(String text) {
+        String s = text.trim().toLowerCase(Locale.ROOT);
+        if (s.endsWith("bit")) {
+            String number = s.substring(0, s.length() - 3);
+            long scale = switch (number.isEmpty() ? ' ' : number.charAt(number.length() - 1)) {
+                case 'k' -> 1_000L;
+                case 'm' -> 1_000_000L;
+                case 'g' -> 1_000_000_000L;
+                default -> 1L;
+            };
+            long bits = Long.parseLong(scale == 1 ? number : number.substring(0, number.length() - 1));
+            if (bits < 0 || bits > Long.MAX_VALUE / scale) {
+                throw new IllegalArgumentException("not a non-negative rate that fits 63 bits: '" + text + "'");
+            }
+            return bits * scale / 8;
+        }
+        String size = s.endsWith("b/s") ? s.substring(0, s.length() - 3) : s.endsWith("/s") ? s.substring(0, s.length() - 2) : s;
+        return size.equals("0") ? 0 : parseSize(size);
     }
 
     private static String formatSize(long bytes) {

@@ -52,6 +52,26 @@ class ConfigurationTest {
     }
 
     @Test
+    void ratesTakeBinaryBytesOrDecimalBitsAndPrintInTheLargestExactUnit() {
+        Setting<Long> rate = Configuration.MAX_BANDWIDTH;
+        assertEquals(100L << 20, rate.parse("100M"));
+        assertEquals(100L << 20, rate.parse("100m/s"));
+        assertEquals(1L << 30, rate.parse("1g/s"));
+        assertEquals(1L << 30, rate.parse("1GB/s"));
+        assertEquals(100_000_000L, rate.parse("800mbit"));
+        assertEquals(125_000_000L, rate.parse("1gbit"));
+        assertEquals(8_000L, rate.parse("64kbit"));
+        assertEquals(12_345, rate.parse("12345"));
+        assertEquals(0, rate.parse("0"));
+        assertEquals("100m/s", rate.format(100L << 20));
+        assertEquals("0", rate.format(0L));
+        assertEquals(100_000_000L, rate.parse(rate.format(100_000_000L)), "a rate reads back what it prints");
+        assertEquals("RATE", rate.valueHint());
+        assertRejected("max-bandwidth takes a rate such as 100m, 1g/s or 800mbit, got 'fast'", () -> rate.parse("fast"));
+        assertRejected("max-bandwidth takes a rate such as 100m, 1g/s or 800mbit, got '-5m'", () -> rate.parse("-5m"));
+    }
+
+    @Test
     void sizesTakeBinaryUnitsAndPrintInTheLargestExactOne() {
         assertEquals(64L << 20, Configuration.XBZRLE_CACHE_SIZE.parse("64M"));
         assertEquals(4096, Setting.parseSize("4096"));

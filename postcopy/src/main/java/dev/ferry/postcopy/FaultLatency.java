@@ -2,21 +2,26 @@ package dev.ferry.postcopy;
 
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicLongArray;
 import java.util.concurrent.atomic.LongAccumulator;
+import org.HdrHistogram.AtomicHistogram;
+import org.HdrHistogram.HistogramIterationValue;
 
 /**
- * A lock-free histogram of fault latencies in microseconds, written by every guest thread that
- * faults. Buckets are log-linear: 8 per power of two, so a percentile read from them is within
- * 12.5% of the true value; a recording allocates nothing.
+ * Fault latencies in microseconds, written by every guest thread that faults: an HdrHistogram
+ * with two significant digits (a percentile is within 1% of the true value) over a fixed range,
+ * so a recording is lock-free and allocates nothing; the max is kept exactly beside it.
  */
 public final class FaultLatency {
-    private static final int SUB_BITS = 3;
-    private static final int SUB = 1 << SUB_BITS;
-    private static final int BUCKETS = 64 * SUB;
+    /** An hour: a fault that waits longer is recorded as an hour (the recovery timeout ends it well before). */
+    static final long HIGHEST_MICROS = 3_600_000_000L;
 
-    private final AtomicLongArray counts = new AtomicLongArray(BUCKETS);
+    /** The report's buckets grow by this factor: four per power of two, enough to see a distribution's shape. */
+    private static final double BUCKET_GROWTH = Math.pow(2, 0.25);
+
+    private final AtomicHistogram histogram = new AtomicHistogram(HIGHEST_MICROS, 2);
     private final LongAccumulator max = new LongAccumulator(Math::max, 0);
     private final Timer timer;
 
@@ -31,38 +36,14 @@ public final class FaultLatency {
     /** Records one fault that took {@code micros}. */
     public void record(long micros) {
         long v = Math.max(0, micros);
-        counts.incrementAndGet(bucket(v));
+        histogram.recordValue(Math.min(v, HIGHEST_MICROS));
         max.accumulate(v);
         timer.record(v, TimeUnit.MICROSECONDS);
     }
 
-    static int bucket(long v) {
-        if (v < SUB) {
-            return (int) v;
-        }
-        int log = 63 - Long.numberOfLeadingZeros(v);
-        int sub = (int) (v >>> (log - SUB_BITS)) & (SUB - 1);
-        return (log - SUB_BITS + 1) * SUB + sub;
-    }
-
-    /** The largest value that falls in bucket {@code b}. */
-    static long upperBound(int b) {
-        if (b < SUB) {
-            return b;
-        }
-        int log = b / SUB + SUB_BITS - 1;
-        long base = 1L << log;
-        long step = base >>> SUB_BITS;
-        return base + (b % SUB + 1) * step - 1;
-    }
-
     /** Faults recorded. */
     public long count() {
-        long n = 0;
-        for (int b = 0; b < BUCKETS; b++) {
-            n += counts.get(b);
-        }
-        return n;
+        return histogram.getTotalCount();
     }
 
     /** The largest latency recorded, exactly. */
@@ -70,30 +51,17 @@ public final class FaultLatency {
         return max.get();
     }
 
-    /** The {@code q} quantile (0..1), as its bucket's upper bound, capped at the max; 0 when empty. */
+    /** The {@code q} quantile (0..1), as the highest value of its bucket, capped at the max; 0 when empty. */
     public long quantile(double q) {
-        long total = count();
-        if (total == 0) {
-            return 0;
-        }
-        long rank = (long) Math.ceil(q * total);
-        long seen = 0;
-        for (int b = 0; b < BUCKETS; b++) {
-            seen += counts.get(b);
-            if (seen >= Math.max(1, rank)) {
-                return Math.min(upperBound(b), max());
-            }
-        }
-        return max();
+        return count() == 0 ? 0 : Math.min(histogram.getValueAtPercentile(q * 100), max());
     }
 
-    /** The non-empty buckets as {upToMicros, count}. */
-    public java.util.List<long[]> histogram() {
-        java.util.List<long[]> buckets = new java.util.ArrayList<>();
-        for (int b = 0; b < BUCKETS; b++) {
-            long c = counts.get(b);
-            if (c > 0) {
-                buckets.add(new long[] {upperBound(b), c});
+    /** The non-empty buckets, four per power of two, as {upToMicros, count}. */
+    public List<long[]> histogram() {
+        List<long[]> buckets = new ArrayList<>();
+        for (HistogramIterationValue v : histogram.logarithmicBucketValues(1, BUCKET_GROWTH)) {
+            if (v.getCountAddedInThisIterationStep() > 0) {
+                buckets.add(new long[] {v.getValueIteratedTo(), v.getCountAddedInThisIterationStep()});
             }
         }
         return buckets;

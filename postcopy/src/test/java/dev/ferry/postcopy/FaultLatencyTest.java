@@ -12,16 +12,7 @@ import org.junit.jupiter.api.Test;
 
 class FaultLatencyTest {
     @Test
-    void everyValueFallsInABucketThatHoldsIt() {
-        for (long v = 0; v < 1 << 20; v = v < 64 ? v + 1 : v + v / 7) {
-            int b = FaultLatency.bucket(v);
-            assertTrue(FaultLatency.upperBound(b) >= v, "bucket " + b + " ends below " + v);
-            assertTrue(b == 0 || FaultLatency.upperBound(b - 1) < v, "bucket " + (b - 1) + " already holds " + v);
-        }
-    }
-
-    @Test
-    void quantilesAreWithinAnEighthOfTheExactOnes() {
+    void quantilesAreWithinAHundredthOfTheExactOnes() {
         SimpleMeterRegistry registry = new SimpleMeterRegistry();
         FaultLatency latency = new FaultLatency(registry);
         SplittableRandom random = new SplittableRandom(9);
@@ -36,13 +27,18 @@ class FaultLatencyTest {
         for (double q : new double[] {0.5, 0.9, 0.99}) {
             long exact = values[(int) Math.ceil(q * values.length) - 1];
             long estimate = latency.quantile(q);
-            assertTrue(estimate >= exact && estimate <= exact + exact / 8 + 1, "q" + q + ": " + estimate + " vs " + exact);
+            assertTrue(estimate >= exact && estimate <= exact + exact / 100 + 1, "q" + q + ": " + estimate + " vs " + exact);
         }
         long inHistogram = latency.histogram().stream().mapToLong(b -> b[1]).sum();
         assertEquals(values.length, inHistogram);
+        long[] last = latency.histogram().getLast();
+        assertTrue(last[0] >= values[values.length - 1], "the last bucket holds the slowest fault");
         Timer timer = registry.get("ferry.fault.latency").timer();
         assertEquals(values.length, timer.count(), "every fault reaches Micrometer too");
         assertEquals(values[values.length - 1], timer.max(TimeUnit.MICROSECONDS), 0.5);
+        latency.record(Long.MAX_VALUE);
+        assertEquals(Long.MAX_VALUE, latency.max(), "a fault beyond the histogram's range is still counted and is the max");
+        assertEquals(values.length + 1, latency.count());
     }
 
     @Test

@@ -1,6 +1,6 @@
 package dev.ferry.bench.cli;
 
-import dev.ferry.bench.cli.Options.Option;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.ferry.bench.report.BenchProcess;
 import dev.ferry.bench.report.HtmlReport;
 import dev.ferry.bench.report.Matrix;
@@ -11,19 +11,24 @@ import dev.ferry.bench.workload.Workloads;
 import dev.ferry.core.Configuration;
 import dev.ferry.core.DirtyBitmap;
 import dev.ferry.core.GuestMemory;
-import dev.ferry.core.JsonWriter;
 import dev.ferry.core.MigrationParameters;
 import dev.ferry.core.MigrationReport;
 import dev.ferry.core.PageGate;
 import dev.ferry.core.PostcopyReport;
+import dev.ferry.core.ReportJson;
+import dev.ferry.core.Setting;
 import dev.ferry.engine.DestinationBuilder;
 import dev.ferry.engine.IncomingMigration;
 import dev.ferry.engine.Migration;
 import dev.ferry.engine.OutgoingMigration;
+import dev.ferry.transport.Transports;
 import java.io.PrintStream;
+import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Instant;
+import java.time.temporal.ChronoUnit;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -39,60 +44,103 @@ import java.util.stream.Stream;
  * {@code ferry source} (this process is the source of a {@code ferry dest}).
  */
 final class BenchCommand {
-    private static final Option WORKLOAD = Option.valued("workload", "SPEC",
+    private static final CliOption WORKLOAD = CliOption.text("workload", "SPEC",
             "idle | uniform:MBPS | hotset:FRACTION:MBPS | zipf:S:MBPS | sequential:MBPS | trace:PATH[:SPEED]", "idle");
-    private static final Option MEMORY = Option.valued("memory", "SIZE", "guest RAM, e.g. 512m, 1g (a trace has its own)",
-            "1g");
-    private static final Option FILL = Option.valued("fill", "random|text|mixed", "initial contents of synthetic workloads",
-            "random");
-    private static final Option TRACE_LOOP = Option.flag("trace-loop", "replay the trace's epochs again after the last");
-    private static final Option SEED = Option.valued("seed", "N", "seed of the workload's randomness", "1");
-    private static final Option JSON = Option.valued("json", "FILE", "write the report as JSON", null);
-    private static final Option REPORT = Option.valued("report", "FILE.html",
-            "write the report as a self-contained HTML page with charts", null);
-    private static final Option CONNECT = Option.valued("connect", "HOST:PORT", "source: the destination's address (required)",
-            null);
-    private static final Option TLS = Option.valued("tls", "DIR", "both sides over mutual TLS with the"
+    private static final CliOption MEMORY = CliOption.valued("memory", "SIZE",
+            "guest RAM, e.g. 512m, 1g (a trace has its own)", "1g", Setting::parseSize);
+    private static final CliOption FILL = CliOption.valued("fill", "random|text|mixed",
+            "initial contents of synthetic workloads", "random", Fill::parse);
+    private static final CliOption TRACE_LOOP = CliOption.flag("trace-loop", "replay the trace's epochs again after the last");
+    private static final CliOption SEED = CliOption.valued("seed", "N", "seed of the workload's randomness", "1",
+            Long::parseLong);
+    private static final CliOption JSON = CliOption.valued("json", "FILE", "write the report as JSON", null,
+            OutputPath::file);
+    private static final CliOption REPORT = CliOption.valued("report", "FILE.html",
+            "write the report as a self-contained HTML page with charts", null, OutputPath::file);
+    private static final CliOption CONNECT = CliOption.valued("connect", "HOST:PORT",
+            "the destination's address (required)", null, Configuration.LISTEN::parse);
+    private static final CliOption TLS = CliOption.text("tls", "DIR", "both sides over mutual TLS with the"
             + " certificates scripts/tls-ca.sh DIR made (source.pem for the source, dest.pem for the destination, which"
             + " allows ferry-source)", null);
     /** The options of bench and source that are not settings. */
-    static final List<Option> OWN = List.of(WORKLOAD, MEMORY, FILL, TRACE_LOOP, SEED, JSON, REPORT, CONNECT);
+    private static final List<CliOption> OWN = List.of(WORKLOAD, MEMORY, FILL, TRACE_LOOP, SEED, JSON, REPORT);
+    /** The options of bench that are not settings. */
+    private static final List<CliOption> BENCH_OWN = union(OWN.stream(), Stream.of(TLS));
 
     /** bench runs both sides: it takes the settings of both. */
-    /** The options only bench takes. */
-    static final List<Option> BENCH_OWN = List.of(TLS);
-    static final List<Option> BENCH = union(OWN.stream().filter(o -> o != CONNECT), BENCH_OWN.stream(),
+    static final List<CliOption> BENCH = union(BENCH_OWN.stream(),
             MigrationFlags.options(MigrationFlags.SOURCE).stream(),
-            MigrationFlags.options(MigrationFlags.DESTINATION).stream());
+            MigrationFlags.options(MigrationFlags.DESTINATION).stream(),
+            MigrationFlags.settingOptions(MigrationFlags.unbound()).stream());
     /** source runs the source: it takes the source's settings and where the destination is. */
-    static final List<Option> SOURCE = union(OWN.stream(), MigrationFlags.options(MigrationFlags.SOURCE).stream());
+    static final List<CliOption> SOURCE = union(Stream.of(CONNECT), OWN.stream(),
+            MigrationFlags.options(MigrationFlags.SOURCE).stream(),
+            MigrationFlags.settingOptions(MigrationFlags.unbound()).stream());
 
     /** The options a matrix's axes vary, and the reports its runner asks for: those are not passed on. */
     private static final Set<String> PER_RUN = Set.of(WORKLOAD.name(), Configuration.MODE.name(),
             Configuration.STAGES.name(), Configuration.MAX_BANDWIDTH.name(), Configuration.CHANNELS.name(), JSON.name(),
             REPORT.name());
     /** The bench options matrix passes on unchanged to every run. */
-    static final List<Option> MATRIX_COMMON = BENCH.stream().filter(o -> !PER_RUN.contains(o.name())).toList();
-    private static final Option MODES = Option.valued("modes", "LIST", "modes to run",
+    static final List<CliOption> MATRIX_COMMON = BENCH.stream().filter(o -> !PER_RUN.contains(o.name())).toList();
+    private static final CliOption MODES = CliOption.text("modes", "LIST", "modes to run",
             Configuration.MODE.format(Configuration.MODE_DEFAULT));
-    private static final Option STAGE_SETS = Option.valued("stages", "LIST",
+    private static final CliOption STAGE_SETS = CliOption.text("stages", "LIST",
             "stage sets, joining a subset with +: none,auto,zero+lz4", "auto");
-    private static final Option WORKLOADS = Option.valued("workloads", "LIST", "workload specs", WORKLOAD.fallback());
-    private static final Option BANDWIDTHS = Option.valued("max-bandwidth", "LIST", "bytes per second, 0 = unlimited",
-            Configuration.MAX_BANDWIDTH.format(Configuration.MAX_BANDWIDTH_DEFAULT));
-    private static final Option CHANNEL_COUNTS = Option.valued("channels", "LIST", "page channel counts",
-            Configuration.CHANNELS.format(Configuration.CHANNELS_DEFAULT));
-    private static final Option REPEAT = Option.valued("repeat", "N", "runs per combination; the table shows medians",
-            "1");
-    private static final Option MARKDOWN = Option.valued("markdown", "FILE", "also write the table as Markdown", null);
-    private static final Option RUNS_DIR = Option.valued("runs-dir", "DIR",
-            "keep each run's JSON and output there (default: discarded)", null);
-    private static final Option RUN_TIMEOUT = Option.valued("run-timeout", "S", "kill a run still going after S seconds",
-            "600");
+    private static final CliOption WORKLOADS = CliOption.text("workloads", "LIST", "workload specs", WORKLOAD.fallback());
+    private static final CliOption BANDWIDTHS = CliOption.valued("max-bandwidth", "LIST", "rates, 0 = unlimited",
+            Configuration.MAX_BANDWIDTH.format(Configuration.MAX_BANDWIDTH_DEFAULT),
+            text -> each(text, Configuration.MAX_BANDWIDTH));
+    private static final CliOption CHANNEL_COUNTS = CliOption.valued("channels", "LIST", "page channel counts",
+            Configuration.CHANNELS.format(Configuration.CHANNELS_DEFAULT), text -> each(text, Configuration.CHANNELS));
+    private static final CliOption REPEAT = CliOption.valued("repeat", "N", "runs per combination; the table shows medians",
+            "1", text -> positive(text));
+    private static final CliOption MARKDOWN = CliOption.valued("markdown", "FILE", "also write the table as Markdown", null,
+            OutputPath::file);
+    private static final CliOption RUNS_DIR = CliOption.valued("runs-dir", "DIR",
+            "keep each run's JSON and output there (default: discarded)", null, OutputPath::directory);
+    private static final CliOption RUN_TIMEOUT = CliOption.valued("run-timeout", "S",
+            "kill a run still going after S seconds", "600", text -> positive(text));
     /** The options of matrix that are not passed on. */
-    static final List<Option> MATRIX_OWN = List.of(MODES, STAGE_SETS, WORKLOADS, BANDWIDTHS, CHANNEL_COUNTS, REPEAT,
+    static final List<CliOption> MATRIX_OWN = List.of(MODES, STAGE_SETS, WORKLOADS, BANDWIDTHS, CHANNEL_COUNTS, REPEAT,
             MARKDOWN, RUNS_DIR, RUN_TIMEOUT);
-    static final List<Option> MATRIX = union(MATRIX_OWN.stream(), MATRIX_COMMON.stream());
+    static final List<CliOption> MATRIX = union(MATRIX_OWN.stream(), MATRIX_COMMON.stream());
+
+    /** bench's help: its own options, then the settings by the side that takes them. */
+    static List<Ferry.Section> benchSections() {
+        return settingSections(new Ferry.Section("Options", BENCH_OWN), true, true);
+    }
+
+    static List<Ferry.Section> sourceSections() {
+        return settingSections(new Ferry.Section("Options", union(Stream.of(CONNECT), OWN.stream())), true, false);
+    }
+
+    static List<Ferry.Section> matrixSections() {
+        return List.of(new Ferry.Section("Options (lists are comma-separated)", MATRIX_OWN),
+                new Ferry.Section("Passed on to every run (as bench takes them)", MATRIX_COMMON));
+    }
+
+    /** {@code own}, then the settings of the source and of the destination, as asked, and the unbound ones. */
+    static List<Ferry.Section> settingSections(Ferry.Section own, boolean source, boolean destination) {
+        List<CliOption> sourceSide = MigrationFlags.options(MigrationFlags.SOURCE);
+        List<CliOption> destinationSide = MigrationFlags.options(MigrationFlags.DESTINATION);
+        List<CliOption> both = sourceSide.stream().filter(destinationSide::contains).toList();
+        List<Ferry.Section> sections = new ArrayList<>(List.of(own));
+        if (source) {
+            sections.add(new Ferry.Section(destination ? "Source settings" : "Settings",
+                    sourceSide.stream().filter(o -> !destination || !both.contains(o)).toList()));
+        }
+        if (source && destination) {
+            sections.add(new Ferry.Section("Settings of both sides", both));
+        }
+        if (destination) {
+            sections.add(new Ferry.Section(source ? "Destination settings" : "Settings",
+                    destinationSide.stream().filter(o -> !source || !both.contains(o)).toList()));
+        }
+        sections.add(new Ferry.Section("Other settings (this process's default, as -Dferry.NAME)",
+                MigrationFlags.settingOptions(MigrationFlags.unbound())));
+        return sections;
+    }
 
     /** How long the guest runs on the destination after a hand-over, to show it goes on. */
     private static final long RUN_AFTER_MILLIS = 200;
@@ -109,12 +157,12 @@ final class BenchCommand {
     record Sides(MigrationParameters source, UnaryOperator<DestinationBuilder> destination) {
     }
 
-    static Sides sides(Options o) {
+    static Sides sides(ParsedOptions o) {
         Sides given = new Sides(MigrationFlags.parameters(o), MigrationFlags.destination(o, MigrationFlags.DESTINATION));
         if (!o.has(TLS)) {
             return given;
         }
-        Path dir = Path.of(o.get(TLS));
+        Path dir = Path.of(o.<String>get(TLS));
         for (String file : List.of("ca.pem", "source.pem", "source-key.pem", "dest.pem", "dest-key.pem")) {
             if (!Files.isReadable(dir.resolve(file))) {
                 throw new UsageException("--" + TLS.name() + " " + dir + " has no " + file + ": make it with scripts/tls-ca.sh "
@@ -129,10 +177,15 @@ final class BenchCommand {
         return new Sides(source, destination);
     }
 
-    int bench(String[] args) throws Exception {
-        Options o = Options.parse(args, 1, BENCH);
-        Sides sides = sides(o);
+    int bench(ParsedOptions o) throws Exception {
+        try (AutoCloseable defaults = MigrationFlags.processDefaults(o)) {
+            return bench(o, sides(o));
+        }
+    }
+
+    private int bench(ParsedOptions o, Sides sides) throws Exception {
         MigrationParameters params = sides.source();
+        Instant started = Instant.now();
         Migration.warmUp();
         try (Guest guest = Guest.create(o)) {
             try (GuestMemory target = GuestMemory.anonymous(guest.memory.byteSize())) {
@@ -145,12 +198,14 @@ final class BenchCommand {
                 MigrationReport source;
                 MigrationReport destination;
                 java.util.Optional<dev.ferry.core.TlsProvider> tls;
+                Timeline timeline;
                 try (IncomingMigration in = sides.destination().apply(Migration.destination(targetVm)).memory(target)
                         .start()) {
                     incoming.set(in);
                     tls = in.tlsProvider();
+                    timeline = new Timeline(ProgressDisplay.forConsole());
                     OutgoingMigration migration = Migration.source(guest.memory, guest.log, sourceVm)
-                            .parameters(params).connect(in.address()).listener(ProgressDisplay.forConsole()).start();
+                            .parameters(params).connect(in.address()).listener(timeline).start();
                     source = migration.result().get(maxWaitMillis(params), TimeUnit.MILLISECONDS);
                     destination = in.result().get(params.peerTimeoutMillis() + 5000, TimeUnit.MILLISECONDS);
                 }
@@ -161,34 +216,26 @@ final class BenchCommand {
                 guest.workload.close();
                 source = failedIfWorkloadDid(source, guest.workload);
                 double loopback = LoopbackBaseline.bytesPerSecond(Math.max(source.bytesSent(), 1 << 20));
-                JsonWriter json = new JsonWriter().beginObject();
-                source.writeJsonMembers(json);
-                json.name("workload").value(guest.workload.spec())
-                        .name("fill").value(o.get(FILL))
-                        .name("downtimeLimitMs").value(params.downtimeLimitMillis())
-                        .name("maxBandwidth").value(params.maxBandwidth())
-                        .name("channels").value(params.channels())
-                        .name("transport").value(dev.ferry.transport.Transports.nativeEpoll() ? "epoll" : "nio")
-                        .name("tls").value(tls.map(p -> p.name().toLowerCase(Locale.ROOT)).orElse("none"))
-                        .name("destination").beginObject();
-                destination.writeJsonMembers(json);
-                json.endObject()
-                        .name("guestWritesOnDestination").value(writesAfter);
+                ObjectNode json = source.toJsonNode();
+                json.put("workload", guest.workload.spec()).put("fill", o.text(FILL));
+                runMembers(json, params, started);
+                json.put("tls", tls.map(p -> p.name().toLowerCase(Locale.ROOT)).orElse("none"));
+                json.set("timeline", timeline.toJsonNode());
+                json.set("destination", destination.toJsonNode());
+                json.put("guestWritesOnDestination", writesAfter);
                 if (source.postcopy() != null && targetVm.resumed()) {
                     // the guest's own pace before the migration paused it, and on the destination
                     // while pages were still missing
                     long during = writesAtEnd - targetVm.resumedAtPagesWritten();
-                    json.name("guestPagesPerSecBefore").value(sourceVm.pausedAtPagesWritten() * 1e9
-                                    / (sourceVm.pausedAtNanos() - guestStart))
-                            .name("guestWritesDuringPostcopy").value(during)
-                            .name("guestPagesPerSecDuringPostcopy").value(during * 1e9
-                                    / Math.max(1, migrationEnd - targetVm.resumedAtNanos()));
+                    ReportJson.put(json, "guestPagesPerSecBefore", sourceVm.pausedAtPagesWritten() * 1e9
+                            / (sourceVm.pausedAtNanos() - guestStart));
+                    json.put("guestWritesDuringPostcopy", during);
+                    ReportJson.put(json, "guestPagesPerSecDuringPostcopy", during * 1e9
+                            / Math.max(1, migrationEnd - targetVm.resumedAtNanos()));
                 }
-                json
-                        .name("wireBytesPerSec").value(source.bytesSent() * 1000.0 / source.totalTimeMs())
-                        .name("loopbackBytesPerSec").value(loopback)
-                        .name("throughputVsLoopback").value(source.bytesSent() * 1000.0 / source.totalTimeMs() / loopback)
-                        .endObject();
+                ReportJson.put(json, "wireBytesPerSec", source.bytesSent() * 1000.0 / source.totalTimeMs());
+                ReportJson.put(json, "loopbackBytesPerSec", loopback);
+                ReportJson.put(json, "throughputVsLoopback", source.bytesSent() * 1000.0 / source.totalTimeMs() / loopback);
                 writeReports(o, json);
                 summarize(source, destination, loopback);
                 out.printf(Locale.ROOT, "tls                %s%n", tls.map(p -> p.name().toLowerCase(Locale.ROOT) + ", mutual")
@@ -198,16 +245,21 @@ final class BenchCommand {
         }
     }
 
-    int source(String[] args) throws Exception {
-        Options o = Options.parse(args, 1, SOURCE);
-        InetSocketAddress address = connect(o);
-        MigrationParameters params = MigrationFlags.parameters(o);
+    int source(ParsedOptions o) throws Exception {
+        try (AutoCloseable defaults = MigrationFlags.processDefaults(o)) {
+            return source(o, connect(o), MigrationFlags.parameters(o));
+        }
+    }
+
+    private int source(ParsedOptions o, InetSocketAddress address, MigrationParameters params) throws Exception {
+        Instant started = Instant.now();
         Migration.warmUp();
         try (Guest guest = Guest.create(o)) {
             WorkloadVm vm = new WorkloadVm(guest.workload, guest.memory, guest.log, () -> PageGate.OPEN);
             guest.workload.start(guest.memory, guest.log, PageGate.OPEN);
+            Timeline timeline = new Timeline(ProgressDisplay.forConsole());
             OutgoingMigration migration = Migration.source(guest.memory, guest.log, vm)
-                    .parameters(params).connect(address).listener(ProgressDisplay.forConsole()).start();
+                    .parameters(params).connect(address).listener(timeline).start();
             MigrationReport report = migration.result().get(maxWaitMillis(params), TimeUnit.MILLISECONDS);
             long writesBefore = guest.workload.pagesWritten();
             if (vm.resumed()) {
@@ -217,37 +269,53 @@ final class BenchCommand {
             long writesAfterFailure = guest.workload.pagesWritten() - writesBefore;
             guest.workload.close();
             report = failedIfWorkloadDid(report, guest.workload);
-            JsonWriter json = new JsonWriter().beginObject();
-            report.writeJsonMembers(json);
-            json.name("workload").value(guest.workload.spec())
-                    .name("downtimeLimitMs").value(params.downtimeLimitMillis())
-                    .name("maxBandwidth").value(params.maxBandwidth())
-                    .name("channels").value(params.channels())
-                    .name("guestWritesOnSourceAfterRun").value(writesAfterFailure)
-                    .endObject();
+            ObjectNode json = report.toJsonNode();
+            json.put("workload", guest.workload.spec());
+            runMembers(json, params, started);
+            json.set("timeline", timeline.toJsonNode());
+            json.put("guestWritesOnSourceAfterRun", writesAfterFailure);
             writeReports(o, json);
             summarize(report, null, 0);
             return report.succeeded() ? 0 : 1;
         }
     }
 
-    /** The destination's address, parsed as the one a destination listens on. */
-    private static InetSocketAddress connect(Options o) {
-        String value = o.get(CONNECT);
-        if (value == null) {
-            throw new UsageException("--" + CONNECT.name() + " " + CONNECT.hint() + " is required");
-        }
+    /**
+     * What the run was given and where it ran: the limits, the channels, and the metadata a reader
+     * of a report needs to compare it with another (Ferry's version, the start, the host, the
+     * transport).
+     */
+    private static void runMembers(ObjectNode json, MigrationParameters params, Instant started) {
+        json.put("downtimeLimitMs", params.downtimeLimitMillis())
+                .put("maxBandwidth", params.maxBandwidth())
+                .put("channels", params.channels())
+                .put("transport", Transports.nativeEpoll() ? "epoll" : "nio")
+                .put("ferryVersion", FerryVersion.current())
+                .put("startedAt", started.truncatedTo(ChronoUnit.SECONDS).toString())
+                .put("host", hostName())
+                .put("java", Runtime.version().toString());
+    }
+
+    private static String hostName() {
         try {
-            return Configuration.LISTEN.parse(value);
-        } catch (IllegalArgumentException e) {
-            throw new UsageException("--" + CONNECT.name() + " takes " + CONNECT.hint() + ", got '" + value + "'");
+            return InetAddress.getLocalHost().getHostName();
+        } catch (java.net.UnknownHostException e) {
+            return "unknown";
         }
+    }
+
+    /** The destination's address, parsed as the one a destination listens on. */
+    private static InetSocketAddress connect(ParsedOptions o) {
+        if (!o.has(CONNECT)) {
+            throw new UsageException("--" + CONNECT.name() + " " + CONNECT.label() + " is required");
+        }
+        return o.get(CONNECT);
     }
 
     /** The options of {@code lists} in order, each once: a setting both sides take is one option. */
     @SafeVarargs
-    private static List<Option> union(Stream<Option>... lists) {
-        Map<String, Option> byName = new LinkedHashMap<>();
+    private static List<CliOption> union(Stream<CliOption>... lists) {
+        Map<String, CliOption> byName = new LinkedHashMap<>();
         Stream.of(lists).flatMap(list -> list).forEach(option -> byName.putIfAbsent(option.name(), option));
         return List.copyOf(byName.values());
     }
@@ -256,17 +324,10 @@ final class BenchCommand {
      * {@code ferry matrix}: runs {@code ferry bench} for every combination of the listed modes,
      * stages, workloads and bandwidths, each in a JVM of its own, and prints the medians.
      */
-    int matrix(String[] args) throws Exception {
-        Options o = Options.parse(args, 1, MATRIX);
+    int matrix(ParsedOptions o) throws Exception {
         List<String> common = passedOn(o);
-        List<Long> bandwidths = new ArrayList<>();
-        for (String b : Matrix.list(o.get(BANDWIDTHS))) {
-            bandwidths.add(Options.parse(Configuration.MAX_BANDWIDTH, b));
-        }
-        List<Integer> channels = new ArrayList<>();
-        for (String c : Matrix.list(o.get(CHANNEL_COUNTS))) {
-            channels.add(Options.parse(Configuration.CHANNELS, c));
-        }
+        List<Long> bandwidths = o.get(BANDWIDTHS);
+        List<Integer> channels = o.get(CHANNEL_COUNTS);
         // "zero+lz4" is one stage set in a list of sets
         List<String> stages = Matrix.list(o.get(STAGE_SETS)).stream().map(x -> x.replace('+', ',')).toList();
         List<Matrix.Cell> cells = Matrix.cells(Matrix.list(o.get(MODES)), stages, Matrix.list(o.get(WORKLOADS)),
@@ -274,13 +335,10 @@ final class BenchCommand {
         for (Matrix.Cell cell : cells) {
             checkCell(cell, common);
         }
-        int repeat = (int) o.getLong(REPEAT);
-        long timeout = o.getLong(RUN_TIMEOUT);
-        if (repeat < 1 || timeout < 1) {
-            throw new UsageException("--" + REPEAT.name() + " and --" + RUN_TIMEOUT.name() + " take a positive number");
-        }
+        int repeat = o.<Integer>get(REPEAT);
+        long timeout = o.<Integer>get(RUN_TIMEOUT);
         boolean keep = o.has(RUNS_DIR);
-        Path runs = keep ? Path.of(o.get(RUNS_DIR)) : Files.createTempDirectory("ferry-matrix-");
+        Path runs = keep ? o.get(RUNS_DIR) : Files.createTempDirectory("ferry-matrix-");
         Files.createDirectories(runs);
         List<Matrix.Row> rows;
         try {
@@ -299,34 +357,36 @@ final class BenchCommand {
         if (o.has(MARKDOWN)) {
             String caption = String.format(Locale.ROOT, "Medians of %d run%s per row; verified counts the runs that "
                     + "completed verified, and only those count in the medians. Generated by `ferry %s`.%n%n",
-                    repeat, repeat == 1 ? "" : "s", commandLine(args));
+                    repeat, repeat == 1 ? "" : "s", commandLine(o));
             write(o.get(MARKDOWN), caption + MatrixTable.markdown(rows));
         }
         return rows.stream().allMatch(r -> r.verifiedCount() == r.attempts()) ? 0 : 1;
     }
 
     /** The bench options of {@code o} as every run of a matrix is given them. */
-    static List<String> passedOn(Options o) {
+    static List<String> passedOn(ParsedOptions o) {
         List<String> args = new ArrayList<>();
-        for (Option option : MATRIX_COMMON) {
+        for (CliOption option : MATRIX_COMMON) {
             if (o.has(option)) {
-                args.add("--" + option.name());
+                args.add(option.longName());
                 if (!option.isFlag()) {
-                    args.add(o.get(option));
+                    args.add(o.text(option));
                 }
             }
         }
         return args;
     }
 
-    /** The matrix's command line as a reader would repeat it: without where this machine put the output. */
-    private static String commandLine(String[] args) {
-        Set<String> outputs = Set.of("--" + MARKDOWN.name(), "--" + RUNS_DIR.name());
+    /** The matrix's command line as a reader would repeat it, in its order: without where this machine put the output. */
+    private static String commandLine(ParsedOptions o) {
+        Set<String> outputs = Set.of(MARKDOWN.longName(), RUNS_DIR.longName());
+        List<String> args = o.originalArgs();
         List<String> kept = new ArrayList<>();
-        for (int i = 0; i < args.length; i++) {
-            int eq = args[i].indexOf('=');
-            if (!outputs.contains(eq < 0 ? args[i] : args[i].substring(0, eq))) {
-                kept.add(args[i]);
+        for (int i = 0; i < args.size(); i++) {
+            String arg = args.get(i);
+            int eq = arg.indexOf('=');
+            if (!outputs.contains(eq < 0 ? arg : arg.substring(0, eq))) {
+                kept.add(arg);
             } else if (eq < 0) {
                 i++;
             }
@@ -338,21 +398,26 @@ final class BenchCommand {
     private static void checkCell(Matrix.Cell cell, List<String> common) {
         List<String> args = new ArrayList<>(cell.args());
         args.addAll(common);
-        Options o = Options.parse(args.toArray(String[]::new), 0, BENCH);
+        ParsedOptions o = Ferry.parse("bench", args);
         sides(o);
         try {
-            Workloads.parse(cell.workload(), o.getSize(MEMORY), fill(o), o.getLong(SEED), false).close();
+            Workloads.parse(cell.workload(), o.get(MEMORY), o.get(FILL), o.get(SEED), false).close();
         } catch (IllegalArgumentException | java.io.UncheckedIOException e) {
             throw new UsageException(e.getMessage());
         }
     }
 
-    private static Fill fill(Options o) {
-        try {
-            return Fill.parse(o.get(FILL));
-        } catch (IllegalArgumentException e) {
-            throw new UsageException("--" + FILL.name() + ": " + e.getMessage());
+    /** {@code text} split at commas, each a value of {@code setting}. */
+    private static <T> List<T> each(String text, Setting<T> setting) {
+        return Matrix.list(text).stream().map(setting::parse).toList();
+    }
+
+    private static int positive(String text) {
+        int n = Integer.parseInt(text);
+        if (n < 1) {
+            throw new IllegalArgumentException("must be a positive whole number, got " + text);
         }
+        return n;
     }
 
     /** Every wait is bounded: the round and time limits bound the rounds, the peer timeout each stall. */
@@ -388,8 +453,8 @@ final class BenchCommand {
     }
 
     /** The JSON report, and the HTML page built from that same text. */
-    private static void writeReports(Options o, JsonWriter json) throws java.io.IOException {
-        String text = json + "\n";
+    private static void writeReports(ParsedOptions o, ObjectNode json) throws java.io.IOException {
+        String text = ReportJson.text(json) + "\n";
         if (o.has(JSON)) {
             write(o.get(JSON), text);
         }
@@ -398,8 +463,7 @@ final class BenchCommand {
         }
     }
 
-    private static void write(String file, String text) throws java.io.IOException {
-        Path path = Path.of(file).toAbsolutePath();
+    private static void write(Path path, String text) throws java.io.IOException {
         Files.createDirectories(path.getParent());
         Files.writeString(path, text);
     }
@@ -427,14 +491,17 @@ final class BenchCommand {
 
     /** The source's guest: memory, dirty log and the workload that writes it. */
     private record Guest(Workload workload, GuestMemory memory, DirtyBitmap log) implements AutoCloseable {
-        static Guest create(Options o) {
-            Fill fill = fill(o);
+        static Guest create(ParsedOptions o) {
             Workload workload;
             try {
-                workload = Workloads.parse(o.get(WORKLOAD), o.getSize(MEMORY), fill, o.getLong(SEED),
-                        o.has(TRACE_LOOP));
+                workload = Workloads.parse(o.get(WORKLOAD), o.get(MEMORY), o.get(FILL), o.get(SEED), o.has(TRACE_LOOP));
             } catch (IllegalArgumentException e) {
                 throw new UsageException(e.getMessage());
+            } catch (java.io.UncheckedIOException e) {
+                if (e.getCause() instanceof java.nio.file.NoSuchFileException missing) {
+                    throw new UsageException("no such trace file: " + missing.getFile());
+                }
+                throw e;
             }
             GuestMemory memory = GuestMemory.anonymous(workload.memoryBytes());
             workload.fill(memory);

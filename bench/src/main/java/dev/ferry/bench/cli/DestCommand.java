@@ -1,11 +1,12 @@
 package dev.ferry.bench.cli;
 
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.ferry.bench.cli.MigrationFlags.Bound;
-import dev.ferry.bench.cli.Options.Option;
 import dev.ferry.core.Configuration;
 import dev.ferry.core.GuestMemory;
-import dev.ferry.core.JsonWriter;
 import dev.ferry.core.MigrationReport;
+import dev.ferry.core.ReportJson;
+import dev.ferry.core.Setting;
 import dev.ferry.core.VmControl;
 import dev.ferry.engine.DestinationBuilder;
 import dev.ferry.engine.IncomingMigration;
@@ -31,13 +32,14 @@ final class DestCommand {
             DestinationBuilder::insecure);
     private static final List<Bound<DestinationBuilder, ?>> DESTINATION = Stream.concat(Stream.of(LISTEN, INSECURE),
             MigrationFlags.DESTINATION.stream()).toList();
-    private static final Option MEMORY = Option.valued("memory", "SIZE",
-            "refuse sources of another size (default: the size the source announces)", null);
-    private static final Option JSON = Option.valued("json", "FILE", "write this side's report as JSON", null);
+    private static final CliOption MEMORY = CliOption.valued("memory", "SIZE",
+            "refuse sources of another size (default: the size the source announces)", null, Setting::parseSize);
+    private static final CliOption JSON = CliOption.valued("json", "FILE", "write this side's report as JSON", null,
+            OutputPath::file);
     /** The options only dest takes. */
-    static final List<Option> OWN = List.of(LISTEN.option(), MEMORY, JSON, INSECURE.option());
-    static final List<Option> OPTIONS = Stream.concat(OWN.stream(),
-            MigrationFlags.options(MigrationFlags.DESTINATION).stream()).toList();
+    private static final List<CliOption> OWN = List.of(LISTEN.option(), MEMORY, JSON, INSECURE.option());
+    static final List<CliOption> OPTIONS = Stream.of(OWN, MigrationFlags.options(MigrationFlags.DESTINATION),
+            MigrationFlags.settingOptions(MigrationFlags.unbound())).flatMap(List::stream).toList();
 
     private final PrintStream out;
     private final PrintStream err;
@@ -51,14 +53,23 @@ final class DestCommand {
     record Setup(UnaryOperator<DestinationBuilder> destination, long acceptTimeoutMillis) {
     }
 
-    static Setup setup(Options o) {
+    /** dest's help: its own options, then the destination's settings. */
+    static List<Ferry.Section> sections() {
+        return BenchCommand.settingSections(new Ferry.Section("Options", OWN), false, true);
+    }
+
+    static Setup setup(ParsedOptions o) {
         return new Setup(MigrationFlags.destination(o, DESTINATION), o.value(Configuration.ACCEPT_TIMEOUT));
     }
 
-    int run(String[] args) throws Exception {
-        Options o = Options.parse(args, 1, OPTIONS);
-        Setup setup = setup(o);
-        long fixedBytes = o.has(MEMORY) ? o.getSize(MEMORY) : 0;
+    int run(ParsedOptions o) throws Exception {
+        try (AutoCloseable defaults = MigrationFlags.processDefaults(o)) {
+            return run(o, setup(o));
+        }
+    }
+
+    private int run(ParsedOptions o, Setup setup) throws Exception {
+        long fixedBytes = o.has(MEMORY) ? o.<Long>get(MEMORY) : 0;
         Migration.warmUp();
         GuestMemory fixed = fixedBytes > 0 ? GuestMemory.anonymous(fixedBytes) : null;
         ReceivedGuest guest = new ReceivedGuest(out);
@@ -71,7 +82,21 @@ final class DestCommand {
         } else {
             builder.memoryFromHandshake();
         }
-        try (IncomingMigration in = builder.start()) {
+        IncomingMigration started;
+        try {
+            started = builder.start();
+        } catch (Exception e) {
+            if (fixed != null) {
+                fixed.close();
+            }
+            if (!bindFailed(e)) {
+                throw e;
+            }
+            // the address given is taken or not this host's: the command line's fault, not the migration's
+            throw new UsageException("cannot listen on " + Configuration.LISTEN.format(builder.listen()) + ": "
+                    + e.getMessage());
+        }
+        try (IncomingMigration in = started) {
             out.println("listening on " + in.address().getHostString() + ":" + in.address().getPort());
             in.tlsProvider().ifPresent(provider -> out.println("tls " + provider.name().toLowerCase(Locale.ROOT)
                     + ", allowing " + (builder.tlsAllow().isEmpty() ? "nobody (no --" + Configuration.TLS_ALLOW.name() + ")"
@@ -84,11 +109,12 @@ final class DestCommand {
                 err.println("ferry dest: no migration completed within --" + Configuration.ACCEPT_TIMEOUT.name());
                 return 1;
             }
-            JsonWriter json = new JsonWriter().beginObject();
-            report.writeJsonMembers(json);
-            json.name("deviceStateBytes").value(guest.deviceState == null ? 0 : guest.deviceState.length).endObject();
+            ObjectNode json = report.toJsonNode()
+                    .put("deviceStateBytes", guest.deviceState == null ? 0 : guest.deviceState.length);
             if (o.has(JSON)) {
-                Files.writeString(Path.of(o.get(JSON)), json + "\n");
+                Path path = o.get(JSON);
+                Files.createDirectories(path.getParent());
+                Files.writeString(path, ReportJson.text(json) + "\n");
             }
             out.printf(Locale.ROOT, "outcome            %s%s%n", report.outcome(), report.verified() ? " (verified)" : "");
             if (report.error() != null) {
@@ -102,6 +128,19 @@ final class DestCommand {
                 fixed.close();
             }
         }
+    }
+
+    /**
+     * Whether {@code e} says the address could not be bound (in use, not here), whatever wraps it:
+     * NIO says so with a BindException, native epoll with the errno of its bind call.
+     */
+    private static boolean bindFailed(Throwable e) {
+        for (Throwable t = e; t != null; t = t.getCause()) {
+            if (t instanceof java.net.BindException || t instanceof io.netty.channel.unix.Errors.NativeIoException) {
+                return true;
+            }
+        }
+        return false;
     }
 
     /**

@@ -1,13 +1,15 @@
 package dev.ferry.bench.cli;
 
-import dev.ferry.bench.cli.Options.Option;
 import dev.ferry.core.Capability;
 import dev.ferry.core.Configuration;
 import dev.ferry.core.MigrationMode;
 import dev.ferry.core.MigrationParameters;
 import dev.ferry.core.Setting;
 import dev.ferry.engine.DestinationBuilder;
+import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.function.BiConsumer;
 import java.util.function.Consumer;
@@ -21,12 +23,12 @@ import java.util.function.UnaryOperator;
 final class MigrationFlags {
     /** A setting and the builder method that takes it. */
     record Bound<B, T>(Setting<T> setting, BiConsumer<B, T> setter) {
-        Option option() {
-            return setting == Configuration.INSECURE ? Option.flag(Configuration.INSECURE) : Option.of(setting);
+        CliOption option() {
+            return setting == Configuration.INSECURE ? CliOption.flag(Configuration.INSECURE) : CliOption.of(setting);
         }
 
         /** Sets the value {@code o} gives, parsed now so a bad one fails first; nothing when none is given. */
-        Consumer<B> given(Options o) {
+        Consumer<B> given(ParsedOptions o) {
             if (!o.has(setting.name())) {
                 return builder -> { };
             }
@@ -82,13 +84,61 @@ final class MigrationFlags {
         return new Bound<>(setting, setter);
     }
 
+    /** What only {@code dest} takes and binds itself: where to listen, and plaintext off loopback. */
+    static final List<Setting<?>> DEST_PROCESS = List.of(Configuration.LISTEN, Configuration.INSECURE);
+
+    /**
+     * The settings of {@link Configuration} that no list above binds (a setting just added):
+     * bench, source and dest take them all, and set them as this process's default, the system
+     * property every builder starts from, so a new setting is on the command line before
+     * anyone binds it.
+     */
+    static List<Setting<?>> unbound() {
+        Set<Setting<?>> bound = new HashSet<>(DEST_PROCESS);
+        SOURCE.forEach(b -> bound.add(b.setting()));
+        DESTINATION.forEach(b -> bound.add(b.setting()));
+        return Configuration.settings().stream().filter(s -> !bound.contains(s)).toList();
+    }
+
+    /**
+     * Sets each unbound setting {@code o} gives as its system property (checked when it was
+     * parsed); closing puts the properties back as they were. Not for two commands at once in
+     * one process: the properties are the process's.
+     */
+    static AutoCloseable processDefaults(ParsedOptions o) {
+        return processDefaults(o, unbound());
+    }
+
+    /** Sets each of {@code settings} that {@code o} gives as its system property; closing restores them. */
+    static AutoCloseable processDefaults(ParsedOptions o, List<Setting<?>> settings) {
+        Map<String, String> before = new HashMap<>();
+        for (Setting<?> setting : settings) {
+            if (o.has(setting.name())) {
+                before.put(setting.propertyName(), System.getProperty(setting.propertyName()));
+                System.setProperty(setting.propertyName(), o.text(CliOption.of(setting)));
+            }
+        }
+        return () -> before.forEach((name, value) -> {
+            if (value == null) {
+                System.clearProperty(name);
+            } else {
+                System.setProperty(name, value);
+            }
+        });
+    }
+
+    /** The options of {@code settings}. */
+    static List<CliOption> settingOptions(List<Setting<?>> settings) {
+        return settings.stream().map(CliOption::of).toList();
+    }
+
     /** The options of {@code bound}'s settings. */
-    static List<Option> options(List<? extends Bound<?, ?>> bound) {
+    static List<CliOption> options(List<? extends Bound<?, ?>> bound) {
         return bound.stream().map(Bound::option).toList();
     }
 
     /** The source's parameters: the defaults, then the settings {@code o} gives. */
-    static MigrationParameters parameters(Options o) {
+    static MigrationParameters parameters(ParsedOptions o) {
         MigrationParameters.Builder b = MigrationParameters.builder();
         SOURCE.forEach(setting -> setting.given(o).accept(b));
         MigrationParameters p = b.build();
@@ -102,7 +152,7 @@ final class MigrationFlags {
     }
 
     /** The settings of {@code bound} that {@code o} gives, checked now and applied to a builder later. */
-    static UnaryOperator<DestinationBuilder> destination(Options o, List<Bound<DestinationBuilder, ?>> bound) {
+    static UnaryOperator<DestinationBuilder> destination(ParsedOptions o, List<Bound<DestinationBuilder, ?>> bound) {
         List<Consumer<DestinationBuilder>> given = bound.stream().map(setting -> setting.given(o)).toList();
         return builder -> {
             given.forEach(setting -> setting.accept(builder));

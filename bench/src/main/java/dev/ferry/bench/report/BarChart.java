@@ -17,8 +17,8 @@ final class BarChart {
     private static final int RIGHT = 12;
     private static final int TOP = 30;
     private static final int BOTTOM = 44;
-    /** More x labels than this overlap; the chart then labels every n-th category. */
-    private static final int MAX_LABELS = 8;
+    /** Pixels per character of an 11px label, a little generous so labels never touch. */
+    private static final double CHAR_WIDTH = 6.6;
 
     private record Series(String name, double[] values) {
     }
@@ -66,8 +66,8 @@ final class BarChart {
     }
 
     String svg() {
-        double top = niceCeiling(maxValue());
-        double step = niceStep(top);
+        double top = Scale.ceiling(maxValue());
+        double step = Scale.step(top);
         int plotW = WIDTH - LEFT - RIGHT;
         int plotH = HEIGHT - TOP - BOTTOM;
         StringBuilder s = new StringBuilder();
@@ -86,7 +86,10 @@ final class BarChart {
         double slot = (double) plotW / n;
         int groups = stacked ? 1 : Math.max(series.size(), 1);
         double barW = slot * 0.8 / groups;
-        int labelEvery = (categories.size() + MAX_LABELS - 1) / MAX_LABELS;
+        // as many x labels as fit side by side with a gap; then every n-th category is labelled
+        int widest = categories.stream().mapToInt(String::length).max().orElse(1);
+        int fit = Math.max(1, (int) (plotW / (widest * CHAR_WIDTH + 10)));
+        int labelEvery = (categories.size() + fit - 1) / fit;
         for (int c = 0; c < categories.size(); c++) {
             double x0 = LEFT + c * slot + slot * 0.1;
             double base = 0;
@@ -113,6 +116,9 @@ final class BarChart {
                         .append(Xml.escape(categories.get(c))).append("</text>\n");
             }
         }
+        // labels of rules that lie close are moved apart, never drawn over each other
+        List<Double> labelYs = Scale.apart(rules.stream()
+                .map(rule -> TOP + plotH - Math.max(rule.value(), 0) / top * plotH - 4).toList(), 13);
         for (int r = 0; r < rules.size(); r++) {
             Rule rule = rules.get(r);
             double y = TOP + plotH - Math.max(rule.value(), 0) / top * plotH;
@@ -121,7 +127,7 @@ final class BarChart {
                     .append(WIDTH - RIGHT).append("\" y1=\"").append(f(y)).append("\" y2=\"").append(f(y))
                     .append("\"><title>").append(Xml.escape(text)).append("</title></line>")
                     .append("<text class=\"rule-label r").append(r).append("\" x=\"").append(WIDTH - RIGHT - 4)
-                    .append("\" y=\"").append(f(y - 4 - 12 * r)).append("\" text-anchor=\"end\">")
+                    .append("\" y=\"").append(f(labelYs.get(r))).append("\" text-anchor=\"end\">")
                     .append(Xml.escape(text)).append("</text>\n");
         }
         s.append("<line class=\"axis\" x1=\"").append(LEFT).append("\" x2=\"").append(WIDTH - RIGHT).append("\" y1=\"")
@@ -157,26 +163,6 @@ final class BarChart {
             max = Math.max(max, rule.value());
         }
         return max;
-    }
-
-    /** The smallest 1, 2 or 5 x 10^k tick step that covers {@code max} in at most five steps. */
-    private static double niceStep(double max) {
-        double raw = max / 5;
-        double magnitude = Math.pow(10, Math.floor(Math.log10(raw)));
-        for (double m : new double[] {1, 2, 5, 10}) {
-            if (m * magnitude >= raw) {
-                return m * magnitude;
-            }
-        }
-        return 10 * magnitude;
-    }
-
-    private static double niceCeiling(double max) {
-        if (!(max > 0)) {
-            return 1;
-        }
-        double step = niceStep(max);
-        return Math.ceil(max / step) * step;
     }
 
     private static String f(double v) {

@@ -1,5 +1,6 @@
 package dev.ferry.bench.report;
 
+import dev.ferry.core.GuestMemory;
 import java.util.ArrayList;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -33,7 +34,17 @@ public final class HtmlReport {
             svg .s0 { fill: #0969da; } svg .s1 { fill: #fb8f44; } svg .s2 { fill: #8250df; }
             svg .s3 { fill: #1a7f37; } svg .s4 { fill: #bf3989; } svg .s5 { fill: #6e7781; }
             svg .rule { stroke-width: 1.5; stroke-dasharray: 6 4; } svg .rule.r0 { stroke: #cf222e; } svg .rule.r1 { stroke: #1a7f37; }
-            svg text.rule-label.r0 { fill: #cf222e; } svg text.rule-label.r1 { fill: #1a7f37; }
+            svg text.rule-label.r0 { fill: #cf222e; } svg text.rule-label.r1 { fill: #1a7f37; } svg text.rule-label.r2 { fill: #8250df; }
+            svg .rule.r2 { stroke: #8250df; }
+            svg text.rule-label, svg text.span-label { paint-order: stroke; stroke: #ffffff; stroke-width: 3px; }
+            svg text.span-label { font-size: 11px; fill: #1d232a; }
+            svg .k-setup { fill: #d0d7de; } svg .k-bulk { fill: #0969da; } svg .k-iterate { fill: #54aeff; }
+            svg .k-stop-and-copy { fill: #cf222e; } svg .k-postcopy { fill: #fb8f44; } svg .k-downtime { fill: #8250df; }
+            svg .k-other { fill: #6e7781; }
+            svg .line { fill: none; stroke-width: 2; } svg .line.l0 { stroke: #0969da; } svg .line.l1 { stroke: #fb8f44; }
+            svg .hit { fill: transparent; }
+            .wide { grid-column: 1 / -1; }
+            .meta { color: #57606a; font-size: 12px; margin: -10px 0 16px; }
             table { border-collapse: collapse; font-size: 13px; }
             th, td { border-bottom: 1px solid #eaeef2; padding: 3px 10px; text-align: right; }
             th { color: #57606a; font-weight: 600; } td.l, th.l { text-align: left; }
@@ -56,12 +67,18 @@ public final class HtmlReport {
                         + (r.capabilities().isEmpty() ? "none" : String.join(", ", r.capabilities()))
                         + "; max-bandwidth " + (r.maxBandwidth() > 0 ? Units.bytesPerSecond(r.maxBandwidth()) : "unlimited")))
                 .append("</p>\n");
+        metadata(h, r);
         summary(h, r);
-        h.append("<h2>Rounds</h2>\n<div class=\"charts\">\n");
+        h.append("<h2>Time line</h2>\n<div class=\"charts\">\n");
+        timeline(h, r);
+        h.append("</div>\n<h2>Downtime: estimate against actual</h2>\n<div class=\"charts\">\n");
+        downtime(h, r);
+        h.append("</div>\n<h2>Rounds</h2>\n<div class=\"charts\">\n");
         rounds(h, r);
         h.append("</div>\n<h2>Bytes per stage</h2>\n<div class=\"charts\">\n");
         stages(h, r);
-        h.append("</div>\n<h2>Post-copy page faults</h2>\n");
+        h.append("</div>\n<h2>Post-copy</h2>\n");
+        postcopy(h, r);
         faults(h, r);
         h.append("<h2>Every round</h2>\n");
         roundTable(h, r);
@@ -74,6 +91,8 @@ public final class HtmlReport {
         h.append("<div class=\"cards\">\n");
         card(h, "outcome", r.outcome() + (r.verified() ? ", verified" : ", not verified"), r.succeeded() ? "ok" : "bad");
         card(h, "total time", Units.millis(r.totalTimeMs()), null);
+        card(h, "setup", r.timeline() == null || Double.isNaN(r.timeline().setupMs()) ? "n/a"
+                : Units.millis(r.timeline().setupMs()), null);
         card(h, "downtime", r.downtimeMs() < 0 ? "not handed over" : Units.millis(r.downtimeMs()), null);
         card(h, "expected downtime (limit)", (r.expectedDowntimeMs() < 0 ? "n/a" : Units.millis(r.expectedDowntimeMs()))
                 + " (" + Units.millis(r.downtimeLimitMs()) + ")", null);
@@ -89,6 +108,123 @@ public final class HtmlReport {
             card(h, "error", r.error(), "bad");
         }
         h.append("</div>\n");
+    }
+
+    /** What ran where: Ferry's version, the date, the host, the transport and the page channels. */
+    private static void metadata(StringBuilder h, RunReport r) {
+        RunReport.Metadata m = r.metadata();
+        List<String> parts = new ArrayList<>();
+        parts.add("ferry " + (m.ferryVersion() == null ? "(version not recorded)" : m.ferryVersion()));
+        parts.add(m.startedAt() == null ? "date not recorded" : "started " + m.startedAt());
+        parts.add("host " + (m.host() == null ? "not recorded" : m.host()));
+        parts.add("transport " + (m.transport() == null ? "not recorded" : m.transport()));
+        if (m.tls() != null) {
+            parts.add("tls " + m.tls());
+        }
+        if (m.channels() > 0) {
+            parts.add(m.channels() + (m.channels() == 1 ? " page channel" : " page channels"));
+        }
+        h.append("<p class=\"meta\">").append(Xml.escape(String.join(" \u00b7 ", parts))).append("</p>\n");
+    }
+
+    /**
+     * The run on one time axis, each round as wide as it lasted, and the dirty rate of each
+     * round against its bandwidth. Round times come from the report's timeline; a report
+     * without one lays the rounds end to end from 0.
+     */
+    private static void timeline(StringBuilder h, RunReport r) {
+        List<RunReport.Round> rounds = r.rounds();
+        if (rounds.isEmpty()) {
+            h.append("<p class=\"none\">no rounds in this report (a destination's report has none)</p>\n");
+            return;
+        }
+        RunReport.Timeline t = r.timeline();
+        double setup = t == null || Double.isNaN(t.setupMs()) ? 0 : t.setupMs();
+        boolean timed = t != null && t.roundEndsMs().size() == rounds.size();
+        TimeChart band = new TimeChart("Time line", Units::millis);
+        TimeChart rates = new TimeChart("Dirty rate against bandwidth", Units::bytesPerSecond);
+        band.span(new TimeChart.Span("setup", 0, setup, "k-setup", "connect and handshake until the bulk round"));
+        double start = setup;
+        List<TimeChart.Step> dirty = new ArrayList<>();
+        List<TimeChart.Step> bandwidth = new ArrayList<>();
+        for (int i = 0; i < rounds.size(); i++) {
+            RunReport.Round x = rounds.get(i);
+            double end = timed ? t.roundEndsMs().get(i) : start + x.durationMs();
+            double begin = Math.max(start, end - x.durationMs());
+            band.span(new TimeChart.Span(roundLabel(x), begin, end, kindClass(x.kind()),
+                    Units.count(x.pagesSent()) + " pages, " + Units.bytes(x.bytesSent())));
+            double seconds = x.durationMs() / 1000;
+            dirty.add(new TimeChart.Step(begin, end, seconds > 0 ? x.dirtyPages() * (double) GuestMemory.PAGE_SIZE / seconds : Double.NaN));
+            bandwidth.add(new TimeChart.Step(begin, end, x.bandwidthBytesPerSec()));
+            start = end;
+        }
+        if (r.downtimeMs() >= 0 && t != null && !Double.isNaN(t.pausedAtMs())) {
+            band.span(new TimeChart.Span("paused", t.pausedAtMs(), t.pausedAtMs() + r.downtimeMs(), "k-downtime",
+                    "the guest ran on neither side"));
+        }
+        String note = timed ? "" : " The report has no timeline: the rounds are laid end to end.";
+        figure(h, "wide", "Time line", "The setup, each round as wide as it lasted, and the pause (source pause to "
+                + "destination resume)." + note, band.svg());
+        figure(h, "wide", "Dirty rate against bandwidth", "Per round: pages the guest dirtied per second x page size, "
+                + "against the wire bytes per second the round reached. Pre-copy converges while the dirty rate stays "
+                + "well below the bandwidth.", rates.series("dirty rate", dirty).series("bandwidth", bandwidth)
+                .rule("max-bandwidth", r.maxBandwidth() > 0 ? r.maxBandwidth() : Double.NaN).svg());
+    }
+
+    private static String roundLabel(RunReport.Round x) {
+        return switch (x.kind()) {
+            case "bulk" -> "bulk";
+            case "stop-and-copy" -> "stop-and-copy";
+            case "postcopy" -> "post-copy";
+            default -> "round " + x.round();
+        };
+    }
+
+    private static String kindClass(String kind) {
+        return switch (kind) {
+            case "bulk", "iterate", "stop-and-copy", "postcopy" -> "k-" + kind;
+            default -> "k-other";
+        };
+    }
+
+    /** The estimator's last figure before the switch-over next to the pause measured, against the limit. */
+    private static void downtime(StringBuilder h, RunReport r) {
+        if (r.downtimeMs() < 0) {
+            h.append("<p class=\"none\">not handed over: no downtime to compare</p>\n");
+            return;
+        }
+        double estimate = r.expectedDowntimeMs();
+        String ratio = estimate > 0 ? "; actual / estimate " + Units.trim(r.downtimeMs() / estimate) : "";
+        String postcopy = r.postcopy() == null ? "" : " Post-copy: the estimate is what a stop-and-copy would have "
+                + "cost at the switch; the pause was only the switch-over.";
+        figure(h, null, "Estimate against actual", "The estimator's figure at the switch-over and the downtime "
+                        + "measured (source pause to destination resume), against the limit" + ratio + "." + postcopy,
+                new BarChart("Estimate against actual", "downtime", List.of("estimated", "actual"), Units::millis)
+                        .series("downtime", new double[] {estimate >= 0 ? estimate : Double.NaN, r.downtimeMs()})
+                        .rule("limit", r.downtimeLimitMs()).svg());
+    }
+
+    /** Post-copy's own figures: the faults, the pages asked for and pushed, its time, and the guest's pace. */
+    private static void postcopy(StringBuilder h, RunReport r) {
+        RunReport.Postcopy p = r.postcopy();
+        if (p == null) {
+            return;
+        }
+        h.append("<div class=\"cards\">\n");
+        card(h, "switch-over after round", Integer.toString(p.switchoverRound()), null);
+        card(h, "post-copy time", Units.millis(p.postcopyTimeMs()), null);
+        card(h, "faults", Units.count(p.faults()), null);
+        card(h, "fault mechanism", p.faultMechanism() == null ? "n/a" : p.faultMechanism(), null);
+        card(h, "pages requested", Units.count(p.pagesRequested()), null);
+        card(h, "pages pushed", Units.count(p.pagesPushed()), null);
+        card(h, "recoveries", Integer.toString(p.recoveries()), p.recoveries() > 0 ? "bad" : null);
+        card(h, "guest pace before / during", pace(p.guestPagesPerSecBefore()) + " / "
+                + pace(p.guestPagesPerSecDuringPostcopy()), null);
+        h.append("</div>\n");
+    }
+
+    private static String pace(double pagesPerSec) {
+        return Double.isNaN(pagesPerSec) ? "n/a" : Units.count(pagesPerSec) + " pages/s";
     }
 
     private static void card(StringBuilder h, String key, String value, String css) {
@@ -139,13 +275,17 @@ public final class HtmlReport {
                     .mapToDouble(x -> x.bytesSavedByStage().getOrDefault(stage, 0L)).toArray());
         }
         long total = r.rounds().stream().flatMap(x -> x.bytesSavedByStage().values().stream()).mapToLong(Long::longValue).sum();
+        if (stages.isEmpty()) {
+            h.append("<p class=\"none\">no stage saved a byte in any round: nothing to chart</p>\n");
+            return;
+        }
         figure(h, "Bytes saved by stage per round", "Page bytes minus wire payload bytes, per stage; "
-                + Units.bytes(total) + " saved in all" + (stages.isEmpty() ? " (no stage saved anything)." : "."), saved);
+                + Units.bytes(total) + " saved in all.", saved);
     }
 
     private static void faults(StringBuilder h, RunReport r) {
         RunReport.FaultLatency f = r.faultLatency();
-        if (f == null) {
+        if (f == null || f.histogram().isEmpty()) {
             h.append("<p class=\"none\">").append(Xml.escape(r.mode().equals("precopy") ? "pre-copy: no faults"
                     : r.mode() + ": no fault latency in this report")).append("</p>\n");
             return;
@@ -184,8 +324,13 @@ public final class HtmlReport {
     }
 
     private static void figure(StringBuilder h, String caption, String note, BarChart chart) {
-        h.append("<figure><figcaption>").append(Xml.escape(caption)).append("</figcaption><p>").append(Xml.escape(note))
-                .append("</p>\n").append(chart.svg()).append("\n</figure>\n");
+        figure(h, null, caption, note, chart.svg());
+    }
+
+    private static void figure(StringBuilder h, String css, String caption, String note, String svg) {
+        h.append(css == null ? "<figure>" : "<figure class=\"" + css + "\">").append("<figcaption>")
+                .append(Xml.escape(caption)).append("</figcaption><p>").append(Xml.escape(note)).append("</p>\n")
+                .append(svg).append("\n</figure>\n");
     }
 
     private static double[] values(List<RunReport.Round> rounds, ToDoubleFunction<RunReport.Round> f) {

@@ -11,6 +11,8 @@ import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
 import java.nio.ByteOrder;
+import net.jpountz.xxhash.StreamingXXHash64;
+import net.jpountz.xxhash.XXHashFactory;
 
 /**
  * The decompressed byte stream of a trace: tracks the offset of every byte, feeds the checksum,
@@ -27,7 +29,8 @@ final class TraceInput implements AutoCloseable {
     private final InputStream in;
     private final boolean compressed;
     private final byte[] buffer = new byte[1 << 16];
-    private final Xxh64 checksum = new Xxh64(0);
+    /** XXH64 over the stream, as it arrives: a trace is hundreds of megabytes read in chunks. */
+    private final StreamingXXHash64 checksum = XXHashFactory.fastestInstance().newStreamingHash64(0);
     private int position;
     private int limit;
     /** Stream offset of {@code buffer[0]}. */
@@ -69,7 +72,7 @@ final class TraceInput implements AutoCloseable {
     /** Stops feeding the checksum: the trailer's checksum field is not part of what it covers. */
     long finishChecksum() {
         checksumming = false;
-        return checksum.digest();
+        return checksum.getValue();
     }
 
     int u32(String what) throws IOException {
@@ -158,6 +161,8 @@ final class TraceInput implements AutoCloseable {
 
     @Override
     public void close() throws IOException {
-        in.close();
+        try (checksum) {
+            in.close();
+        }
     }
 }

@@ -1,7 +1,7 @@
 package dev.ferry.bench.trace;
 
-import java.util.Collections;
-import java.util.Map;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 
 /**
  * A trace's {@code meta}: a JSON object describing the guest and how it was captured. Every key
@@ -9,11 +9,11 @@ import java.util.Map;
  */
 public final class TraceMeta {
     private final String json;
-    private final Map<String, Object> fields;
+    private final ObjectNode fields;
 
-    TraceMeta(String json, Map<String, Object> fields) {
+    TraceMeta(String json, ObjectNode fields) {
         this.json = json;
-        this.fields = Collections.unmodifiableMap(fields);
+        this.fields = fields;
     }
 
     /** The meta exactly as stored in the trace (empty when the trace has none). */
@@ -21,18 +21,10 @@ public final class TraceMeta {
         return json;
     }
 
-    /**
-     * The members of the object: values are {@code String}, {@code Double}, {@code Boolean},
-     * {@code List}, {@code Map}, or a marker whose {@code toString()} is {@code "null"}.
-     */
-    public Map<String, Object> fields() {
-        return fields;
-    }
-
-    /** The value of {@code key} when it is a string, else the JSON-ish text of other values, or null if absent. */
+    /** The value of {@code key} when it is a string, else the JSON text of other values, or null if absent. */
     public String string(String key) {
-        Object value = fields.get(key);
-        return value == null ? null : value.toString();
+        JsonNode value = fields.get(key);
+        return value == null ? null : value.isTextual() ? value.asText() : value.toString();
     }
 
     /** {@code name}, or null. */

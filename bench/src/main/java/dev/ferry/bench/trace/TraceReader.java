@@ -1,9 +1,11 @@
 package dev.ferry.bench.trace;
 
-import dev.ferry.core.JsonReader;
+import com.fasterxml.jackson.core.JsonProcessingException;
+import dev.ferry.core.ReportJson;
 import java.io.IOException;
 import java.io.InputStream;
 import java.lang.foreign.MemorySegment;
+import java.nio.ByteBuffer;
 import java.nio.charset.CharacterCodingException;
 import java.nio.charset.CharsetDecoder;
 import java.nio.charset.CodingErrorAction;
@@ -11,8 +13,6 @@ import java.nio.charset.MalformedInputException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.ByteBuffer;
-import java.util.Map;
 
 /**
  * Reads a {@code .mtrace} or {@code .mtrace.zst} stream front to back, checking every rule of the
@@ -115,7 +115,7 @@ public final class TraceReader implements AutoCloseable {
 
     private static TraceMeta parseMeta(byte[] bytes, long at) throws TraceFormatException {
         if (bytes.length == 0) {
-            return new TraceMeta("", Map.of()); // the format allows a length of 0: no meta at all
+            return new TraceMeta("", ReportJson.object()); // the format allows a length of 0: no meta at all
         }
         CharsetDecoder decoder = StandardCharsets.UTF_8.newDecoder()
                 .onMalformedInput(CodingErrorAction.REPORT)
@@ -130,10 +130,12 @@ public final class TraceReader implements AutoCloseable {
             throw new TraceFormatException(at + buffer.position(), "expected UTF-8 meta: " + e);
         }
         try {
-            return new TraceMeta(text, JsonReader.parseObject(text));
-        } catch (JsonReader.SyntaxError e) {
-            long byteIndex = text.substring(0, e.index()).getBytes(StandardCharsets.UTF_8).length;
-            throw new TraceFormatException(at + byteIndex, "meta is not a JSON object: " + e.getMessage());
+            return new TraceMeta(text, ReportJson.parseObject(text));
+        } catch (IllegalArgumentException e) {
+            int index = e.getCause() instanceof JsonProcessingException json && json.getLocation() != null
+                    ? (int) Math.clamp(json.getLocation().getCharOffset(), 0, text.length()) : 0;
+            long byteIndex = text.substring(0, index).getBytes(StandardCharsets.UTF_8).length;
+            throw new TraceFormatException(at + byteIndex, "expected the meta to be a JSON object: " + e.getMessage());
         }
     }
 

@@ -31,6 +31,8 @@ class HtmlReportTest {
     static Path dir;
     private static String json;
     private static String html;
+    private static String postcopyJson;
+    private static String postcopyHtml;
 
     @BeforeAll
     static void bench() throws Exception {
@@ -44,6 +46,98 @@ class HtmlReportTest {
         assertEquals(0, status, out::toString);
         json = Files.readString(jsonFile);
         html = Files.readString(htmlFile);
+        Path postJson = dir.resolve("postcopy.json");
+        Path postHtml = dir.resolve("postcopy.html");
+        status = Ferry.run(new String[] {"bench", "--mode", "postcopy", "--workload", "uniform:60", "--memory", "32m",
+                "--max-bandwidth", "20m", "--json", postJson.toString(), "--report", postHtml.toString()},
+                new PrintStream(out, true, StandardCharsets.UTF_8), System.err);
+        assertEquals(0, status, out::toString);
+        postcopyJson = Files.readString(postJson);
+        postcopyHtml = Files.readString(postHtml);
+    }
+
+    @Test
+    void bothPagesHaveEverySection() throws Exception {
+        for (String page : List.of(html, postcopyHtml)) {
+            parse(page);
+            for (String section : List.of("<h2>Time line</h2>", "<h2>Downtime: estimate against actual</h2>",
+                    "<h2>Rounds</h2>", "<h2>Bytes per stage</h2>", "<h2>Post-copy</h2>", "<h2>Every round</h2>",
+                    "<h2>Report JSON</h2>", ">setup</div>")) {
+                assertTrue(page.contains(section), section);
+            }
+        }
+    }
+
+    @Test
+    void theTimeLineHasTheSetupEveryRoundAndThePauseInOrder() throws Exception {
+        for (String[] run : List.of(new String[] {json, html}, new String[] {postcopyJson, postcopyHtml})) {
+            RunReport report = RunReport.parse(run[0]);
+            RunReport.Timeline timeline = report.timeline();
+            assertTrue(timeline.setupMs() > 0, "setup measured: " + run[0]);
+            assertEquals(report.rounds().size(), timeline.roundEndsMs().size());
+            List<String> spans = titles(parse(run[1]), "Time line", "rect");
+            assertEquals(report.rounds().size() + 2, spans.size(), "setup, every round and the pause: " + spans);
+            assertTrue(spans.getFirst().startsWith("setup: 0 ms to "), spans.getFirst());
+            assertTrue(spans.getLast().startsWith("paused: "), spans.getLast());
+            double previousEnd = 0;
+            for (int i = 0; i < report.rounds().size(); i++) {
+                double end = timeline.roundEndsMs().get(i);
+                // the timeline starts a little before the engine's clock does (the connect), never much
+                assertTrue(end >= previousEnd && end <= report.totalTimeMs() * 1.1 + 100,
+                        "round " + (i + 1) + " ends at " + end + " of " + report.totalTimeMs() + " ms");
+                previousEnd = end;
+            }
+            List<String> steps = titles(parse(run[1]), "Dirty rate against bandwidth", "rect");
+            assertEquals(report.rounds().size(), steps.stream().filter(t -> t.startsWith("bandwidth ")).count(), steps::toString);
+            assertTrue(ruleTitles(parse(run[1]), "Dirty rate against bandwidth").stream()
+                    .anyMatch(t -> t.startsWith("max-bandwidth ")), "against the cap");
+        }
+    }
+
+    @Test
+    void estimateStandsBesideActualAgainstTheLimit() throws Exception {
+        Document page = parse(html);
+        List<String> bars = bars(page, "Estimate against actual", "downtime");
+        assertEquals(2, bars.size(), bars::toString);
+        assertTrue(bars.get(0).matches("downtime estimated, downtime: [0-9.]+ ms"), bars.get(0));
+        assertTrue(bars.get(1).matches("downtime actual, downtime: [0-9.]+ ms"), bars.get(1));
+        assertTrue(ruleTitles(page, "Estimate against actual").contains("limit 20 ms"));
+    }
+
+    @Test
+    void thePostcopyPageShowsItsFiguresAndTheRunsMetadata() {
+        RunReport run = RunReport.parse(postcopyJson);
+        RunReport.Postcopy p = run.postcopy();
+        assertTrue(p.faults() > 0 && p.pagesPushed() > 0, postcopyJson);
+        for (String card : List.of("faults", "pages requested", "pages pushed", "post-copy time", "guest pace before / during",
+                "fault mechanism")) {
+            assertTrue(postcopyHtml.contains("<div class=\"k\">" + card + "</div>"), card);
+        }
+        assertTrue(postcopyHtml.contains(">" + count(p.pagesPushed()) + "</div>"), "pages pushed figure");
+        assertTrue(postcopyHtml.matches("(?s).*>post-copy time</div><div class=\"v\">[0-9.]+ ms</div>.*"), "post-copy time");
+        RunReport.Metadata m = run.metadata();
+        assertEquals(FerryVersion.current(), m.ferryVersion());
+        for (String page : List.of(html, postcopyHtml)) {
+            String meta = page.substring(page.indexOf("<p class=\"meta\">"));
+            meta = meta.substring(0, meta.indexOf("</p>"));
+            assertTrue(meta.contains("ferry " + FerryVersion.current()), meta);
+            assertTrue(meta.contains("started 20"), meta);
+            assertTrue(meta.contains("host " + m.host()), meta);
+            assertTrue(meta.contains("transport " + m.transport()), meta);
+        }
+        assertFalse(html.contains("<div class=\"k\">pages pushed</div>"), "a pre-copy page has no post-copy figures");
+    }
+
+    private static List<String> titles(Document page, String chart, String tag) {
+        List<String> titles = new ArrayList<>();
+        NodeList nodes = chart(page, chart).getElementsByTagName(tag);
+        for (int i = 0; i < nodes.getLength(); i++) {
+            NodeList t = ((Element) nodes.item(i)).getElementsByTagName("title");
+            if (t.getLength() == 1) {
+                titles.add(t.item(0).getTextContent());
+            }
+        }
+        return titles;
     }
 
     @Test

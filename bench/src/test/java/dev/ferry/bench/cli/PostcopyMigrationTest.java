@@ -11,7 +11,9 @@ import dev.ferry.core.Capability;
 import dev.ferry.core.DirtyBitmap;
 import dev.ferry.core.FaultMechanism;
 import dev.ferry.core.GuestMemory;
-import dev.ferry.core.JsonReader;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.ferry.core.ReportJson;
 import dev.ferry.core.MigrationParameters;
 import dev.ferry.core.MigrationReport;
 import dev.ferry.core.MigrationState;
@@ -25,7 +27,6 @@ import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.EnumSet;
-import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicReference;
@@ -49,7 +50,7 @@ class PostcopyMigrationTest {
             }
         }, "safepoint-forcer");
         collector.start();
-        Map<String, Object> report;
+        ObjectNode report;
         try {
             // every thread crawls between back-to-back collections: give the handshake time
             report = bench("--fault-mechanism", "userfaultfd", "--peer-timeout", "60000");
@@ -65,27 +66,27 @@ class PostcopyMigrationTest {
         assertPostcopyCompleted(bench("--fault-mechanism", "software"), "software");
     }
 
-    private static void assertPostcopyCompleted(Map<String, Object> report, String mechanism) {
-        assertEquals("COMPLETED", report.get("outcome"), String.valueOf(report.get("error")));
-        assertEquals(true, report.get("verified"));
-        assertEquals(mechanism, report.get("faultMechanism"));
-        assertEquals(1.0, report.get("switchoverRound"));
-        double faults = (Double) report.get("faults");
-        double requested = (Double) report.get("pagesRequested");
-        double pushed = (Double) report.get("pagesPushed");
+    private static void assertPostcopyCompleted(ObjectNode report, String mechanism) {
+        assertEquals("COMPLETED", report.get("outcome").asText(), String.valueOf(report.get("error")));
+        assertTrue(report.get("verified").asBoolean());
+        assertEquals(mechanism, report.get("faultMechanism").asText());
+        assertEquals(1, report.get("switchoverRound").asInt());
+        double faults = report.get("faults").asDouble();
+        double requested = report.get("pagesRequested").asDouble();
+        double pushed = report.get("pagesPushed").asDouble();
         assertTrue(faults > 0, "the guest touched missing pages: " + report);
         assertTrue(requested > 0 && requested <= faults, "each requested page was a fault: " + report);
         assertTrue(pushed > 0, "the rest came by the push");
-        Map<?, ?> rounds = (Map<?, ?>) ((java.util.List<?>) report.get("rounds")).get(1);
-        assertEquals("postcopy", rounds.get("kind"));
-        assertEquals(requested + pushed, (Double) rounds.get("pagesSent"), 0.5, "every discarded page came exactly once");
-        Map<?, ?> latency = (Map<?, ?>) report.get("faultLatencyMicros");
-        assertTrue((Double) latency.get("p50") <= (Double) latency.get("p99"));
-        assertTrue((Double) latency.get("max") > 0);
-        assertTrue((Double) report.get("guestWritesDuringPostcopy") > 0, "the guest kept writing on the destination");
+        JsonNode rounds = report.get("rounds").get(1);
+        assertEquals("postcopy", rounds.get("kind").asText());
+        assertEquals(requested + pushed, rounds.get("pagesSent").asDouble(), 0.5, "every discarded page came exactly once");
+        JsonNode latency = report.get("faultLatencyMicros");
+        assertTrue(latency.get("p50").asDouble() <= latency.get("p99").asDouble());
+        assertTrue(latency.get("max").asDouble() > 0);
+        assertTrue(report.get("guestWritesDuringPostcopy").asDouble() > 0, "the guest kept writing on the destination");
     }
 
-    private Map<String, Object> bench(String... extra) throws Exception {
+    private ObjectNode bench(String... extra) throws Exception {
         Path json = dir.resolve("report.json");
         String[] args = {"bench", "--mode", "postcopy", "--workload", "uniform:100", "--memory", "64m",
                 "--max-bandwidth", "40000000", "--json", json.toString()};
@@ -94,7 +95,7 @@ class PostcopyMigrationTest {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         int code = Ferry.run(all, new PrintStream(out), new PrintStream(out));
         assertEquals(0, code, out.toString());
-        return JsonReader.parseObject(Files.readString(json));
+        return ReportJson.parseObject(Files.readString(json));
     }
 
     @Test

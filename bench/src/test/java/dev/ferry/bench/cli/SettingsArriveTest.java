@@ -6,7 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.ferry.bench.cli.Options.Option;
 import dev.ferry.core.Configuration;
 import dev.ferry.core.MigrationParameters;
 import dev.ferry.core.Setting;
@@ -23,7 +22,6 @@ import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
 import java.util.function.Function;
-import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -101,7 +99,7 @@ class SettingsArriveTest {
     @Test
     void everySettingIsAcceptedBySomeCommand() {
         Set<Setting<?>> accepted = new HashSet<>();
-        for (List<Option> command : List.of(BenchCommand.BENCH, BenchCommand.SOURCE, DestCommand.OPTIONS)) {
+        for (List<CliOption> command : List.of(BenchCommand.BENCH, BenchCommand.SOURCE, DestCommand.OPTIONS)) {
             accepted.addAll(settings(command));
         }
         assertEquals(Set.copyOf(Configuration.settings()), accepted);
@@ -109,34 +107,51 @@ class SettingsArriveTest {
 
     @Test
     void matrixPassesEveryOptionOnToItsRuns() {
-        assertTrue(BenchCommand.MATRIX_COMMON.contains(Option.of(Configuration.RECOVER_TIMEOUT)));
-        assertTrue(BenchCommand.MATRIX_COMMON.contains(Option.of(Configuration.FAULT_MECHANISM)));
-        for (Option option : BenchCommand.MATRIX_COMMON) {
+        assertTrue(BenchCommand.MATRIX_COMMON.contains(CliOption.of(Configuration.RECOVER_TIMEOUT)));
+        assertTrue(BenchCommand.MATRIX_COMMON.contains(CliOption.of(Configuration.FAULT_MECHANISM)));
+        for (CliOption option : BenchCommand.MATRIX_COMMON) {
             List<String> given = option.isFlag() ? List.of("--" + option.name())
-                    : List.of("--" + option.name(), option.setting() != null ? EXAMPLES.get(option.setting()).text() : "2g");
-            Options o = Options.parse(given.toArray(String[]::new), 0, BenchCommand.MATRIX);
+                    : List.of("--" + option.name(), option.setting() != null ? EXAMPLES.get(option.setting()).text()
+                            : option.name().equals("fill") ? "text" : "2");
+            ParsedOptions o = Ferry.parse("matrix", given);
             assertEquals(given, BenchCommand.passedOn(o), option.name());
-            Options.parse(given.toArray(String[]::new), 0, BenchCommand.BENCH);
+            Ferry.parse("bench", given);
         }
     }
 
     @Test
-    void helpListsEveryOptionOfEveryCommandWithItsDefault() {
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        assertEquals(0, Ferry.run(new String[] {"--help"}, new PrintStream(out, true, StandardCharsets.UTF_8), System.err));
-        String help = out.toString(StandardCharsets.UTF_8);
-        Stream.of(BenchCommand.BENCH, BenchCommand.SOURCE, DestCommand.OPTIONS, BenchCommand.MATRIX_OWN)
-                .flatMap(List::stream).forEach(option -> {
-                    assertTrue(help.contains(option.help()), () -> "--" + option.name() + " in " + help);
-                    if (option.setting() != null) {
-                        assertTrue(option.help().contains("(default " + defaultText(option.setting()) + ")"), option::help);
-                    }
-                });
-        assertTrue(help.contains("--recover-timeout MS"), help);
-        assertTrue(help.contains("(default 60000)"), help);
-        for (Option passedOn : BenchCommand.MATRIX_COMMON) {
-            assertTrue(help.contains("--" + passedOn.name() + ",") || help.contains("--" + passedOn.name() + ":"),
-                    passedOn.name());
+    void helpOfEachCommandListsEveryOptionItTakesWithItsDefault() {
+        Map<String, List<CliOption>> commands = Map.of("bench", BenchCommand.BENCH, "source", BenchCommand.SOURCE,
+                "dest", DestCommand.OPTIONS, "matrix", BenchCommand.MATRIX);
+        commands.forEach((command, options) -> {
+            ByteArrayOutputStream out = new ByteArrayOutputStream();
+            assertEquals(0, Ferry.run(new String[] {command, "--help"}, new PrintStream(out, true, StandardCharsets.UTF_8),
+                    System.err));
+            // picocli wraps where it likes: compare without whitespace
+            String help = out.toString(StandardCharsets.UTF_8).replaceAll("\\s+", "");
+            for (CliOption option : options) {
+                String entry = ("--" + option.name() + (option.isFlag() ? "" : "=" + option.label()) + option.help())
+                        .replaceAll("\\s+", "");
+                assertTrue(help.contains(entry), () -> command + " --help lacks " + entry + ": " + help);
+                if (option.setting() != null && !option.isFlag()) {
+                    assertTrue(option.help().endsWith("(default " + defaultText(option.setting()) + ")"), option::help);
+                }
+            }
+        });
+    }
+
+    @Test
+    void aSettingNoCommandBindsIsSetAsTheProcessDefaultForTheCommandsRun() throws Exception {
+        ParsedOptions o = Ferry.parse("bench", List.of("--downtime-limit", "7"));
+        try (AutoCloseable defaults = MigrationFlags.processDefaults(o, List.of(Configuration.DOWNTIME_LIMIT))) {
+            assertEquals(7L, Configuration.DOWNTIME_LIMIT.value());
+            assertEquals(7L, MigrationParameters.defaults().downtimeLimitMillis(), "builders start from it");
+        }
+        assertEquals(Configuration.DOWNTIME_LIMIT_DEFAULT, Configuration.DOWNTIME_LIMIT.value(), "and it is put back");
+        for (Setting<?> unbound : MigrationFlags.unbound()) {
+            for (List<CliOption> command : List.of(BenchCommand.BENCH, BenchCommand.SOURCE, DestCommand.OPTIONS)) {
+                assertTrue(command.contains(CliOption.of(unbound)), "--" + unbound + " is offered by every migration command");
+            }
         }
     }
 
@@ -146,7 +161,7 @@ class SettingsArriveTest {
         int status = Ferry.run(new String[] {"source", "--connect", "127.0.0.1:1", "--fault-mechanism", "software"},
                 System.out, new PrintStream(err, true, StandardCharsets.UTF_8));
         assertEquals(2, status);
-        assertTrue(err.toString(StandardCharsets.UTF_8).contains("unknown option --fault-mechanism"), err::toString);
+        assertTrue(err.toString(StandardCharsets.UTF_8).contains("Unknown options: '--fault-mechanism'"), err::toString);
     }
 
     @Test
@@ -155,10 +170,11 @@ class SettingsArriveTest {
         int status = Ferry.run(new String[] {"bench", "--recover-timeout", "0"}, System.out,
                 new PrintStream(err, true, StandardCharsets.UTF_8));
         assertEquals(2, status);
-        assertTrue(err.toString(StandardCharsets.UTF_8).contains("--recover-timeout must be >= 1, got 0"), err::toString);
+        assertTrue(err.toString(StandardCharsets.UTF_8).contains("--recover-timeout': recover-timeout must be >= 1, got 0"), err::toString);
     }
 
-    private static void assertArrive(String command, List<Option> accepted, Function<Options, Configured> configure) {
+    private static void assertArrive(String command, List<CliOption> accepted,
+            Function<ParsedOptions, Configured> configure) {
         List<Setting<?>> settings = settings(accepted);
         assertFalse(settings.isEmpty(), command);
         for (Setting<?> setting : settings) {
@@ -168,8 +184,8 @@ class SettingsArriveTest {
             assertNotEquals(setting.value(), expected, () -> "the example of --" + setting + " is its default");
 
             boolean flag = accepted.stream().anyMatch(o -> o.setting() == setting && o.isFlag());
-            String[] given = flag ? new String[] {"--" + setting} : new String[] {"--" + setting, example.text()};
-            Configured configured = configure.apply(Options.parse(given, 0, accepted));
+            List<String> given = flag ? List.of("--" + setting) : List.of("--" + setting, example.text());
+            Configured configured = configure.apply(Ferry.parse(command, given));
             Map<String, Object> arrived = new LinkedHashMap<>();
             read(arrived, "the source's parameters", configured.source(), example.source());
             read(arrived, "the destination's builder", configured.destination(), example.destination());
@@ -186,8 +202,8 @@ class SettingsArriveTest {
         }
     }
 
-    private static List<Setting<?>> settings(List<Option> options) {
-        return options.stream().map(Option::setting).filter(Objects::nonNull).toList();
+    private static List<Setting<?>> settings(List<CliOption> options) {
+        return options.stream().map(CliOption::setting).filter(Objects::nonNull).toList();
     }
 
     private static DestinationBuilder unstartedDestination() {
