@@ -307,12 +307,19 @@ public final class Link implements AutoCloseable {
             frames.offer(frame);
         }
 
+        /**
+         * Wakes the sender only when the channel became writable: with TLS the pending bytes move
+         * between the TLS handler's queue and the socket's a record at a time, and writability
+         * flips around the high water mark far more often than the sender needs to hear of it.
+         * Nothing behind this handler listens for writability.
+         */
         @Override
         public void channelWritabilityChanged(ChannelHandlerContext ctx) {
-            synchronized (this) {
-                notifyAll();
+            if (ctx.channel().isWritable()) {
+                synchronized (this) {
+                    notifyAll();
+                }
             }
-            ctx.fireChannelWritabilityChanged();
         }
 
         @Override
