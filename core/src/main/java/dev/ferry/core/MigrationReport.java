@@ -32,17 +32,22 @@ import java.util.Set;
  * @param destinationResumed whether the destination resumed the guest
  * @param digest             the memory digest at the pause as this side computed it
  * @param postcopy           what post-copy did, or null when the guest moved by pre-copy
+ * @param migrationId        the id the meters are tagged with
+ * @param setupTimeMs        from the start to the first page (handshake, channels), or -1
+ * @param switchover         how the source switched over and what the pause cost against its prediction;
+ *                           null on the destination
  */
 public record MigrationReport(String role, MigrationMode mode, long memoryBytes, int pageSize, MigrationState outcome,
         boolean verified, double totalTimeMs, double downtimeMs, double expectedDowntimeMs, long bytesSent,
         long pagesSent, List<RoundRecord> rounds, Map<String, Long> pagesByKind, Set<Capability> capabilities,
-        String error, String sourceVmState, boolean destinationResumed, long digest, PostcopyReport postcopy) {
+        String error, String sourceVmState, boolean destinationResumed, long digest, PostcopyReport postcopy,
+        String migrationId, double setupTimeMs, Switchover switchover) {
 
     /** This report with {@code value} as its post-copy figures. */
     public MigrationReport withPostcopy(PostcopyReport value) {
         return new MigrationReport(role, mode, memoryBytes, pageSize, outcome, verified, totalTimeMs, downtimeMs,
                 expectedDowntimeMs, bytesSent, pagesSent, rounds, pagesByKind, capabilities, error, sourceVmState,
-                destinationResumed, digest, value);
+                destinationResumed, digest, value, migrationId, setupTimeMs, switchover);
     }
 
     /**
@@ -52,7 +57,8 @@ public record MigrationReport(String role, MigrationMode mode, long memoryBytes,
     public MigrationReport failedBy(String why) {
         return new MigrationReport(role, mode, memoryBytes, pageSize, MigrationState.FAILED, false, totalTimeMs,
                 downtimeMs, expectedDowntimeMs, bytesSent, pagesSent, rounds, pagesByKind, capabilities,
-                error == null ? why : error + "; " + why, sourceVmState, destinationResumed, digest, postcopy);
+                error == null ? why : error + "; " + why, sourceVmState, destinationResumed, digest, postcopy,
+                migrationId, setupTimeMs, switchover);
     }
 
     /** Whether the migration completed and was verified. */
@@ -60,15 +66,22 @@ public record MigrationReport(String role, MigrationMode mode, long memoryBytes,
         return outcome == MigrationState.COMPLETED && verified;
     }
 
+    /** Whether the guest was paused for much longer than the downtime limit allowed (see {@link Switchover}). */
+    public boolean downtimeLimitExceeded() {
+        return switchover != null && switchover.limitExceeded();
+    }
+
     /** Writes the report's members (without the enclosing braces) so callers can add their own. */
     public void writeJsonMembers(JsonWriter json) {
         json.name("role").value(role)
+                .name("migrationId").value(migrationId)
                 .name("mode").value(mode.name().toLowerCase(java.util.Locale.ROOT))
                 .name("memoryBytes").value(memoryBytes)
                 .name("pageSize").value(pageSize)
                 .name("outcome").value(outcome.name())
                 .name("verified").value(verified)
                 .name("totalTimeMs").value(totalTimeMs)
+                .name("setupTimeMs").value(setupTimeMs)
                 .name("downtimeMs").value(downtimeMs)
                 .name("expectedDowntimeMs").value(expectedDowntimeMs)
                 .name("bytesSent").value(bytesSent)
@@ -94,6 +107,9 @@ public record MigrationReport(String role, MigrationMode mode, long memoryBytes,
                 .name("digest").value(String.format("%016x", digest));
         if (postcopy != null) {
             postcopy.writeJsonMembers(json);
+        }
+        if (switchover != null) {
+            switchover.writeJsonMembers(json);
         }
     }
 

@@ -47,7 +47,9 @@ class JsonWriterTest {
                 Double.POSITIVE_INFINITY, false, "n/a", Map.of());
         MigrationReport report = new MigrationReport("source", MigrationMode.PRECOPY, 1L << 30, 4096, MigrationState.FAILED,
                 false, 20.0, -1, 0.2, 4_170_000, 1017, List.of(bulk, last), Map.of("normal", 900L, "zero", 117L),
-                EnumSet.of(Capability.ZERO_PAGES, Capability.LZ4), NASTY, "RUNNING", false, 0xFEDCBA9876543210L, null);
+                EnumSet.of(Capability.ZERO_PAGES, Capability.LZ4), NASTY, "RUNNING", false, 0xFEDCBA9876543210L, null,
+                "m-1", 3.5, new Switchover("stalled", ConvergencePolicy.FORCE, 300, 2, 0, true,
+                        new DowntimeBreakdown(1, 400, 0, 0.5), DowntimeBreakdown.UNKNOWN));
 
         Map<String, Object> json = JsonReader.parseObject(report.toJson());
         assertEquals("source", json.get("role"));
@@ -61,6 +63,15 @@ class JsonWriterTest {
         assertEquals(NASTY, json.get("error"));
         assertEquals("RUNNING", json.get("sourceVmState"));
         assertEquals("fedcba9876543210", json.get("digest"));
+        assertEquals("m-1", json.get("migrationId"));
+        assertEquals(3.5, json.get("setupTimeMs"));
+        Map<?, ?> switchover = (Map<?, ?>) json.get("switchover");
+        assertEquals("stalled", switchover.get("reason"));
+        assertEquals("force", switchover.get("policy"));
+        assertEquals(true, switchover.get("limitExceeded"));
+        assertEquals(401.5, ((Map<?, ?>) switchover.get("predicted")).get("totalMs"));
+        assertEquals(-1.0, ((Map<?, ?>) switchover.get("actual")).get("totalMs"), "nothing measured: unknown");
+        assertTrue(report.downtimeLimitExceeded());
         List<?> rounds = (List<?>) json.get("rounds");
         assertEquals(2, rounds.size());
         Map<?, ?> first = (Map<?, ?>) rounds.get(0);
@@ -74,12 +85,14 @@ class JsonWriterTest {
     void destinationReportOmitsSourceOnlyMembers() throws JsonReader.SyntaxError {
         MigrationReport report = new MigrationReport("destination", MigrationMode.POSTCOPY, 4096, 4096,
                 MigrationState.COMPLETED, true, 1, 0.5, -1, 100, 1, List.of(), Map.of(), EnumSet.noneOf(Capability.class),
-                null, null, true, 1, null);
+                null, null, true, 1, null, "m-1", 2.0, null);
         Map<String, Object> json = JsonReader.parseObject(report.toJson());
         assertFalse(json.containsKey("error"));
         assertFalse(json.containsKey("sourceVmState"));
         assertEquals("0000000000000001", json.get("digest"));
         assertEquals(List.of(), json.get("capabilities"));
+        assertFalse(json.containsKey("switchover"));
         assertTrue(report.succeeded());
+        assertFalse(report.downtimeLimitExceeded());
     }
 }

@@ -259,7 +259,7 @@ class DestinationBoundsTest {
     void aClaimAboveMaxMemoryIsRefusedBeforeAnythingIsAllocatedAndForgotten() throws Exception {
         in = Migration.destination(vm).memoryFromHandshake().maxMemory(1L << 30).acceptTimeoutMillis(2000).start();
         try (Socket control = open()) {
-            send(control, out -> Wire.writeHello(out, new Wire.Hello(Wire.VERSION, GuestMemory.PAGE_SIZE, 4L << 40, 1, 0, 1)));
+            send(control, out -> Wire.writeHello(out, new Wire.Hello(Wire.VERSION, GuestMemory.PAGE_SIZE, 4L << 40, 1, 0, 1, Wire.NO_MIGRATION)));
             assertEquals("source memory of 4398046511104 bytes is above this destination's max-memory of 1073741824 bytes",
                     refusal(control));
         }

@@ -704,11 +704,11 @@ class DestinationChannelsTest {
                 assertEquals("RECOVER body of 8 bytes, expected 16", refusal(stranger), "no MISSING runs for it");
             }
             try (Socket stranger = source.connect()) {
-                send(stranger, out -> Wire.writeRecover(out, source.session ^ 1));
+                send(stranger, out -> Wire.writeRecover(out, new Wire.Recover(source.session ^ 1, Wire.NO_MIGRATION)));
                 assertEquals("RECOVER for another session", refusal(stranger));
             }
             try (Socket stranger = source.connect()) {
-                send(stranger, out -> Wire.writeJoin(out, source.session, 0));
+                send(stranger, out -> Wire.writeJoin(out, new Wire.Join(source.session, 0, Wire.NO_MIGRATION)));
                 assertEquals("JOIN while the session is RECOVERING", refusal(stranger), "no page goes in before RECOVER");
             }
             assertFalse(in.result().isDone(), "refused recoveries fail nothing");

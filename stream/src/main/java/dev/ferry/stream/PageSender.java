@@ -66,6 +66,8 @@ public final class PageSender implements AutoCloseable {
     private long postcopySent;
     /** Pages of the round in progress sent so far, as of the last frame: read by the session's progress. */
     private volatile long roundSent;
+    /** Pages of every round so far (not post-copy's): only ever grows, so progress never runs backwards. */
+    private volatile long totalSent;
 
     private StageStats chunkStats;
     private long chunkWaited;
@@ -113,6 +115,7 @@ public final class PageSender implements AutoCloseable {
      */
     public long sendRound(PageBitmap pages, int round, RoundControl control) throws LinkException, CancelledException {
         long sent = 0;
+        long before = totalSent;
         roundSent = 0;
         startChunk(clock.nanoTime());
         for (long page = pages.nextSetBit(0); page >= 0; page = pages.nextSetBit(page + 1)) {
@@ -132,6 +135,7 @@ public final class PageSender implements AutoCloseable {
             if (chunkDone || writeAt - frameStart >= Wire.PAGES_FRAME_TARGET) {
                 link.send(closeFrame());
                 roundSent = sent;
+                totalSent = before + sent;
             }
             if (chunkDone) {
                 adaptCompression();
@@ -140,6 +144,8 @@ public final class PageSender implements AutoCloseable {
         if (frame != null) {
             link.send(closeFrame());
         }
+        roundSent = sent;
+        totalSent = before + sent;
         adaptCompression();
         ByteBuf end = link.buffer(Wire.FRAME_HEADER + 12);
         Wire.writeRoundEnd(end, round, sent);
@@ -221,6 +227,11 @@ public final class PageSender implements AutoCloseable {
     /** Pages of the round in progress sent so far (as of the last frame). */
     public long roundSent() {
         return roundSent;
+    }
+
+    /** Pages sent by the rounds so far, as frames went out; it never decreases. */
+    public long totalSent() {
+        return totalSent;
     }
 
     /** The encoder's figures so far. */

@@ -55,8 +55,11 @@ final class BenchCommand {
     private static final Option TLS = Option.valued("tls", "DIR", "both sides over mutual TLS with the"
             + " certificates scripts/tls-ca.sh DIR made (source.pem for the source, dest.pem for the destination, which"
             + " allows ferry-source)", null);
-    /** The options of bench and source that are not settings. */
-    static final List<Option> OWN = List.of(WORKLOAD, MEMORY, FILL, TRACE_LOOP, SEED, JSON, REPORT, CONNECT);
+    /** The options of bench and source that are not the migration's settings. */
+    static final List<Option> OWN = List.of(WORKLOAD, MEMORY, FILL, TRACE_LOOP, SEED, JSON, REPORT, CONNECT,
+            Option.of(Configuration.PROGRESS), Option.of(Configuration.PROGRESS_FILE), Option.of(Configuration.METRICS_PORT));
+    /** Exit status of a migration that completed verified but paused the guest past its downtime limit. */
+    static final int EXIT_DOWNTIME_EXCEEDED = 3;
 
     /** bench runs both sides: it takes the settings of both. */
     /** The options only bench takes. */
@@ -70,7 +73,8 @@ final class BenchCommand {
     /** The options a matrix's axes vary, and the reports its runner asks for: those are not passed on. */
     private static final Set<String> PER_RUN = Set.of(WORKLOAD.name(), Configuration.MODE.name(),
             Configuration.STAGES.name(), Configuration.MAX_BANDWIDTH.name(), Configuration.CHANNELS.name(), JSON.name(),
-            REPORT.name());
+            REPORT.name(), Configuration.PROGRESS.name(), Configuration.PROGRESS_FILE.name(),
+            Configuration.METRICS_PORT.name());
     /** The bench options matrix passes on unchanged to every run. */
     static final List<Option> MATRIX_COMMON = BENCH.stream().filter(o -> !PER_RUN.contains(o.name())).toList();
     private static final Option MODES = Option.valued("modes", "LIST", "modes to run",
@@ -134,7 +138,9 @@ final class BenchCommand {
         Sides sides = sides(o);
         MigrationParameters params = sides.source();
         Migration.warmUp();
-        try (Guest guest = Guest.create(o)) {
+        try (Guest guest = Guest.create(o); ProgressOutput progress = ProgressOutput.of(Outputs.of(o), out);
+             MetricsEndpoint metrics = MetricsEndpoint.of(Outputs.of(o), err)) {
+            PrintStream summary = progress.takesStdout() ? err : out;
             try (GuestMemory target = GuestMemory.anonymous(guest.memory.byteSize())) {
                 DirtyBitmap targetLog = new DirtyBitmap(target.pageCount());
                 WorkloadVm sourceVm = new WorkloadVm(guest.workload, guest.memory, guest.log, () -> PageGate.OPEN);
@@ -146,11 +152,12 @@ final class BenchCommand {
                 MigrationReport destination;
                 java.util.Optional<dev.ferry.core.TlsProvider> tls;
                 try (IncomingMigration in = sides.destination().apply(Migration.destination(targetVm)).memory(target)
-                        .start()) {
+                        .meterRegistry(metrics.registry()).start()) {
                     incoming.set(in);
                     tls = in.tlsProvider();
                     OutgoingMigration migration = Migration.source(guest.memory, guest.log, sourceVm)
-                            .parameters(params).connect(in.address()).listener(ProgressDisplay.forConsole()).start();
+                            .parameters(params).connect(in.address()).listener(progress)
+                            .meterRegistry(metrics.registry()).start();
                     source = migration.result().get(maxWaitMillis(params), TimeUnit.MILLISECONDS);
                     destination = in.result().get(params.peerTimeoutMillis() + 5000, TimeUnit.MILLISECONDS);
                 }
@@ -190,10 +197,11 @@ final class BenchCommand {
                         .name("throughputVsLoopback").value(source.bytesSent() * 1000.0 / source.totalTimeMs() / loopback)
                         .endObject();
                 writeReports(o, json);
-                summarize(source, destination, loopback);
-                out.printf(Locale.ROOT, "tls                %s%n", tls.map(p -> p.name().toLowerCase(Locale.ROOT) + ", mutual")
+                summarize(summary, source, destination, loopback);
+                summary.printf(Locale.ROOT, "tls                %s%n", tls.map(p -> p.name().toLowerCase(Locale.ROOT) + ", mutual")
                         .orElse("none"));
-                return source.succeeded() && destination.succeeded() ? 0 : 1;
+                return !source.succeeded() || !destination.succeeded() ? 1
+                        : source.downtimeLimitExceeded() ? EXIT_DOWNTIME_EXCEEDED : 0;
             }
         }
     }
@@ -203,11 +211,13 @@ final class BenchCommand {
         InetSocketAddress address = connect(o);
         MigrationParameters params = MigrationFlags.parameters(o);
         Migration.warmUp();
-        try (Guest guest = Guest.create(o)) {
+        try (Guest guest = Guest.create(o); ProgressOutput progress = ProgressOutput.of(Outputs.of(o), out);
+             MetricsEndpoint metrics = MetricsEndpoint.of(Outputs.of(o), err)) {
+            PrintStream summary = progress.takesStdout() ? err : out;
             WorkloadVm vm = new WorkloadVm(guest.workload, guest.memory, guest.log, () -> PageGate.OPEN);
             guest.workload.start(guest.memory, guest.log, PageGate.OPEN);
             OutgoingMigration migration = Migration.source(guest.memory, guest.log, vm)
-                    .parameters(params).connect(address).listener(ProgressDisplay.forConsole()).start();
+                    .parameters(params).connect(address).listener(progress).meterRegistry(metrics.registry()).start();
             MigrationReport report = migration.result().get(maxWaitMillis(params), TimeUnit.MILLISECONDS);
             long writesBefore = guest.workload.pagesWritten();
             if (vm.resumed()) {
@@ -226,8 +236,8 @@ final class BenchCommand {
                     .name("guestWritesOnSourceAfterRun").value(writesAfterFailure)
                     .endObject();
             writeReports(o, json);
-            summarize(report, null, 0);
-            return report.succeeded() ? 0 : 1;
+            summarize(summary, report, null, 0);
+            return !report.succeeded() ? 1 : report.downtimeLimitExceeded() ? EXIT_DOWNTIME_EXCEEDED : 0;
         }
     }
 
@@ -404,13 +414,24 @@ final class BenchCommand {
         Files.writeString(path, text);
     }
 
-    private void summarize(MigrationReport s, MigrationReport d, double loopback) {
+    private static void summarize(PrintStream out, MigrationReport s, MigrationReport d, double loopback) {
         out.printf(Locale.ROOT, "outcome            %s%s%n", s.outcome(), s.verified() ? " (verified)" : "");
         if (s.error() != null) {
             out.printf(Locale.ROOT, "error              %s%n", s.error());
         }
         out.printf(Locale.ROOT, "total time         %.1f ms%n", s.totalTimeMs());
         out.printf(Locale.ROOT, "downtime           %.2f ms (expected %.2f ms)%n", s.downtimeMs(), s.expectedDowntimeMs());
+        if (s.switchover() != null) {
+            var sw = s.switchover();
+            out.printf(Locale.ROOT, "switch-over        %s, limit %d ms%s%s%n", sw.reason(), sw.downtimeLimitMs(),
+                    sw.throttlePercent() > 0 ? ", guest throttled " + sw.throttlePercent() + "%" : "",
+                    sw.limitExceeded() ? ", LIMIT EXCEEDED" : "");
+            out.printf(Locale.ROOT, "pause predicted    sync %.2f + memory %.2f + device %.2f + hand-over %.2f ms%n",
+                    sw.predicted().syncMs(), sw.predicted().memoryMs(), sw.predicted().deviceStateMs(),
+                    sw.predicted().handoverMs());
+            out.printf(Locale.ROOT, "pause measured     sync %.2f + memory %.2f + device %.2f + hand-over %.2f ms%n",
+                    sw.actual().syncMs(), sw.actual().memoryMs(), sw.actual().deviceStateMs(), sw.actual().handoverMs());
+        }
         out.printf(Locale.ROOT, "bytes sent         %,d (%,d pages, %s)%n", s.bytesSent(), s.pagesSent(), s.pagesByKind());
         out.printf(Locale.ROOT, "rounds             %d%n", s.rounds().size());
         out.printf(Locale.ROOT, "source VM          %s%n", s.sourceVmState());

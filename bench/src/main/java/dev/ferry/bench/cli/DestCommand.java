@@ -35,7 +35,8 @@ final class DestCommand {
             "refuse sources of another size (default: the size the source announces)", null);
     private static final Option JSON = Option.valued("json", "FILE", "write this side's report as JSON", null);
     /** The options only dest takes. */
-    static final List<Option> OWN = List.of(LISTEN.option(), MEMORY, JSON, INSECURE.option());
+    static final List<Option> OWN = List.of(LISTEN.option(), MEMORY, JSON, INSECURE.option(),
+            Option.of(Configuration.PROGRESS), Option.of(Configuration.PROGRESS_FILE), Option.of(Configuration.METRICS_PORT));
     static final List<Option> OPTIONS = Stream.concat(OWN.stream(),
             MigrationFlags.options(MigrationFlags.DESTINATION).stream()).toList();
 
@@ -62,10 +63,12 @@ final class DestCommand {
         Migration.warmUp();
         GuestMemory fixed = fixedBytes > 0 ? GuestMemory.anonymous(fixedBytes) : null;
         ReceivedGuest guest = new ReceivedGuest(out);
+        ProgressOutput progress = ProgressOutput.of(Outputs.of(o), out);
+        MetricsEndpoint metrics = MetricsEndpoint.of(Outputs.of(o), err);
         DestinationBuilder builder = setup.destination().apply(Migration.destination(guest)).onRefused(reason -> {
                     err.println("ferry dest: refused " + reason);
                     err.flush();
-                });
+                }).listener(progress).meterRegistry(metrics.registry());
         if (fixed != null) {
             builder.memory(fixed);
         } else {
@@ -98,6 +101,8 @@ final class DestCommand {
                     report.bytesSent(), report.pagesSent(), report.downtimeMs(), report.destinationResumed());
             return report.succeeded() ? 0 : 1;
         } finally {
+            metrics.close();
+            progress.close();
             if (fixed != null) {
                 fixed.close();
             }

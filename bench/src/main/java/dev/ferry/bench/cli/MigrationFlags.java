@@ -3,6 +3,7 @@ package dev.ferry.bench.cli;
 import dev.ferry.bench.cli.Options.Option;
 import dev.ferry.core.Capability;
 import dev.ferry.core.Configuration;
+import dev.ferry.core.ConvergencePolicy;
 import dev.ferry.core.MigrationMode;
 import dev.ferry.core.MigrationParameters;
 import dev.ferry.core.Setting;
@@ -43,6 +44,7 @@ final class MigrationFlags {
             bound(Configuration.MAX_BANDWIDTH, MigrationParameters.Builder::maxBandwidth),
             bound(Configuration.MAX_ROUNDS, MigrationParameters.Builder::maxRounds),
             bound(Configuration.TIME_LIMIT, MigrationParameters.Builder::totalTimeLimitMillis),
+            bound(Configuration.CONVERGENCE, MigrationParameters.Builder::convergence),
             bound(Configuration.CHANNELS, MigrationParameters.Builder::channels),
             bound(Configuration.STAGES, MigrationParameters.Builder::capabilities),
             bound(Configuration.COMPRESSION, MigrationParameters.Builder::adaptiveCompression),
@@ -91,10 +93,10 @@ final class MigrationFlags {
         MigrationParameters.Builder b = MigrationParameters.builder();
         SOURCE.forEach(setting -> setting.given(o).accept(b));
         MigrationParameters p = b.build();
-        if (p.mode() == MigrationMode.PRECOPY) {
+        if (p.mode() == MigrationMode.PRECOPY && p.convergence() != ConvergencePolicy.POSTCOPY) {
             return p;
         }
-        // a mode that hands over by post-copy offers it: the command line has no other way to
+        // a mode or policy that may hand over by post-copy offers it: the command line has no other way to
         Set<Capability> offered = p.capabilities();
         offered.add(Capability.POSTCOPY);
         return b.capabilities(offered).build();
