@@ -701,7 +701,7 @@ class DestinationChannelsTest {
                     Wire.writeHeader(out, Wire.RECOVER, 8);
                     out.writeLong(Wire.MAGIC);
                 });
-                assertEquals("RECOVER body of 8 bytes, expected 16", refusal(stranger), "no MISSING runs for it");
+                assertEquals("RECOVER body of 8 bytes, expected 32", refusal(stranger), "no MISSING runs for it");
             }
             try (Socket stranger = source.connect()) {
                 send(stranger, out -> Wire.writeRecover(out, new Wire.Recover(source.session ^ 1, Wire.NO_MIGRATION)));
