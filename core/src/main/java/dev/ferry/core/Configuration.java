@@ -205,10 +205,44 @@ public final class Configuration {
             String::valueOf, INSECURE_DEFAULT,
             "let a destination listen on an address other than loopback without TLS (guest memory in clear text)");
 
+    public static final String CONVERGENCE_PROP_NAME = "ferry.convergence";
+    /**
+     * Fail: a stalled migration ends with the guest running on the source as before, at its own
+     * pace, as KubeVirt's completion timeout aborts; slowing the guest, running it ahead of its
+     * memory, or pausing it past the limit are the manager's to choose.
+     */
+    public static final ConvergencePolicy CONVERGENCE_DEFAULT = ConvergencePolicy.FAIL;
+    public static final Setting<ConvergencePolicy> CONVERGENCE = Setting.choice(CONVERGENCE_PROP_NAME,
+            ConvergencePolicy.class, CONVERGENCE_DEFAULT,
+            "pre-copy that stalls (the guest dirties about as fast as the link drains): fail, switch to postcopy,"
+                    + " throttle the guest (auto-converge) or force the stop-and-copy");
+
+    public static final String PROGRESS_PROP_NAME = "ferry.progress";
+    public static final ProgressFormat PROGRESS_DEFAULT = ProgressFormat.AUTO;
+    public static final Setting<ProgressFormat> PROGRESS = Setting.choice(PROGRESS_PROP_NAME, ProgressFormat.class,
+            PROGRESS_DEFAULT, "auto: a status line on a terminal; json: also one JSON object per line while it runs"
+                    + " (stdout, or progress-file); none");
+
+    public static final String PROGRESS_FILE_PROP_NAME = "ferry.progress-file";
+    public static final String PROGRESS_FILE_DEFAULT = "-";
+    public static final Setting<String> PROGRESS_FILE = Setting.of(PROGRESS_FILE_PROP_NAME, "FILE", "a path, or - for stdout",
+            PROGRESS_FILE_DEFAULT, text -> {
+                if (text.isEmpty()) {
+                    throw new IllegalArgumentException();
+                }
+                return text;
+            }, f -> f, "where --progress json writes its lines; - is stdout");
+
+    public static final String METRICS_PORT_PROP_NAME = "ferry.metrics-port";
+    /** Off: serving metrics is a port the operator opens. */
+    public static final int METRICS_PORT_DEFAULT = -1;
+    public static final Setting<Integer> METRICS_PORT = Setting.integer(METRICS_PORT_PROP_NAME, METRICS_PORT_DEFAULT, -1,
+            65535, "serve the meters as Prometheus text on http://127.0.0.1:PORT/metrics; 0 picks a free port, -1 none");
+
     private static final List<Setting<?>> SETTINGS = List.of(MODE, POSTCOPY_AFTER_ROUNDS, DOWNTIME_LIMIT, MAX_BANDWIDTH,
-            MAX_ROUNDS, TIME_LIMIT, CHANNELS, STAGES, COMPRESSION, XBZRLE_CACHE_SIZE, DEDUP_INDEX_SIZE, ZSTD_LEVEL, PEER_TIMEOUT, RECOVER_TIMEOUT,
-            FAULT_MECHANISM, PREALLOC, MAX_MEMORY, MAX_PENDING, HANDSHAKE_TIMEOUT, LISTEN, ACCEPT_TIMEOUT, TLS_CERT, TLS_KEY,
-            TLS_CA, TLS_ALLOW, TLS_PROVIDER, MIGRATION_ID, INSECURE);
+            MAX_ROUNDS, TIME_LIMIT, CONVERGENCE, CHANNELS, STAGES, COMPRESSION, XBZRLE_CACHE_SIZE, DEDUP_INDEX_SIZE, ZSTD_LEVEL, PEER_TIMEOUT,
+            RECOVER_TIMEOUT, FAULT_MECHANISM, PREALLOC, MAX_MEMORY, MAX_PENDING, HANDSHAKE_TIMEOUT, LISTEN, ACCEPT_TIMEOUT,
+            TLS_CERT, TLS_KEY, TLS_CA, TLS_ALLOW, TLS_PROVIDER, MIGRATION_ID, INSECURE, PROGRESS, PROGRESS_FILE, METRICS_PORT);
 
     private Configuration() {
     }

@@ -1,6 +1,9 @@
 package dev.ferry.core;
 
-/** Progress of a running migration, called on the migration's thread; must return quickly. */
+/**
+ * Progress of a running migration, on either side. The source calls it on the migration's thread;
+ * the destination on the session's threads, one call at a time. It must return quickly.
+ */
 public interface MigrationListener {
     /** A listener that ignores everything. */
     MigrationListener NONE = new MigrationListener() { };
@@ -13,7 +16,7 @@ public interface MigrationListener {
     default void onRound(RoundRecord round) {
     }
 
-    /** Bytes put on the wire so far and the round in progress; called every few MiB. */
-    default void onProgress(long bytesSent, int round, long pagesLeftInRound) {
+    /** A snapshot as pages go: every 50 ms or so while a round runs, and at every round's end. */
+    default void onProgress(MigrationProgress progress) {
     }
 }

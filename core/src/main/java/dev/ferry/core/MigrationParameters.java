@@ -33,6 +33,7 @@ public final class MigrationParameters {
     private final List<String> tlsAllow;
     private final TlsProvider tlsProvider;
     private final UUID migrationId;
+    private final ConvergencePolicy convergence;
 
     private MigrationParameters(Builder b) {
         this.mode = b.mode;
@@ -54,6 +55,7 @@ public final class MigrationParameters {
         this.tlsCa = b.tlsCa;
         this.tlsAllow = b.tlsAllow;
         this.tlsProvider = b.tlsProvider;
+        this.convergence = b.convergence;
         this.migrationId = b.migrationId;
     }
 
@@ -89,6 +91,7 @@ public final class MigrationParameters {
         b.tlsCa = tlsCa;
         b.tlsAllow = tlsAllow;
         b.tlsProvider = tlsProvider;
+        b.convergence = convergence;
         b.migrationId = migrationId;
         return b;
     }
@@ -159,6 +162,9 @@ public final class MigrationParameters {
     /** {@link Configuration#MIGRATION_ID}: the id both sides were given; the nil UUID when none was. */
     public UUID migrationId() { return migrationId; }
 
+    /** {@link Configuration#CONVERGENCE}: what a stalled pre-copy does. */
+    public ConvergencePolicy convergence() { return convergence; }
+
     @Override
     public String toString() {
         return String.join(" ", entry(Configuration.MODE, mode), entry(Configuration.DOWNTIME_LIMIT, downtimeLimitMillis),
@@ -172,7 +178,8 @@ public final class MigrationParameters {
                 entry(Configuration.RECOVER_TIMEOUT, recoverTimeoutMillis), entry(Configuration.CHANNELS, channels),
                 entry(Configuration.TLS_CERT, tlsCert), entry(Configuration.TLS_KEY, tlsKey),
                 entry(Configuration.TLS_CA, tlsCa), entry(Configuration.TLS_ALLOW, tlsAllow),
-                entry(Configuration.TLS_PROVIDER, tlsProvider), entry(Configuration.MIGRATION_ID, migrationId));
+                entry(Configuration.TLS_PROVIDER, tlsProvider), entry(Configuration.MIGRATION_ID, migrationId),
+                entry(Configuration.CONVERGENCE, convergence));
     }
 
     private static <T> String entry(Setting<T> setting, T value) {
@@ -204,6 +211,7 @@ public final class MigrationParameters {
         private List<String> tlsAllow = Configuration.TLS_ALLOW.value();
         private TlsProvider tlsProvider = Configuration.TLS_PROVIDER.value();
         private UUID migrationId = Configuration.MIGRATION_ID.value();
+        private ConvergencePolicy convergence = Configuration.CONVERGENCE.value();
 
         private Builder() {
         }
@@ -276,6 +284,11 @@ public final class MigrationParameters {
 
         public Builder channels(int value) {
             this.channels = Configuration.CHANNELS.check(value);
+            return this;
+        }
+
+        public Builder convergence(ConvergencePolicy value) {
+            this.convergence = Configuration.CONVERGENCE.check(value);
             return this;
         }
 

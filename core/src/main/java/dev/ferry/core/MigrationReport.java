@@ -34,28 +34,23 @@ import java.util.Set;
  * @param destinationResumed whether the destination resumed the guest
  * @param digest             the memory digest at the pause as this side computed it
  * @param postcopy           what post-copy did, or null when the guest moved by pre-copy
+ * @param dedup              what the dedup stage did, or null when it was not negotiated (or on the destination)
+ * @param migrationId        the id the meters are tagged with
+ * @param setupTimeMs        from the start to the first page (handshake, channels), or -1
+ * @param switchover         how the source switched over and what the pause cost against its prediction;
+ *                           null on the destination
  */
 public record MigrationReport(String role, MigrationMode mode, long memoryBytes, int pageSize, MigrationState outcome,
         boolean verified, double totalTimeMs, double downtimeMs, double expectedDowntimeMs, long bytesSent,
         long pagesSent, List<RoundRecord> rounds, Map<String, Long> pagesByKind, Set<Capability> capabilities,
         String error, String sourceVmState, boolean destinationResumed, long digest, PostcopyReport postcopy,
-        DedupReport dedup) {
-
-    /** A report without dedup figures (the stage was not negotiated, or this is the destination). */
-    public MigrationReport(String role, MigrationMode mode, long memoryBytes, int pageSize, MigrationState outcome,
-            boolean verified, double totalTimeMs, double downtimeMs, double expectedDowntimeMs, long bytesSent,
-            long pagesSent, List<RoundRecord> rounds, Map<String, Long> pagesByKind, Set<Capability> capabilities,
-            String error, String sourceVmState, boolean destinationResumed, long digest, PostcopyReport postcopy) {
-        this(role, mode, memoryBytes, pageSize, outcome, verified, totalTimeMs, downtimeMs, expectedDowntimeMs,
-                bytesSent, pagesSent, rounds, pagesByKind, capabilities, error, sourceVmState, destinationResumed, digest,
-                postcopy, null);
-    }
+        DedupReport dedup, String migrationId, double setupTimeMs, Switchover switchover) {
 
     /** This report with {@code value} as its post-copy figures. */
     public MigrationReport withPostcopy(PostcopyReport value) {
         return new MigrationReport(role, mode, memoryBytes, pageSize, outcome, verified, totalTimeMs, downtimeMs,
                 expectedDowntimeMs, bytesSent, pagesSent, rounds, pagesByKind, capabilities, error, sourceVmState,
-                destinationResumed, digest, value, dedup);
+                destinationResumed, digest, value, dedup, migrationId, setupTimeMs, switchover);
     }
 
     /**
@@ -65,7 +60,8 @@ public record MigrationReport(String role, MigrationMode mode, long memoryBytes,
     public MigrationReport failedBy(String why) {
         return new MigrationReport(role, mode, memoryBytes, pageSize, MigrationState.FAILED, false, totalTimeMs,
                 downtimeMs, expectedDowntimeMs, bytesSent, pagesSent, rounds, pagesByKind, capabilities,
-                error == null ? why : error + "; " + why, sourceVmState, destinationResumed, digest, postcopy, dedup);
+                error == null ? why : error + "; " + why, sourceVmState, destinationResumed, digest, postcopy,
+                dedup, migrationId, setupTimeMs, switchover);
     }
 
     /** Whether the migration completed and was verified. */
@@ -73,16 +69,23 @@ public record MigrationReport(String role, MigrationMode mode, long memoryBytes,
         return outcome == MigrationState.COMPLETED && verified;
     }
 
+    /** Whether the guest was paused for much longer than the downtime limit allowed (see {@link Switchover}). */
+    public boolean downtimeLimitExceeded() {
+        return switchover != null && switchover.limitExceeded();
+    }
+
     /** The report as a JSON object, to which callers may add members of their own. */
     public ObjectNode toJsonNode() {
         ObjectNode json = ReportJson.object()
                 .put("role", role)
+                .put("migrationId", migrationId)
                 .put("mode", mode.name().toLowerCase(java.util.Locale.ROOT))
                 .put("memoryBytes", memoryBytes)
                 .put("pageSize", pageSize)
                 .put("outcome", outcome.name())
                 .put("verified", verified);
         ReportJson.put(json, "totalTimeMs", totalTimeMs);
+        ReportJson.put(json, "setupTimeMs", setupTimeMs);
         ReportJson.put(json, "downtimeMs", downtimeMs);
         ReportJson.put(json, "expectedDowntimeMs", expectedDowntimeMs);
         json.put("bytesSent", bytesSent).put("pagesSent", pagesSent);
@@ -105,6 +108,9 @@ public record MigrationReport(String role, MigrationMode mode, long memoryBytes,
         }
         if (dedup != null) {
             dedup.putJsonMembers(json);
+        }
+        if (switchover != null) {
+            switchover.putJsonMembers(json);
         }
         return json;
     }

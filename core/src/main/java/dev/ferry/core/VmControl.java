@@ -21,6 +21,18 @@ public interface VmControl {
     void loadDeviceState(byte[] state);
 
     /**
+     * Asks the vCPUs to run only {@code 100 - percent}% of the time (QEMU's cpu-throttle, what
+     * auto-converge uses), so the guest dirties memory more slowly; 0 lifts it. Called on the
+     * migration's thread between rounds, and with 0 once the migration ends either way.
+     *
+     * @param percent 0..99
+     * @return whether this VM can be throttled (the default: it cannot)
+     */
+    default boolean throttle(int percent) {
+        return false;
+    }
+
+    /**
      * A VM with nothing to run: no vCPUs to pause or resume and no device state. For migrating
      * memory alone, as benchmarks and {@code Migration.warmUp()} do.
      */

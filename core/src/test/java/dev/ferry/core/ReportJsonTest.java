@@ -51,7 +51,9 @@ class ReportJsonTest {
                 Double.POSITIVE_INFINITY, false, "n/a", Map.of());
         MigrationReport report = new MigrationReport("source", MigrationMode.PRECOPY, 1L << 30, 4096, MigrationState.FAILED,
                 false, 20.0, -1, 0.2, 4_170_000, 1017, List.of(bulk, last), Map.of("normal", 900L, "zero", 117L),
-                EnumSet.of(Capability.ZERO_PAGES, Capability.LZ4), NASTY, "RUNNING", false, 0xFEDCBA9876543210L, null);
+                EnumSet.of(Capability.ZERO_PAGES, Capability.LZ4), NASTY, "RUNNING", false, 0xFEDCBA9876543210L, null,
+                null, "m-1", 3.5, new Switchover("stalled", ConvergencePolicy.FORCE, 300, 2, 0, true,
+                        new DowntimeBreakdown(1, 400, 0, 0.5), DowntimeBreakdown.UNKNOWN));
 
         ObjectNode json = ReportJson.parseObject(report.toJson());
         assertEquals("source", json.get("role").asText());
@@ -66,6 +68,15 @@ class ReportJsonTest {
         assertEquals(NASTY, json.get("error").asText());
         assertEquals("RUNNING", json.get("sourceVmState").asText());
         assertEquals("fedcba9876543210", json.get("digest").asText());
+        assertEquals("m-1", json.get("migrationId").asText());
+        assertEquals(3.5, json.get("setupTimeMs").asDouble());
+        JsonNode switchover = json.get("switchover");
+        assertEquals("stalled", switchover.get("reason").asText());
+        assertEquals("force", switchover.get("policy").asText());
+        assertTrue(switchover.get("limitExceeded").asBoolean());
+        assertEquals(401.5, switchover.get("predicted").get("totalMs").asDouble());
+        assertEquals(-1.0, switchover.get("actual").get("totalMs").asDouble(), "nothing measured: unknown");
+        assertTrue(report.downtimeLimitExceeded());
         JsonNode rounds = json.get("rounds");
         assertEquals(2, rounds.size());
         assertEquals("not \"negotiated\"", rounds.get(0).get("compressionReason").asText());
@@ -80,7 +91,7 @@ class ReportJsonTest {
                 List.of(new long[] {100, 7}, new long[] {1300, 5}));
         MigrationReport report = new MigrationReport("source", MigrationMode.POSTCOPY, 4096, 4096,
                 MigrationState.COMPLETED, true, 1, 0.5, -1, 100, 1, List.of(), Map.of(), EnumSet.noneOf(Capability.class),
-                null, "STOPPED", true, 1, postcopy);
+                null, "STOPPED", true, 1, postcopy, null, "m-1", 2.0, null);
         ObjectNode json = ReportJson.parseObject(report.toJson());
         assertEquals(12, json.get("faults").asLong());
         assertEquals(900, json.get("faultLatencyMicros").get("p99").asLong());
@@ -94,7 +105,7 @@ class ReportJsonTest {
     void destinationReportOmitsSourceOnlyMembers() {
         MigrationReport report = new MigrationReport("destination", MigrationMode.POSTCOPY, 4096, 4096,
                 MigrationState.COMPLETED, true, 1, 0.5, -1, 100, 1, List.of(), Map.of(), EnumSet.noneOf(Capability.class),
-                null, null, true, 1, null);
+                null, null, true, 1, null, null, "m-1", 2.0, null);
         ObjectNode json = ReportJson.parseObject(report.toJson());
         assertFalse(json.has("error"));
         assertFalse(json.has("sourceVmState"));

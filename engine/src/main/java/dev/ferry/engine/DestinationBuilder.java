@@ -4,6 +4,7 @@ import dev.ferry.core.Capability;
 import dev.ferry.core.Configuration;
 import dev.ferry.core.FaultMechanism;
 import dev.ferry.core.GuestMemory;
+import dev.ferry.core.MigrationListener;
 import dev.ferry.core.NanoClock;
 import dev.ferry.core.TlsProvider;
 import dev.ferry.core.VmControl;
@@ -53,6 +54,8 @@ public final class DestinationBuilder {
     private long acceptTimeoutMillis = Configuration.ACCEPT_TIMEOUT.value();
     private GuestMemory given;
     private MeterRegistry registry = new SimpleMeterRegistry();
+    private String guest = SourceBuilder.DEFAULT_GUEST;
+    private MigrationListener listener = MigrationListener.NONE;
 
     DestinationBuilder(VmControl vm) {
         this.vm = Objects.requireNonNull(vm);
@@ -306,6 +309,18 @@ public final class DestinationBuilder {
         return this;
     }
 
+    /** The guest, as the meters' {@code guest} tag (default {@code default}). */
+    public DestinationBuilder guest(String value) {
+        this.guest = Objects.requireNonNull(value);
+        return this;
+    }
+
+    /** Progress events of this side, one call at a time on the session's threads. */
+    public DestinationBuilder listener(MigrationListener value) {
+        this.listener = Objects.requireNonNull(value);
+        return this;
+    }
+
     /** The time source (default the monotonic system clock). */
     public DestinationBuilder clock(NanoClock value) {
         this.clock = Objects.requireNonNull(value);
@@ -316,14 +331,19 @@ public final class DestinationBuilder {
      * Listens and serves exactly one migration: another connection is refused, unless it resumes
      * a post-copy migration whose link was lost.
      */
-    public IncomingMigration start() throws LinkException {
+    public IncomingMigration start() throws MigrationException {
         if (memoryForSize == null) {
             throw new IllegalStateException("no memory: call memory(...) or memoryFromHandshake() first");
         }
-        Tls tls = new TlsCredentials(tlsCert, tlsKey, tlsCa, tlsAllow, tlsProvider).forDestination();
+        Tls tls;
+        try {
+            tls = new TlsCredentials(tlsCert, tlsKey, tlsCa, tlsAllow, tlsProvider).forDestination();
+        } catch (LinkException e) {
+            throw new MigrationException(e.getMessage(), e);
+        }
         java.net.InetAddress host = address.getAddress();
         if (tls == null && !insecure && (host == null || !host.isLoopbackAddress())) {
-            throw new LinkException("refusing to listen on " + address.getHostString() + " without TLS: anyone who can"
+            throw new MigrationException("refusing to listen on " + address.getHostString() + " without TLS: anyone who can"
                     + " reach it could read the guest's memory or send a guest of their own; give "
                     + Configuration.TLS_CERT.name() + ", " + Configuration.TLS_KEY.name() + " and "
                     + Configuration.TLS_CA.name() + ", or " + Configuration.INSECURE.name() + " to accept that");
@@ -334,7 +354,7 @@ public final class DestinationBuilder {
         // page channels apply in parallel, each on an event loop of its own as far as the cores go
         EventLoopGroup group = Transports.group(Math.max(4, 2 * Runtime.getRuntime().availableProcessors()));
         DestinationSession session = new DestinationSession(memoryForSize, vm, clock, capabilities, faultMechanism,
-                peerTimeoutMillis, recoverTimeoutMillis, maxMemory, migrationId, registry);
+                peerTimeoutMillis, recoverTimeoutMillis, maxMemory, migrationId, registry, guest, listener);
         DestinationHandler handler = new DestinationHandler(session, maxPending, handshakeTimeoutMillis, peerTimeoutMillis,
                 refusals);
         try {
@@ -342,7 +362,10 @@ public final class DestinationBuilder {
             LinkServer server = LinkServer.bind(group, address, peerTimeoutMillis, tls, refusals, () -> handler);
             session.awaitSource(acceptTimeoutMillis);
             return new IncomingMigration(server, group, session, tls == null ? null : tls.provider());
-        } catch (LinkException | RuntimeException e) {
+        } catch (LinkException e) {
+            group.shutdownGracefully();
+            throw new MigrationException(e.getMessage(), e);
+        } catch (RuntimeException e) {
             group.shutdownGracefully();
             throw e;
         }

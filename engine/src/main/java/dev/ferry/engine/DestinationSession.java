@@ -4,7 +4,10 @@ import dev.ferry.compression.MalformedPayloadException;
 import dev.ferry.core.Capability;
 import dev.ferry.core.GuestMemory;
 import dev.ferry.core.MemoryDigest;
+import dev.ferry.core.MigrationListener;
+import dev.ferry.core.MigrationMetrics;
 import dev.ferry.core.MigrationMode;
+import dev.ferry.core.MigrationProgress;
 import dev.ferry.core.MigrationReport;
 import dev.ferry.core.MigrationState;
 import dev.ferry.core.NanoClock;
@@ -108,10 +111,19 @@ final class DestinationSession {
     private final long sessionId = new SecureRandom().nextLong();
     /** The id the manager gave this side ({@link Wire#NO_MIGRATION}: none, so the HELLO's); then the session's. */
     private volatile UUID migration;
+    /** The id meters and progress carry: the migration's, or the session's when it has none; fixed at HELLO. */
+    private volatile String meterId = "";
+    private final String guest;
+    private final MigrationListener listener;
+    private volatile MigrationMetrics metrics;
     private SourcePeer peer;
+    /** The last round the control connection's barrier passed. */
+    private volatile int roundsDone;
+    private volatile long setupNanos = -1;
+    private volatile double downtimeMs = -1;
 
     private volatile State state = State.AWAIT_HELLO;
-    private GuestMemory memory;
+    private volatile GuestMemory memory;
     private MemoryDigest digest;
     private PageBitmap written;
     private Set<Capability> negotiated = EnumSet.noneOf(Capability.class);
@@ -123,7 +135,7 @@ final class DestinationSession {
     /** Per channel (the request channel last): whether it joined since the session (re)connected; guarded by this. */
     private boolean[] joined = new boolean[0];
     private byte[] deviceState;
-    private PostcopyDestination postcopy;
+    private volatile PostcopyDestination postcopy;
     private volatile PageGate gate;
     private long startNanos;
     private long pauseNanos = -1;
@@ -141,7 +153,7 @@ final class DestinationSession {
 
     DestinationSession(LongFunction<GuestMemory> memoryForSize, VmControl vm, NanoClock clock, Set<Capability> supported,
             FaultMechanism faultMechanism, long peerTimeoutMillis, long recoverTimeoutMillis, long maxMemory,
-            UUID migration, MeterRegistry registry) {
+            UUID migration, MeterRegistry registry, String guest, MigrationListener listener) {
         this.maxMemory = maxMemory;
         this.migration = migration;
         this.memoryForSize = memoryForSize;
@@ -153,6 +165,59 @@ final class DestinationSession {
         this.recoverTimeoutMillis = recoverTimeoutMillis;
         this.registry = registry;
         this.startNanos = clock.nanoTime();
+        this.guest = guest;
+        this.listener = listener;
+    }
+
+    /** The id of a migration's meters: the manager's, else the session's, so both sides agree either way. */
+    static String meterId(UUID migration, long session) {
+        return migration.equals(Wire.NO_MIGRATION) ? String.format("%016x", session) : migration.toString();
+    }
+
+    /** A snapshot of this side, from any thread. */
+    MigrationProgress progress() {
+        State now = state;
+        MigrationState shown = switch (now) {
+            case AWAIT_HELLO -> MigrationState.SETUP;
+            case RECEIVING -> roundsDone == 0 ? MigrationState.BULK : MigrationState.ITERATE;
+            case POSTCOPY, RECOVERING -> MigrationState.POSTCOPY;
+            case COMPLETED -> MigrationState.COMPLETED;
+            case FAILED -> MigrationState.FAILED;
+        };
+        PageApplier[] all;
+        synchronized (this) {
+            all = appliers;
+        }
+        long bytes = frameBytes.sum();
+        Map<String, Long> kinds = new LinkedHashMap<>();
+        for (PageApplier a : all) {
+            bytes += a.bytes();
+        }
+        for (int code = 0; code < PageEncoding.COUNT; code++) {
+            long n = 0;
+            for (PageApplier a : all) {
+                n += a.pagesOf(code);
+            }
+            if (n > 0) {
+                kinds.put(PageEncoding.name(code), n);
+            }
+        }
+        PostcopyDestination post = postcopy;
+        long remaining = now == State.COMPLETED ? 0
+                : (now == State.POSTCOPY || now == State.RECOVERING) && post != null ? post.missing() * GuestMemory.PAGE_SIZE
+                : -1;
+        GuestMemory m = memory;
+        double elapsedMs = (clock.nanoTime() - startNanos) / 1e6;
+        return new MigrationProgress("destination", meterId, shown, setupNanos < 0 ? -1 : setupNanos / 1e6,
+                elapsedMs, bytes, remaining, m == null ? 0 : m.byteSize(), -1,
+                elapsedMs > 0 ? bytes * 1000.0 / elapsedMs : 0, -1, roundsDone, kinds, 0, 0, downtimeMs);
+    }
+
+    /** The listener hears one call at a time, whichever thread of the session makes it. */
+    private void tell() {
+        synchronized (listener) {
+            listener.onProgress(progress());
+        }
     }
 
     void peer(SourcePeer value) {
@@ -220,6 +285,8 @@ final class DestinationSession {
             throw new ProtocolException(refusal);
         }
         migration = hello.migration();
+        meterId = meterId(migration, sessionId);
+        metrics = new MigrationMetrics(registry, "destination", meterId, guest, this::progress);
         if (hello.version() != Wire.VERSION) {
             throw new ProtocolException("source speaks protocol version " + hello.version() + ", this destination " + Wire.VERSION);
         }
@@ -273,6 +340,7 @@ final class DestinationSession {
             PostcopyDestination.prepare(faultMechanism);
         }
         enter(State.RECEIVING);
+        setupNanos = clock.nanoTime() - startNanos;
         peer.welcome(new Wire.Welcome(Wire.mask(accepted), sessionId));
         // a source's channels join at once: a HELLO whose channels never come does not hold this destination
         timer("ferry-join-timer", () -> {
@@ -357,6 +425,8 @@ final class DestinationSession {
             peer.stale(end.round(), stalePages);
             stalePages.clearAll();
         }
+        roundsDone = end.round();
+        tell();
     }
 
     /** The barrier was left because a connection was lost; not a protocol error of its own. */
@@ -511,7 +581,12 @@ final class DestinationSession {
             if (now == State.COMPLETED || now == State.FAILED) {
                 return;
             }
-            appliers[channel].apply(frame, from, to);
+            PageApplier applier = appliers[channel];
+            long before = applier.bytes();
+            applier.apply(frame, from, to);
+            if ((before ^ applier.bytes()) >>> PROGRESS_SHIFT != 0) {
+                tell();
+            }
         } finally {
             if (applying.decrementAndGet() == 0 && state.ordinal() >= State.COMPLETED.ordinal()) {
                 synchronized (this) {
@@ -520,6 +595,9 @@ final class DestinationSession {
             }
         }
     }
+
+    /** A channel tells the listener each time it received another 2^23 bytes (8 MiB). */
+    private static final int PROGRESS_SHIFT = 23;
 
     /** Waits, within the peer timeout, until no channel applies a frame: the session is over. */
     private void awaitAppliersIdle() {
@@ -648,6 +726,7 @@ final class DestinationSession {
             state = next;
             notifyAll();
         }
+        tell();
     }
 
     private long pagesReceived() {
@@ -659,6 +738,11 @@ final class DestinationSession {
     }
 
     private void complete(MigrationState outcome, boolean verified, double downtimeMs, String error, boolean resumed) {
+        this.downtimeMs = downtimeMs;
+        MigrationMetrics m = metrics;
+        if (m != null) {
+            m.switchover(-1, downtimeMs);
+        }
         Map<String, Long> kinds = new LinkedHashMap<>();
         long bytes = frameBytes.sum();
         for (PageApplier a : appliers) {
@@ -677,9 +761,10 @@ final class DestinationSession {
         MigrationReport report = new MigrationReport("destination", mode, memory == null ? 0 : memory.byteSize(),
                 GuestMemory.PAGE_SIZE, outcome, verified, (clock.nanoTime() - startNanos) / 1e6, downtimeMs, -1, bytes,
                 pagesReceived(), List.of(), kinds, negotiated, error, null, resumed,
-                digest == null ? 0 : digest.value(), post);
+                digest == null ? 0 : digest.value(), post, null, meterId, setupNanos < 0 ? -1 : setupNanos / 1e6, null);
         awaitAppliersIdle();
         release();
+        tell();
         result.complete(report);
     }
 

@@ -24,6 +24,20 @@ public final class IncomingMigration implements AutoCloseable {
         migration.result().whenComplete((report, error) -> server.close());
     }
 
+    /** A snapshot of this side at this moment: bytes received, rounds ended, pages missing in post-copy. */
+    public dev.ferry.core.MigrationProgress progress() {
+        return migration.progress();
+    }
+
+    /**
+     * Waits at most {@code timeout} for the migration to end and returns this side's report.
+     *
+     * @throws MigrationTimeoutException if it is still running then
+     */
+    public MigrationReport await(java.time.Duration timeout) throws MigrationException, InterruptedException {
+        return OutgoingMigration.awaitReport(migration.result(), timeout, "destination");
+    }
+
     /** The address sources connect to. */
     public InetSocketAddress address() {
         return server.localAddress();

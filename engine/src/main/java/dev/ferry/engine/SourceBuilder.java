@@ -5,7 +5,7 @@ import dev.ferry.core.Capability;
 import dev.ferry.core.DirtyLog;
 import dev.ferry.core.GuestMemory;
 import dev.ferry.core.MigrationListener;
-import dev.ferry.core.MigrationMetrics;
+import dev.ferry.core.ConvergencePolicy;
 import dev.ferry.core.MigrationParameters;
 import dev.ferry.core.NanoClock;
 import dev.ferry.core.VmControl;
@@ -26,6 +26,10 @@ public final class SourceBuilder {
     private MigrationListener listener = MigrationListener.NONE;
     private MeterRegistry registry = new SimpleMeterRegistry();
     private NanoClock clock = NanoClock.SYSTEM;
+    private String guest = DEFAULT_GUEST;
+
+    /** The guest tag of meters when none is given. */
+    static final String DEFAULT_GUEST = "default";
 
     SourceBuilder(GuestMemory memory, DirtyLog dirtyLog, VmControl vm) {
         this.memory = Objects.requireNonNull(memory);
@@ -57,6 +61,12 @@ public final class SourceBuilder {
         return this;
     }
 
+    /** The guest this migration moves, as its meters' {@code guest} tag (default {@code default}): a gang's guests differ. */
+    public SourceBuilder guest(String value) {
+        this.guest = Objects.requireNonNull(value);
+        return this;
+    }
+
     /** The time source (default the monotonic system clock). */
     public SourceBuilder clock(NanoClock value) {
         this.clock = Objects.requireNonNull(value);
@@ -68,13 +78,17 @@ public final class SourceBuilder {
         if (destination == null) {
             throw new IllegalStateException("no destination: call connect(address) first");
         }
+        if (parameters.convergence() == ConvergencePolicy.POSTCOPY
+                && !parameters.capabilities().contains(Capability.POSTCOPY)) {
+            throw new IllegalStateException("convergence postcopy needs the postcopy capability in the parameters");
+        }
         if (parameters.capabilities().contains(Capability.LZ4) || parameters.capabilities().contains(Capability.ZSTD)) {
             PageEncoder.loadCodecs();
         }
         // the control connection, every page channel and the request channel on a loop of its own
         EventLoopGroup group = Transports.group(parameters.channels() + 2);
         SourceSession migration = new SourceSession(memory, dirtyLog, vm, parameters, destination, group, clock,
-                new MigrationMetrics(registry, "source"), listener);
+                registry, guest, listener);
         return new OutgoingMigration(migration, group);
     }
 }

@@ -4,6 +4,9 @@ import dev.ferry.compression.CompressionChooser;
 import dev.ferry.compression.PageEncoder;
 import dev.ferry.compression.StageStats;
 import dev.ferry.core.Capability;
+import dev.ferry.core.DowntimeBreakdown;
+import dev.ferry.core.MigrationProgress;
+import dev.ferry.core.Switchover;
 import dev.ferry.core.DirtyLog;
 import dev.ferry.core.GuestMemory;
 import dev.ferry.core.MemoryDigest;
@@ -35,6 +38,7 @@ import dev.ferry.transport.BandwidthLimiter;
 import dev.ferry.transport.Link;
 import dev.ferry.transport.LinkException;
 import dev.ferry.transport.Tls;
+import io.micrometer.core.instrument.MeterRegistry;
 import io.netty.channel.EventLoopGroup;
 import java.net.InetSocketAddress;
 import java.util.ArrayList;
@@ -80,14 +84,29 @@ final class SourceSession {
     private final InetSocketAddress destination;
     private final EventLoopGroup group;
     private final NanoClock clock;
-    private final MigrationMetrics metrics;
+    private final MeterRegistry registry;
+    private final String guest;
     private final MigrationListener listener;
     private final BandwidthLimiter limiter;
     /** Null for plaintext; loaded when the session runs, so bad files fail it with the guest running here. */
     private Tls tls;
-    private final List<RoundRecord> rounds = new ArrayList<>();
+    private final List<RoundRecord> rounds = new java.util.concurrent.CopyOnWriteArrayList<>();
     /** With dedup, the pages the destination reported stale references for: they cross in full next. */
     private PageBitmap inFull;
+    private final long startNanos;
+    private volatile MigrationMetrics metrics;
+    private volatile String migrationId;
+    private volatile long downtimeLimitMillis;
+    private volatile PrecopyPhase precopy;
+    private volatile PageChannels channels;
+    private volatile PageSender requests;
+    private volatile SourceControl control;
+    private volatile long setupNanos = -1;
+    private volatile int throttlePercent;
+    private volatile double downtimeMs = -1;
+    private volatile PostcopySource postcopy;
+    /** The shortest JOIN round trip: the hand-over's END and the destination's answer take as long. */
+    private long roundTripNanos = -1;
 
     private volatile MigrationState state = MigrationState.SETUP;
     private volatile boolean cancelRequested;
@@ -99,7 +118,7 @@ final class SourceSession {
     private boolean postcopyStarted;
 
     SourceSession(GuestMemory memory, DirtyLog dirtyLog, VmControl vm, MigrationParameters params,
-            InetSocketAddress destination, EventLoopGroup group, NanoClock clock, MigrationMetrics metrics,
+            InetSocketAddress destination, EventLoopGroup group, NanoClock clock, MeterRegistry registry, String guest,
             MigrationListener listener) {
         this.memory = memory;
         this.dirtyLog = dirtyLog;
@@ -108,9 +127,84 @@ final class SourceSession {
         this.destination = destination;
         this.group = group;
         this.clock = clock;
-        this.metrics = metrics;
+        this.registry = registry;
+        this.guest = guest;
         this.listener = listener;
         this.limiter = new BandwidthLimiter(params.maxBandwidth());
+        this.downtimeLimitMillis = params.downtimeLimitMillis();
+        this.migrationId = "";
+        this.startNanos = clock.nanoTime();
+    }
+
+    private void registerMeters() {
+        metrics = new MigrationMetrics(registry, "source", migrationId, guest, this::progress);
+    }
+
+    /** A snapshot at this moment, from any thread. */
+    MigrationProgress progress() {
+        long now = clock.nanoTime();
+        PrecopyPhase pre = precopy;
+        PageChannels ch = channels;
+        PostcopySource post = postcopy;
+        RoundRecord last = pre == null ? null : pre.lastRound();
+        long transferred = 0;
+        Map<String, Long> kinds = Map.of();
+        if (ch != null) {
+            transferred += ch.bytesSent();
+            StageStats stats = ch.stats();
+            PageSender req = requests;
+            if (req != null) {
+                transferred += req.link().bytesSent();
+                stats = stats.plus(req.stats());
+            }
+            kinds = pagesByKind(stats);
+        }
+        SourceControl c = control;
+        if (c != null) {
+            transferred += c.link().bytesSent();
+        }
+        long remaining;
+        if (post != null && post.remaining() >= 0) {
+            remaining = post.remaining() * GuestMemory.PAGE_SIZE;
+        } else if (pre != null) {
+            remaining = pre.remainingPages() * GuestMemory.PAGE_SIZE;
+        } else {
+            remaining = state.isTerminal() ? 0 : memory.byteSize();
+        }
+        if (state == MigrationState.COMPLETED) {
+            remaining = 0;
+        }
+        double elapsedMs = (now - startNanos) / 1e6;
+        double throughput = last != null ? last.bandwidthBytesPerSec()
+                : elapsedMs > 0 ? transferred * 1000.0 / elapsedMs : 0;
+        double dirtyRate = last == null || last.durationMs() <= 0 ? 0
+                : last.dirtyPages() * (double) GuestMemory.PAGE_SIZE / (last.durationMs() / 1000.0);
+        return new MigrationProgress("source", migrationId, state, setupNanos < 0 ? -1 : setupNanos / 1e6, elapsedMs,
+                transferred, remaining, memory.byteSize(), dirtyRate, throughput,
+                pre == null ? -1 : pre.lastEstimate().totalMs(), pre == null ? 0 : pre.syncs(), kinds,
+                post == null ? 0 : post.pagesRequested(), throttlePercent, downtimeMs);
+    }
+
+    /** {@code migrate-set-parameters max-bandwidth}: every channel goes at the new rate from its next frame. */
+    void maxBandwidth(long bytesPerSecond) {
+        limiter.rate(dev.ferry.core.Configuration.MAX_BANDWIDTH.check(bytesPerSecond), clock.nanoTime());
+    }
+
+    long maxBandwidth() {
+        return limiter.rate();
+    }
+
+    /** {@code migrate-set-parameters downtime-limit}: decides the rounds still to end. */
+    void downtimeLimitMillis(long millis) {
+        downtimeLimitMillis = dev.ferry.core.Configuration.DOWNTIME_LIMIT.check(millis);
+        PrecopyPhase pre = precopy;
+        if (pre != null) {
+            pre.planner().downtimeLimitMillis(millis);
+        }
+    }
+
+    long downtimeLimitMillis() {
+        return downtimeLimitMillis;
     }
 
     MigrationState state() {
@@ -134,7 +228,7 @@ final class SourceSession {
 
     /** Runs the migration to its end and reports it; never throws for a migration failure. */
     MigrationReport run() {
-        long start = clock.nanoTime();
+        long start = startNanos;
         long pauseNanos = -1;
         long resumeNanos = -1;
         long destinationDigest = 0;
@@ -142,29 +236,33 @@ final class SourceSession {
         long sealedAtPause = 0;
         String error = null;
         boolean verified = false;
-        SourceControl control = null;
-        PageChannels channels = null;
-        PageSender requests = null;
         MemoryDigest sentDigest = null;
-        PrecopyPhase precopy = null;
         PostcopyReport postcopyReport = null;
+        String reason = null;
+        DowntimeBreakdown actual = DowntimeBreakdown.UNKNOWN;
         long wireBytes = 0;
         long lostBytes = 0;
         long endNanos = -1;
         try {
             tls = new TlsCredentials(params.tlsCert(), params.tlsKey(), params.tlsCa(), params.tlsAllow(),
                     params.tlsProvider()).forSource(destination.getHostString());
-            control = new SourceControl(connect(), params.peerTimeoutMillis());
+            SourceControl control = new SourceControl(connect(), params.peerTimeoutMillis());
+            this.control = control;
             Wire.Welcome welcome = control.hello(new Wire.Hello(Wire.VERSION, GuestMemory.PAGE_SIZE, memory.byteSize(),
                     Wire.mask(offered()), params.mode().ordinal(), params.channels(), params.migrationId()));
             accept(welcome);
+            migrationId = DestinationSession.meterId(params.migrationId(), session);
+            registerMeters();
             sentDigest = new MemoryDigest(memory.pageCount());
             if (negotiated.contains(Capability.DEDUP)) {
                 inFull = new PageBitmap(memory.pageCount());
             }
-            channels = new PageChannels(joinPageChannels(sentDigest), memory.pageCount(), clock);
+            PageChannels channels = new PageChannels(joinPageChannels(sentDigest), memory.pageCount(), clock);
+            this.channels = channels;
+            PageSender requests = null;
             if (negotiated.contains(Capability.POSTCOPY)) {
                 requests = sender(params.channels(), join(params.channels()), sentDigest, false);
+                this.requests = requests;
             }
             PageBitmap toSend = new PageBitmap(memory.pageCount());
             RoundControl roundControl = new RoundControl() {
@@ -178,11 +276,33 @@ final class SourceSession {
                     return postcopyRequested && !paused && postcopyNegotiated();
                 }
             };
-            precopy = new PrecopyPhase(params, dirtyLog, channels, control, clock, this::recordRound, listener, inFull);
+            PrecopyPhase precopy = new PrecopyPhase(params, dirtyLog, channels, control, clock, this::recordRound,
+                    this::tick, this::throttle, roundTripNanos, inFull);
+            precopy.planner().downtimeLimitMillis(downtimeLimitMillis);
+            this.precopy = precopy;
             RoundPlanner.Step step = precopy.run(toSend, start, roundControl,
                     () -> postcopyRequested && postcopyNegotiated(),
-                    bulk -> enter(bulk ? MigrationState.BULK : MigrationState.ITERATE));
+                    bulk -> {
+                        if (bulk) {
+                            setupNanos = clock.nanoTime() - start;
+                        }
+                        enter(bulk ? MigrationState.BULK : MigrationState.ITERATE);
+                    });
             checkCancelled();
+            reason = reason(step);
+            if (step == RoundPlanner.Step.FAIL_STALLED) {
+                RoundRecord r = precopy.lastRound();
+                throw new ProtocolException(String.format(java.util.Locale.ROOT, "pre-copy stalled (convergence %s):"
+                        + " the guest dirtied %d pages while round %d sent %d, expected downtime %.1f ms against a"
+                        + " limit of %d ms%s; the guest keeps running here", params.convergence().name()
+                        .toLowerCase(java.util.Locale.ROOT), r.dirtyPages(), r.round(), r.pagesSent(),
+                        r.expectedDowntimeMs(), downtimeLimitMillis, throttlePercent > 0 ? ", throttled to "
+                        + throttlePercent + "%" : ""));
+            }
+            if (step == RoundPlanner.Step.SWITCH_POSTCOPY && !postcopyNegotiated()) {
+                throw new ProtocolException("pre-copy stalled and the convergence policy asks for post-copy, which"
+                        + " the destination did not accept; the guest keeps running here");
+            }
             Wire.Resumed resumed;
             if (step == RoundPlanner.Step.SWITCH_POSTCOPY) {
                 enter(MigrationState.POSTCOPY);
@@ -195,14 +315,18 @@ final class SourceSession {
                 long pages = toSend.cardinality();
                 long bytesBefore = channels.bytesSent() + requests.link().bytesSent();
                 long began = clock.nanoTime();
+                long syncNanos = began - pauseNanos;
                 PostcopySource postcopy = new PostcopySource(channels, requests, control, clock,
                         params.recoverTimeoutMillis(), this::reconnect);
+                this.postcopy = postcopy;
                 byte[] deviceState = vm.saveDeviceState();
                 PostcopySource.Result result = postcopy.run(toSend, precopy.rounds() + 1, pauseNanos, deviceState,
                         sentDigest, session);
                 sealedAtPause = PageDigest.seal(sentDigest.value(), deviceState, session);
                 resumed = result.resumed();
                 digestAtPause = sentDigest.value();
+                double pauseMs = (result.resumeNanos() - pauseNanos) / 1e6;
+                actual = new DowntimeBreakdown(syncNanos / 1e6, 0, 0, pauseMs - syncNanos / 1e6);
                 long nanos = clock.nanoTime() - began;
                 lostBytes = result.bytesOnLostLinks();
                 long bytes = lostBytes + channels.bytesSent() + requests.link().bytesSent() - bytesBefore;
@@ -216,8 +340,10 @@ final class SourceSession {
                 paused = true;
                 pauseNanos = clock.nanoTime();
                 precopy.stopAndCopy(toSend, roundControl);
+                long copied = clock.nanoTime();
                 byte[] deviceState = vm.saveDeviceState();
                 control.deviceState(deviceState);
+                long deviceSent = clock.nanoTime();
                 digestAtPause = sentDigest.value();
                 sealedAtPause = PageDigest.seal(digestAtPause, deviceState, session);
                 control.end(sealedAtPause, pauseNanos);
@@ -228,6 +354,9 @@ final class SourceSession {
                     handedOver = false;
                     throw e;
                 }
+                double syncMs = precopy.finalSyncNanos() / 1e6;
+                actual = new DowntimeBreakdown(syncMs, (copied - pauseNanos) / 1e6 - syncMs,
+                        (deviceSent - copied) / 1e6, (resumed.resumeNanos() - deviceSent) / 1e6);
             }
             destinationDigest = resumed.digest();
             if (destinationDigest != sealedAtPause) {
@@ -236,6 +365,7 @@ final class SourceSession {
                         + " %016x sent (memory and device state, this session)", destinationDigest, sealedAtPause));
             }
             resumeNanos = resumed.resumeNanos();
+            downtimeMs = (resumeNanos - pauseNanos) / 1e6;
             endNanos = clock.nanoTime();
             enter(MigrationState.COMPLETED);
             // after the migration's time: the guest already runs on the destination meanwhile
@@ -247,6 +377,7 @@ final class SourceSession {
             }
         } catch (CancelledException e) {
             error = e.getMessage();
+            reason = "cancelled";
             end(MigrationState.CANCELLED);
         } catch (LinkException | ProtocolException | RuntimeException e) {
             error = e.getMessage() != null ? e.getMessage() : e.toString();
@@ -268,6 +399,11 @@ final class SourceSession {
             if (sentDigest != null) {
                 sentDigest.close();
             }
+            if (throttlePercent > 0) {
+                // wherever the guest runs now, it runs at its own pace again
+                vm.throttle(0);
+                throttlePercent = 0;
+            }
         }
         String vmState;
         if (state == MigrationState.COMPLETED) {
@@ -285,9 +421,25 @@ final class SourceSession {
             }
             vmState = "RUNNING";
         }
+        PrecopyPhase precopy = this.precopy;
         double lastExpectedMs = precopy == null ? -1 : precopy.expectedDowntimeMs();
         double downtimeMs = resumeNanos > 0 ? (resumeNanos - pauseNanos) / 1e6 : -1;
-        metrics.switchover(lastExpectedMs, downtimeMs);
+        if (metrics != null) {
+            metrics.switchover(lastExpectedMs, downtimeMs);
+        }
+        Switchover switchover = null;
+        if (precopy != null) {
+            DowntimeBreakdown predicted = precopy.estimateAtSwitch();
+            boolean exceeded = state == MigrationState.COMPLETED && !postcopyStarted
+                    && (Switchover.exceeds(downtimeMs, downtimeLimitMillis)
+                    || Switchover.exceeds(predicted.totalMs(), downtimeLimitMillis));
+            switchover = new Switchover(reason, params.convergence(), downtimeLimitMillis,
+                    precopy.planner().stalledRounds(), precopy.planner().throttlePercent(), exceeded, predicted, actual);
+            if (exceeded && error == null) {
+                error = String.format(java.util.Locale.ROOT, "the guest was paused %.1f ms (predicted %.1f ms) against"
+                        + " a downtime limit of %d ms (%s)", downtimeMs, predicted.totalMs(), downtimeLimitMillis, reason);
+            }
+        }
         long pages = rounds.stream().mapToLong(RoundRecord::pagesSent).sum();
         StageStats stats = channels == null ? StageStats.empty() : channels.stats();
         if (requests != null) {
@@ -299,7 +451,7 @@ final class SourceSession {
                 ((endNanos > 0 ? endNanos : clock.nanoTime()) - start) / 1e6, downtimeMs, lastExpectedMs,
                 wireBytes + lostBytes, pages,
                 List.copyOf(rounds), pagesByKind(stats), negotiated, error, vmState, state == MigrationState.COMPLETED,
-                digestAtPause, postcopyReport, dedup);
+                digestAtPause, postcopyReport, dedup, migrationId, setupNanos < 0 ? -1 : setupNanos / 1e6, switchover);
     }
 
     /** The capabilities offered: the parameters', without dedup outside pre-copy (references are pre-copy's). */
@@ -310,6 +462,31 @@ final class SourceSession {
             offered.remove(Capability.DEDUP);
         }
         return offered;
+    }
+
+    private static String reason(RoundPlanner.Step step) {
+        return switch (step) {
+            case SWITCH_CONVERGED -> "converged";
+            case SWITCH_ROUND_LIMIT -> "round-limit";
+            case SWITCH_TIME_LIMIT -> "time-limit";
+            case SWITCH_POSTCOPY -> "postcopy";
+            case SWITCH_STALLED, FAIL_STALLED -> "stalled";
+            case ITERATE, THROTTLE -> throw new IllegalArgumentException(step + " does not end the rounds");
+        };
+    }
+
+    /** Auto-converge: asks the guest to slow down; false when it cannot be. */
+    private boolean throttle(int percent) {
+        if (!vm.throttle(percent)) {
+            return false;
+        }
+        throttlePercent = percent;
+        return true;
+    }
+
+    /** Progress as pages go: the listener hears it on this thread. */
+    private void tick() {
+        listener.onProgress(progress());
     }
 
     private void accept(Wire.Welcome welcome) throws ProtocolException {
@@ -330,11 +507,14 @@ final class SourceSession {
         return Link.connect(group, destination, tls, limiter, params.peerTimeoutMillis(), clock);
     }
 
-    /** A connection joined to the session as {@code channel}. */
+    /** A connection joined to the session as {@code channel}; its JOIN's round trip counts for the estimate. */
     private Link join(int channel) throws LinkException, ProtocolException {
         Link link = connect();
         try {
+            long sent = clock.nanoTime();
             SourceControl.join(link, new Wire.Join(session, channel, params.migrationId()), params.peerTimeoutMillis());
+            long trip = clock.nanoTime() - sent;
+            roundTripNanos = roundTripNanos < 0 ? trip : Math.min(roundTripNanos, trip);
             return link;
         } catch (LinkException | ProtocolException | RuntimeException e) {
             link.close();
@@ -403,8 +583,10 @@ final class SourceSession {
 
     private void recordRound(RoundRecord record) {
         rounds.add(record);
-        metrics.sent(record.bytesSent(), record.pagesSent());
-        metrics.round(record);
+        MigrationMetrics m = metrics;
+        if (m != null) {
+            m.round(record);
+        }
         listener.onRound(record);
     }
 

@@ -8,7 +8,6 @@ import dev.ferry.core.MigrationParameters;
 import dev.ferry.core.MigrationReport;
 import dev.ferry.core.PageBitmap;
 import dev.ferry.core.VmControl;
-import dev.ferry.transport.LinkException;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.EnumSet;
@@ -45,7 +44,7 @@ final class WarmUp {
                 Capability.ZSTD, Capability.POSTCOPY);
         // compression always, whatever the default: the warm-up is there to put every page through the codecs
         MigrationReport report = migrate(MigrationParameters.builder().capabilities(all).adaptiveCompression(false)
-                .downtimeLimitMillis(1).maxRounds(6).build());
+                .downtimeLimitMillis(1).maxRounds(6).convergence(dev.ferry.core.ConvergencePolicy.FORCE).build());
         done = true;
         return report;
     }
@@ -60,7 +59,7 @@ final class WarmUp {
                 throw new IllegalStateException("warm-up migration failed: " + report.error());
             }
             return report;
-        } catch (ExecutionException | TimeoutException | LinkException e) {
+        } catch (ExecutionException | TimeoutException | MigrationException e) {
             throw new IllegalStateException("warm-up migration failed", e);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();

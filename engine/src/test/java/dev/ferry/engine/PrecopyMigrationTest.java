@@ -45,13 +45,15 @@ class PrecopyMigrationTest {
                 assertTrue(out.downtimeMs() >= 0 && out.downtimeMs() < 5000, "downtime " + out.downtimeMs());
                 assertEquals(out.bytesSent(), dest.bytesSent(), "wire bytes counted alike on both sides");
 
-                long roundBytes = out.rounds().stream().mapToLong(r -> r.bytesSent()).sum();
-                assertEquals(roundBytes, meters.get("ferry.bytes").counter().count(), 0.5);
-                assertEquals(out.pagesSent(), meters.get("ferry.pages").counter().count(), 0.5);
+                assertEquals(out.bytesSent(), meters.get("ferry.bytes").tag("migration", out.migrationId())
+                        .tag("side", "source").functionCounter().count(), 0.5);
+                assertEquals(dest.migrationId(), out.migrationId(), "both sides carry the session's id by default");
+                assertEquals(0, meters.get("ferry.remaining").gauge().value(), "nothing left once completed");
+                assertEquals(1, meters.get("ferry.state").tag("state", "COMPLETED").gauge().value());
                 assertEquals(out.rounds().size(), meters.get("ferry.rounds").counter().count(), 0.5);
                 assertEquals(1, meters.get("ferry.downtime").timer().count());
                 assertEquals(out.downtimeMs(), meters.get("ferry.downtime").timer().totalTime(TimeUnit.MILLISECONDS), 0.01);
-                assertEquals(out.rounds().size(), meters.get("ferry.bandwidth").summary().count());
+                assertEquals(out.rounds().size(), meters.get("ferry.round.bandwidth").summary().count());
             }
         }
     }
@@ -64,6 +66,7 @@ class PrecopyMigrationTest {
                 try (IncomingMigration in = Migration.destination(target).memory(target.memory).start()) {
                     MigrationReport out = Migration.source(source.memory, source.dirty, source)
                             .parameters(MigrationParameters.builder().downtimeLimitMillis(1).maxRounds(4)
+                                    .convergence(dev.ferry.core.ConvergencePolicy.FORCE)
                                     .capabilities(EnumSet.of(Capability.ZERO_PAGES, Capability.XBZRLE, compressor))
                                     .adaptiveCompression(false).build())
                             .connect(in.address()).start().result().get(60, TimeUnit.SECONDS);

@@ -21,6 +21,9 @@ final class TestGuest implements VmControl, AutoCloseable {
     private final Thread vcpu;
     byte[] loadedDeviceState;
     int resumes;
+    /** What auto-converge asked for, in order; the guest keeps its pace (it cannot be slowed this way). */
+    final java.util.List<Integer> throttles = new java.util.concurrent.CopyOnWriteArrayList<>();
+    volatile boolean throttleable = true;
 
     TestGuest(long bytes, long seed, boolean writing) {
         memory = GuestMemory.anonymous(bytes);
@@ -97,6 +100,15 @@ final class TestGuest implements VmControl, AutoCloseable {
             pauseRequested = false;
             pauseLock.notifyAll();
         }
+    }
+
+    @Override
+    public boolean throttle(int percent) {
+        if (!throttleable) {
+            return false;
+        }
+        throttles.add(percent);
+        return true;
     }
 
     @Override

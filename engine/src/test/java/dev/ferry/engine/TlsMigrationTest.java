@@ -82,7 +82,7 @@ class TlsMigrationTest {
     private final BlockingQueue<String> refused = new LinkedBlockingQueue<>();
 
     /** The destination as ferry-dest, allowing ferry-source only. */
-    private IncomingMigration destination(TestGuest target, UnaryOperator<DestinationBuilder> more) throws LinkException {
+    private IncomingMigration destination(TestGuest target, UnaryOperator<DestinationBuilder> more) throws MigrationException {
         target.memory.segment().fill((byte) 0);
         return more.apply(Migration.destination(target).memory(target.memory).tls(cert("dest"), key("dest"), cert("ca"))
                 .tlsAllow(List.of("ferry-source")).onRefused(refused::add)).start();
@@ -214,7 +214,7 @@ class TlsMigrationTest {
     void plaintextOffLoopbackRefusesToStartUnlessInsecure() throws Exception {
         try (TestGuest target = new TestGuest(SIZE, 0, false)) {
             InetSocketAddress everywhere = new InetSocketAddress("0.0.0.0", 0);
-            LinkException e = assertThrows(LinkException.class,
+            MigrationException e = assertThrows(MigrationException.class,
                     () -> Migration.destination(target).memory(target.memory).listen(everywhere).start().close());
             assertTrue(e.getMessage().startsWith("refusing to listen on 0.0.0.0 without TLS"), e.getMessage());
             try (IncomingMigration insecure = Migration.destination(target).memory(target.memory).listen(everywhere)
@@ -225,7 +225,7 @@ class TlsMigrationTest {
                     .tls(cert("dest"), key("dest"), cert("ca")).start()) {
                 assertTrue(secure.tlsProvider().isPresent());
             }
-            LinkException partial = assertThrows(LinkException.class, () -> Migration.destination(target)
+            MigrationException partial = assertThrows(MigrationException.class, () -> Migration.destination(target)
                     .memory(target.memory).tlsCert(java.util.Optional.of(cert("dest"))).start().close());
             assertEquals("TLS needs tls-cert, tls-key and tls-ca together; missing tls-key, tls-ca", partial.getMessage());
         }

@@ -46,6 +46,7 @@ public final class PostcopySource {
     private final long recoverTimeoutMillis;
     private final Reconnector reconnector;
     private volatile long pagesRequested;
+    private volatile ClaimablePages claimable;
     private long pagesPushed;
     private int recoveries;
     private long bytesOnLostLinks;
@@ -96,6 +97,7 @@ public final class PostcopySource {
         requests.xbzrleActive(false);
         lowLatency();
         ClaimablePages remaining = new ClaimablePages(toSend);
+        claimable = remaining;
         long total = remaining.remaining();
         long resumeNanos = -1;
         try {
@@ -133,6 +135,17 @@ public final class PostcopySource {
                 server.stop();
             }
         }
+    }
+
+    /** Pages not sent yet, pushed or requested, from any thread; only decreases (all of them before the push). */
+    public long remaining() {
+        ClaimablePages c = claimable;
+        return c == null ? -1 : c.remaining();
+    }
+
+    /** Pages the destination asked for so far. */
+    public long pagesRequested() {
+        return pagesRequested;
     }
 
     private void lowLatency() {

@@ -2,7 +2,7 @@ package dev.ferry.precopy;
 
 import dev.ferry.compression.StageStats;
 import dev.ferry.core.DirtyLog;
-import dev.ferry.core.MigrationListener;
+import dev.ferry.core.DowntimeBreakdown;
 import dev.ferry.core.MigrationParameters;
 import dev.ferry.core.NanoClock;
 import dev.ferry.core.PageBitmap;
@@ -16,46 +16,58 @@ import dev.ferry.stream.SourceControl;
 import dev.ferry.transport.LinkException;
 import java.util.LinkedHashMap;
 import java.util.Map;
+import java.util.function.BooleanSupplier;
 import java.util.function.Consumer;
+import java.util.function.IntPredicate;
 
 /**
  * The source's pre-copy phase: the bulk round, then rounds of what the guest dirtied meanwhile,
  * each over every page channel and closed by the control connection's barrier, until the
- * {@link RoundPlanner} says to switch over; and the stop-and-copy round once the guest is paused.
+ * {@link RoundPlanner} says to switch over (or to fail, or to throw the guest); and the
+ * stop-and-copy round once the guest is paused.
  */
 public final class PrecopyPhase {
-    private final MigrationParameters params;
     private final DirtyLog dirtyLog;
     private final PageChannels channels;
     private final SourceControl control;
     private final NanoClock clock;
     private final Consumer<RoundRecord> onRound;
-    private final MigrationListener listener;
+    private final Runnable progress;
+    private final IntPredicate throttle;
+    private final long roundTripNanos;
     private final RoundPlanner planner;
-    private int round;
-    private RoundRecord last;
+    private volatile int round;
+    /** What the progress reports: replaced whole, so a reader never sees one round's count with another's base. */
+    private volatile Pending pending = new Pending(0, 0, 0);
+    private volatile RoundRecord last;
     private RoundRecord beforeLast;
-    private double estimateAtSwitch = -1;
+    private volatile DowntimeBreakdown lastEstimate = DowntimeBreakdown.UNKNOWN;
+    private DowntimeBreakdown estimateAtSwitch = DowntimeBreakdown.UNKNOWN;
+    private long syncNanos;
     /** With dedup, the pages the destination found a stale reference for; else null. */
     private final PageBitmap inFull;
     private long staleReferences;
 
     /**
-     * @param onRound  takes each round's record as the round ends
-     * @param listener hears the progress within a round
-     * @param inFull   with dedup, where the destination's STALE pages go (they cross in full in the
-     *                 next round); null without
+     * @param onRound        takes each round's record as the round ends
+     * @param progress       called as pages go (every 50 ms or so of a round)
+     * @param throttle       asks the guest to run at most {@code 100 - percent}% of the time; false if it cannot
+     * @param roundTripNanos the round trip to the destination, as measured at the handshake
+     * @param inFull         with dedup, where the destination's STALE pages go (they cross in full in the
+     *                       next round); null without
      */
     public PrecopyPhase(MigrationParameters params, DirtyLog dirtyLog, PageChannels channels, SourceControl control,
-            NanoClock clock, Consumer<RoundRecord> onRound, MigrationListener listener, PageBitmap inFull) {
+            NanoClock clock, Consumer<RoundRecord> onRound, Runnable progress, IntPredicate throttle,
+            long roundTripNanos, PageBitmap inFull) {
         this.inFull = inFull;
-        this.listener = listener;
-        this.params = params;
         this.dirtyLog = dirtyLog;
         this.channels = channels;
         this.control = control;
         this.clock = clock;
         this.onRound = onRound;
+        this.progress = progress;
+        this.throttle = throttle;
+        this.roundTripNanos = roundTripNanos;
         this.planner = new RoundPlanner(params);
     }
 
@@ -66,7 +78,8 @@ public final class PrecopyPhase {
     }
 
     /**
-     * Sends the bulk round and the rounds after it until the planner decides to switch over.
+     * Sends the bulk round and the rounds after it until the planner decides to switch over, or
+     * that the migration failed to converge ({@link RoundPlanner.Step#FAIL_STALLED}).
      * {@code toSend} then holds what the guest dirtied since it was last sent (and, after a
      * round stopped early for post-copy, what that round had not sent yet).
      *
@@ -74,18 +87,25 @@ public final class PrecopyPhase {
      * @param postcopyRequested whether the caller asked for post-copy now (asked after each round)
      */
     public RoundPlanner.Step run(PageBitmap toSend, long startNanos, RoundControl roundControl,
-            java.util.function.BooleanSupplier postcopyRequested, RoundStart roundStart)
+            BooleanSupplier postcopyRequested, RoundStart roundStart)
             throws LinkException, ProtocolException, CancelledException {
         roundStart.starting(true);
         dirtyLog.sync(toSend);
         toSend.setAll();
+        synced(toSend.cardinality());
         send(toSend, "bulk", roundControl);
         channels.xbzrleActive(true);
         while (true) {
-            RoundPlanner.Step step = planner.next(round, last.expectedDowntimeMs(), clock.nanoTime() - startNanos,
-                    last.dirtyPages(), beforeLast != null ? beforeLast.dirtyPages() : -1, postcopyRequested.getAsBoolean());
-            if (step != RoundPlanner.Step.ITERATE) {
-                estimateAtSwitch = last.expectedDowntimeMs();
+            RoundRecord r = last;
+            RoundPlanner.Step step = planner.next(round, r.expectedDowntimeMs(), clock.nanoTime() - startNanos,
+                    r.dirtyPages(), beforeLast != null ? beforeLast.dirtyPages() : -1, r.pagesSent(),
+                    postcopyRequested.getAsBoolean());
+            if (step == RoundPlanner.Step.THROTTLE && !throttle.test(planner.throttlePercent())) {
+                planner.throttleRefused();
+                step = RoundPlanner.Step.FAIL_STALLED;
+            }
+            if (step != RoundPlanner.Step.ITERATE && step != RoundPlanner.Step.THROTTLE) {
+                estimateAtSwitch = lastEstimate;
                 return step;
             }
             roundStart.starting(false);
@@ -96,7 +116,10 @@ public final class PrecopyPhase {
     /** The stop-and-copy round, with the guest paused: what it dirtied since the last round. */
     public void stopAndCopy(PageBitmap toSend, RoundControl roundControl)
             throws LinkException, ProtocolException, CancelledException {
+        long began = clock.nanoTime();
         dirtyLog.sync(toSend);
+        syncNanos = clock.nanoTime() - began;
+        synced(toSend.cardinality());
         channels.lastRound();
         send(toSend, "stop-and-copy", roundControl);
         if (inFull != null && !toSend.isEmpty()) {
@@ -118,12 +141,62 @@ public final class PrecopyPhase {
      * of the last round before the stop-and-copy or the post-copy), or -1 before that.
      */
     public double expectedDowntimeMs() {
+        return estimateAtSwitch.totalMs();
+    }
+
+    /** That estimate by part ({@link DowntimeBreakdown#UNKNOWN} before the switch). */
+    public DowntimeBreakdown estimateAtSwitch() {
         return estimateAtSwitch;
     }
 
-    /** Rounds sent so far. */
+    /** The estimate after the last round ended, by part. */
+    public DowntimeBreakdown lastEstimate() {
+        return lastEstimate;
+    }
+
+    /** How long the stop-and-copy's dirty-log sync took, in ns. */
+    public long finalSyncNanos() {
+        return syncNanos;
+    }
+
+    /** The planner: its downtime limit may change while rounds run; it knows the stall and throttle. */
+    public RoundPlanner planner() {
+        return planner;
+    }
+
+    /** Rounds sent so far, or the round in progress. */
     public int rounds() {
         return round;
+    }
+
+    /**
+     * The dirty-log syncs so far (QEMU's dirty-sync-count): each starts a set of pages to send,
+     * the stop-and-copy's too.
+     */
+    public int syncs() {
+        return pending.syncs();
+    }
+
+    /**
+     * Pages of the set the last sync made that are not sent yet: between two syncs it only
+     * decreases, as frames go out.
+     */
+    public long remainingPages() {
+        Pending p = pending;
+        return Math.max(0, p.pages() - (channels.totalSent() - p.sentBefore()));
+    }
+
+    /** The last sync: how many pages it left to send, and how many the rounds had sent before it. */
+    private record Pending(int syncs, long pages, long sentBefore) {
+    }
+
+    private void synced(long pages) {
+        pending = new Pending(pending.syncs() + 1, pages, channels.totalSent());
+    }
+
+    /** The last round that ended, or null before the bulk round ended. */
+    public RoundRecord lastRound() {
+        return last;
     }
 
     private void send(PageBitmap toSend, String kind, RoundControl roundControl)
@@ -133,10 +206,9 @@ public final class PrecopyPhase {
         }
         control.checkPeer();
         round++;
-        long roundPages = toSend.cardinality();
         PageChannels.Round sent = channels.sendRound(toSend, round, roundControl, () -> {
             control.checkPeer();
-            listener.onProgress(channels.bytesSent(), round, roundPages - channels.roundSent());
+            progress.run();
         });
         control.roundEnd(round, sent.pages());
         if (inFull != null) {
@@ -144,8 +216,17 @@ public final class PrecopyPhase {
             // they go into the next round, in full
             staleReferences += control.awaitStale(round, toSend, inFull);
         }
-        long dirty = kind.equals("stop-and-copy") || kind.equals("stale") ? 0 : dirtyLog.sync(toSend);
-        double expected = DowntimeEstimator.expectedDowntimeMillis(dirty, sent.pages(), sent.bytes(), sent.nanos());
+        boolean last = kind.equals("stop-and-copy") || kind.equals("stale");
+        long queued = last ? 0 : channels.queuedBytes();
+        long syncStart = clock.nanoTime();
+        long dirty = last ? 0 : dirtyLog.sync(toSend);
+        long sync = clock.nanoTime() - syncStart;
+        if (!last) {
+            synced(toSend.cardinality());
+        }
+        DowntimeBreakdown estimate = DowntimeEstimator.expected(dirty, sent.pages(), sent.bytes(), sent.nanos(),
+                new DowntimeEstimator.FixedCosts(sync, queued, roundTripNanos));
+        double expected = last ? 0 : estimate.totalMs();
         long bandwidth = (long) DowntimeEstimator.bandwidth(sent.bytes(), sent.nanos());
         StageStats stats = sent.stats();
         Map<String, Long> saved = new LinkedHashMap<>();
@@ -156,8 +237,12 @@ public final class PrecopyPhase {
         }
         RoundRecord record = new RoundRecord(round, kind, sent.pages(), sent.bytes(), sent.nanos() / 1e6, dirty,
                 bandwidth, expected, stats.compressNanos() > 0, channels.compressionReason(), saved);
-        beforeLast = last;
-        last = record;
+        beforeLast = this.last;
+        if (!last) {
+            lastEstimate = estimate;
+        }
+        this.last = record;
         onRound.accept(record);
+        progress.run();
     }
 }

@@ -39,4 +39,19 @@ class DowntimeEstimatorTest {
         assertEquals(Double.POSITIVE_INFINITY, DowntimeEstimator.expectedDowntimeMillis(1, 10, 0, SECOND), "no bytes");
         assertEquals(Double.POSITIVE_INFINITY, DowntimeEstimator.expectedDowntimeMillis(1, 10, 41_000, 0), "no time");
     }
+
+    @Test
+    void theEstimateAddsWhatIsQueuedTheSyncAndOneWayOfTheRoundTrip() {
+        // 1000 dirty pages at 4100 bytes a page and 41 MB/s: 100 ms; 4.1 MB queued: 100 ms more
+        var fixed = new DowntimeEstimator.FixedCosts(2_000_000, 4_100_000, 600_000);
+        dev.ferry.core.DowntimeBreakdown e = DowntimeEstimator.expected(1000, 10_000, 41_000_000, SECOND, fixed);
+        assertEquals(2.0, e.syncMs(), 1e-9);
+        assertEquals(200.0, e.memoryMs(), 1e-9);
+        assertEquals(0.3, e.handoverMs(), 1e-9);
+        assertEquals(0.0, e.deviceStateMs());
+        assertEquals(202.3, e.totalMs(), 1e-9);
+        assertEquals(2.3, DowntimeEstimator.expected(0, 10_000, 41_000_000, SECOND,
+                new DowntimeEstimator.FixedCosts(2_000_000, 0, 600_000)).totalMs(), 1e-9,
+                "nothing dirty still costs the sync and the trip");
+    }
 }

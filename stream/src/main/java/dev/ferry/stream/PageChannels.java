@@ -142,6 +142,24 @@ public final class PageChannels implements AutoCloseable {
         return pages;
     }
 
+    /** Pages the rounds sent so far over every channel, as frames went out; it never decreases. */
+    public long totalSent() {
+        long pages = 0;
+        for (PageSender s : senders) {
+            pages += s.totalSent();
+        }
+        return pages;
+    }
+
+    /** Bytes sent on the page connections that their peer has not acknowledged yet (see {@code Link#queuedBytes}). */
+    public long queuedBytes() {
+        long bytes = 0;
+        for (PageSender s : senders) {
+            bytes += s.link().queuedBytes();
+        }
+        return bytes;
+    }
+
     /** Bytes handed to the page connections so far. */
     public long bytesSent() {
         long bytes = 0;

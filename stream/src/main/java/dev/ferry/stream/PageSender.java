@@ -82,6 +82,8 @@ public final class PageSender implements AutoCloseable {
     private long postcopySent;
     /** Pages of the round in progress sent so far, as of the last frame: read by the session's progress. */
     private volatile long roundSent;
+    /** Pages of every round so far (not post-copy's): only ever grows, so progress never runs backwards. */
+    private volatile long totalSent;
 
     private StageStats chunkStats;
     private long chunkWaited;
@@ -142,6 +144,7 @@ public final class PageSender implements AutoCloseable {
      */
     public long sendRound(PageBitmap pages, int round, RoundControl control) throws LinkException, CancelledException {
         long sent = 0;
+        long before = totalSent;
         roundSent = 0;
         startChunk(clock.nanoTime());
         for (long page = pages.nextSetBit(0); page >= 0; page = pages.nextSetBit(page + 1)) {
@@ -161,6 +164,7 @@ public final class PageSender implements AutoCloseable {
             if (chunkDone || writeAt - frameStart >= Wire.PAGES_FRAME_TARGET) {
                 link.send(closeFrame());
                 roundSent = sent;
+                totalSent = before + sent;
             }
             if (chunkDone) {
                 adaptCompression();
@@ -169,6 +173,8 @@ public final class PageSender implements AutoCloseable {
         if (frame != null) {
             link.send(closeFrame());
         }
+        roundSent = sent;
+        totalSent = before + sent;
         adaptCompression();
         ByteBuf end = link.buffer(Wire.FRAME_HEADER + 12);
         Wire.writeRoundEnd(end, round, sent);
@@ -250,6 +256,11 @@ public final class PageSender implements AutoCloseable {
     /** Pages of the round in progress sent so far (as of the last frame). */
     public long roundSent() {
         return roundSent;
+    }
+
+    /** Pages sent by the rounds so far, as frames went out; it never decreases. */
+    public long totalSent() {
+        return totalSent;
     }
 
     /** The encoder's figures so far. */

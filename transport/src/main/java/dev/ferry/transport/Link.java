@@ -130,11 +130,11 @@ public final class Link implements AutoCloseable {
     public void send(ByteBuf frames) throws LinkException {
         int bytes = frames.readableBytes();
         try {
+            long generation = limiter.generation();
             long wait = limiter.charge(bytes, clock.nanoTime());
             if (wait > 0) {
                 channel.flush();
-                sleep(wait);
-                waitedNanos += wait;
+                waitedNanos += sleep(wait, generation);
             }
             awaitWritable();
         } catch (LinkException e) {
@@ -192,6 +192,16 @@ public final class Link implements AutoCloseable {
      */
     public long waitedNanos() {
         return waitedNanos;
+    }
+
+    /**
+     * Bytes sent but not yet acknowledged by the peer: queued in front of the socket, in the
+     * kernel (where the socket says, native epoll), in a shaping queue or on the wire. Called
+     * between rounds; not per page.
+     */
+    public long queuedBytes() {
+        long pending = channel.isWritable() ? HIGH_WATER - channel.bytesBeforeUnwritable() : HIGH_WATER;
+        return Math.max(0, pending) + SendQueue.unacknowledged(channel);
     }
 
     /** Bytes handed to the wire so far (frame headers included). */
@@ -275,12 +285,21 @@ public final class Link implements AutoCloseable {
         }
     }
 
-    private void sleep(long nanos) {
-        long deadline = clock.nanoTime() + nanos;
-        for (long left = nanos; left > 0; left = deadline - clock.nanoTime()) {
-            LockSupport.parkNanos(left);
+    /**
+     * Waits {@code nanos} for the pacing, or less once the limiter's rate changed: a sender that
+     * waits at a rate no longer in force goes on at once. Returns the time waited.
+     */
+    private long sleep(long nanos, long generation) {
+        long began = clock.nanoTime();
+        long deadline = began + nanos;
+        for (long left = nanos; left > 0 && limiter.generation() == generation; left = deadline - clock.nanoTime()) {
+            LockSupport.parkNanos(Math.min(left, RATE_CHECK_NANOS));
         }
+        return clock.nanoTime() - began;
     }
+
+    /** How often a pacing wait looks whether the rate changed: a frame at a low rate waits long. */
+    private static final long RATE_CHECK_NANOS = 2_000_000;
 
     /** Queues inbound frames and wakes the sender on writability changes or close. */
     private static final class Inbound extends ChannelInboundHandlerAdapter {

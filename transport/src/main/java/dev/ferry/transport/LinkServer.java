@@ -71,7 +71,8 @@ public final class LinkServer implements AutoCloseable {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new LinkException("interrupted while binding " + address);
-        } catch (RuntimeException e) {
+        } catch (Exception e) {
+            // Netty rethrows the bind's IOException (address in use) unchecked
             throw new LinkException("cannot listen on " + address + ": " + e.getMessage(), e);
         }
     }

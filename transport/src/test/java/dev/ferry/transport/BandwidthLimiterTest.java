@@ -86,4 +86,27 @@ class BandwidthLimiterTest {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> new BandwidthLimiter(-1));
         assertTrue(e.getMessage().contains("max-bandwidth"));
     }
+
+    @Test
+    void aNewRateHoldsFromTheNextFrameAndForgivesWhatTheOldOneCharged() {
+        BandwidthLimiter limiter = new BandwidthLimiter(1_000_000);
+        long now = 0;
+        limiter.charge(1_000_000, now);
+        assertTrue(limiter.charge(1000, now) > 900_000_000L, "at 1 MB/s a second of bytes is owed");
+        long generation = limiter.generation();
+        limiter.rate(100_000_000, now);
+        assertTrue(limiter.generation() != generation, "a waiting sender sees the change");
+        assertEquals(100_000_000, limiter.rate());
+        assertEquals(0, limiter.charge(100_000, now), "the debt at the old rate is gone");
+        // sending steadily at the new rate: 1 MB every 10 ms is 100 MB/s
+        long waited = 0;
+        for (int i = 0; i < 100; i++) {
+            waited += limiter.charge(1_000_000, now + waited);
+        }
+        assertTrue(Math.abs(waited - SECOND) < SECOND / 50, "100 MB at 100 MB/s waited " + waited + " ns");
+        limiter.rate(0, now);
+        assertFalse(limiter.isLimited());
+        assertEquals(0, limiter.charge(Integer.MAX_VALUE, now));
+        assertThrows(IllegalArgumentException.class, () -> limiter.rate(-5, 0));
+    }
 }

@@ -63,9 +63,12 @@ final class BenchCommand {
             + " certificates scripts/tls-ca.sh DIR made (source.pem for the source, dest.pem for the destination, which"
             + " allows ferry-source)", null);
     /** The options of bench and source that are not settings. */
-    private static final List<CliOption> OWN = List.of(WORKLOAD, MEMORY, FILL, TRACE_LOOP, SEED, JSON, REPORT);
+    private static final List<CliOption> OWN = union(Stream.of(WORKLOAD, MEMORY, FILL, TRACE_LOOP, SEED, JSON, REPORT),
+            MigrationFlags.settingOptions(MigrationFlags.OUTPUTS).stream());
     /** The options of bench that are not settings. */
     private static final List<CliOption> BENCH_OWN = union(OWN.stream(), Stream.of(TLS));
+    /** Exit status of a migration that completed verified but paused the guest past its downtime limit. */
+    static final int EXIT_DOWNTIME_EXCEEDED = 3;
 
     /** bench runs both sides: it takes the settings of both. */
     static final List<CliOption> BENCH = union(BENCH_OWN.stream(),
@@ -80,7 +83,8 @@ final class BenchCommand {
     /** The options a matrix's axes vary, and the reports its runner asks for: those are not passed on. */
     private static final Set<String> PER_RUN = Set.of(WORKLOAD.name(), Configuration.MODE.name(),
             Configuration.STAGES.name(), Configuration.MAX_BANDWIDTH.name(), Configuration.CHANNELS.name(), JSON.name(),
-            REPORT.name());
+            REPORT.name(), Configuration.PROGRESS.name(), Configuration.PROGRESS_FILE.name(),
+            Configuration.METRICS_PORT.name());
     /** The bench options matrix passes on unchanged to every run. */
     static final List<CliOption> MATRIX_COMMON = BENCH.stream().filter(o -> !PER_RUN.contains(o.name())).toList();
     private static final CliOption MODES = CliOption.text("modes", "LIST", "modes to run",
@@ -187,7 +191,9 @@ final class BenchCommand {
         MigrationParameters params = sides.source();
         Instant started = Instant.now();
         Migration.warmUp();
-        try (Guest guest = Guest.create(o)) {
+        try (Guest guest = Guest.create(o); ProgressOutput progress = ProgressOutput.of(Outputs.of(o), out);
+             MetricsEndpoint metrics = MetricsEndpoint.of(Outputs.of(o), err)) {
+            PrintStream summary = progress.takesStdout() ? err : out;
             try (GuestMemory target = GuestMemory.anonymous(guest.memory.byteSize())) {
                 DirtyBitmap targetLog = new DirtyBitmap(target.pageCount());
                 WorkloadVm sourceVm = new WorkloadVm(guest.workload, guest.memory, guest.log, () -> PageGate.OPEN);
@@ -200,12 +206,13 @@ final class BenchCommand {
                 java.util.Optional<dev.ferry.core.TlsProvider> tls;
                 Timeline timeline;
                 try (IncomingMigration in = sides.destination().apply(Migration.destination(targetVm)).memory(target)
-                        .start()) {
+                        .meterRegistry(metrics.registry()).start()) {
                     incoming.set(in);
                     tls = in.tlsProvider();
-                    timeline = new Timeline(ProgressDisplay.forConsole());
+                    timeline = new Timeline(progress);
                     OutgoingMigration migration = Migration.source(guest.memory, guest.log, sourceVm)
-                            .parameters(params).connect(in.address()).listener(timeline).start();
+                            .parameters(params).connect(in.address()).listener(timeline)
+                            .meterRegistry(metrics.registry()).start();
                     source = migration.result().get(maxWaitMillis(params), TimeUnit.MILLISECONDS);
                     destination = in.result().get(params.peerTimeoutMillis() + 5000, TimeUnit.MILLISECONDS);
                 }
@@ -237,10 +244,11 @@ final class BenchCommand {
                 ReportJson.put(json, "loopbackBytesPerSec", loopback);
                 ReportJson.put(json, "throughputVsLoopback", source.bytesSent() * 1000.0 / source.totalTimeMs() / loopback);
                 writeReports(o, json);
-                summarize(source, destination, loopback);
-                out.printf(Locale.ROOT, "tls                %s%n", tls.map(p -> p.name().toLowerCase(Locale.ROOT) + ", mutual")
+                summarize(summary, source, destination, loopback);
+                summary.printf(Locale.ROOT, "tls                %s%n", tls.map(p -> p.name().toLowerCase(Locale.ROOT) + ", mutual")
                         .orElse("none"));
-                return source.succeeded() && destination.succeeded() ? 0 : 1;
+                return !source.succeeded() || !destination.succeeded() ? 1
+                        : source.downtimeLimitExceeded() ? EXIT_DOWNTIME_EXCEEDED : 0;
             }
         }
     }
@@ -254,12 +262,15 @@ final class BenchCommand {
     private int source(ParsedOptions o, InetSocketAddress address, MigrationParameters params) throws Exception {
         Instant started = Instant.now();
         Migration.warmUp();
-        try (Guest guest = Guest.create(o)) {
+        try (Guest guest = Guest.create(o); ProgressOutput progress = ProgressOutput.of(Outputs.of(o), out);
+             MetricsEndpoint metrics = MetricsEndpoint.of(Outputs.of(o), err)) {
+            PrintStream summary = progress.takesStdout() ? err : out;
             WorkloadVm vm = new WorkloadVm(guest.workload, guest.memory, guest.log, () -> PageGate.OPEN);
             guest.workload.start(guest.memory, guest.log, PageGate.OPEN);
-            Timeline timeline = new Timeline(ProgressDisplay.forConsole());
+            Timeline timeline = new Timeline(progress);
             OutgoingMigration migration = Migration.source(guest.memory, guest.log, vm)
-                    .parameters(params).connect(address).listener(timeline).start();
+                    .parameters(params).connect(address).listener(timeline)
+                    .meterRegistry(metrics.registry()).start();
             MigrationReport report = migration.result().get(maxWaitMillis(params), TimeUnit.MILLISECONDS);
             long writesBefore = guest.workload.pagesWritten();
             if (vm.resumed()) {
@@ -275,8 +286,8 @@ final class BenchCommand {
             json.set("timeline", timeline.toJsonNode());
             json.put("guestWritesOnSourceAfterRun", writesAfterFailure);
             writeReports(o, json);
-            summarize(report, null, 0);
-            return report.succeeded() ? 0 : 1;
+            summarize(summary, report, null, 0);
+            return !report.succeeded() ? 1 : report.downtimeLimitExceeded() ? EXIT_DOWNTIME_EXCEEDED : 0;
         }
     }
 
@@ -468,13 +479,24 @@ final class BenchCommand {
         Files.writeString(path, text);
     }
 
-    private void summarize(MigrationReport s, MigrationReport d, double loopback) {
+    private static void summarize(PrintStream out, MigrationReport s, MigrationReport d, double loopback) {
         out.printf(Locale.ROOT, "outcome            %s%s%n", s.outcome(), s.verified() ? " (verified)" : "");
         if (s.error() != null) {
             out.printf(Locale.ROOT, "error              %s%n", s.error());
         }
         out.printf(Locale.ROOT, "total time         %.1f ms%n", s.totalTimeMs());
         out.printf(Locale.ROOT, "downtime           %.2f ms (expected %.2f ms)%n", s.downtimeMs(), s.expectedDowntimeMs());
+        if (s.switchover() != null) {
+            var sw = s.switchover();
+            out.printf(Locale.ROOT, "switch-over        %s, limit %d ms%s%s%n", sw.reason(), sw.downtimeLimitMs(),
+                    sw.throttlePercent() > 0 ? ", guest throttled " + sw.throttlePercent() + "%" : "",
+                    sw.limitExceeded() ? ", LIMIT EXCEEDED" : "");
+            out.printf(Locale.ROOT, "pause predicted    sync %.2f + memory %.2f + device %.2f + hand-over %.2f ms%n",
+                    sw.predicted().syncMs(), sw.predicted().memoryMs(), sw.predicted().deviceStateMs(),
+                    sw.predicted().handoverMs());
+            out.printf(Locale.ROOT, "pause measured     sync %.2f + memory %.2f + device %.2f + hand-over %.2f ms%n",
+                    sw.actual().syncMs(), sw.actual().memoryMs(), sw.actual().deviceStateMs(), sw.actual().handoverMs());
+        }
         out.printf(Locale.ROOT, "bytes sent         %,d (%,d pages, %s)%n", s.bytesSent(), s.pagesSent(), s.pagesByKind());
         out.printf(Locale.ROOT, "rounds             %d%n", s.rounds().size());
         out.printf(Locale.ROOT, "source VM          %s%n", s.sourceVmState());

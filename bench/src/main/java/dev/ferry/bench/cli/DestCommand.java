@@ -37,7 +37,8 @@ final class DestCommand {
     private static final CliOption JSON = CliOption.valued("json", "FILE", "write this side's report as JSON", null,
             OutputPath::file);
     /** The options only dest takes. */
-    private static final List<CliOption> OWN = List.of(LISTEN.option(), MEMORY, JSON, INSECURE.option());
+    private static final List<CliOption> OWN = Stream.concat(Stream.of(LISTEN.option(), MEMORY, JSON, INSECURE.option()),
+            MigrationFlags.settingOptions(MigrationFlags.OUTPUTS).stream()).toList();
     static final List<CliOption> OPTIONS = Stream.of(OWN, MigrationFlags.options(MigrationFlags.DESTINATION),
             MigrationFlags.settingOptions(MigrationFlags.unbound())).flatMap(List::stream).toList();
 
@@ -73,10 +74,12 @@ final class DestCommand {
         Migration.warmUp();
         GuestMemory fixed = fixedBytes > 0 ? GuestMemory.anonymous(fixedBytes) : null;
         ReceivedGuest guest = new ReceivedGuest(out);
+        ProgressOutput progress = ProgressOutput.of(Outputs.of(o), out);
+        MetricsEndpoint metrics = MetricsEndpoint.of(Outputs.of(o), err);
         DestinationBuilder builder = setup.destination().apply(Migration.destination(guest)).onRefused(reason -> {
                     err.println("ferry dest: refused " + reason);
                     err.flush();
-                });
+                }).listener(progress).meterRegistry(metrics.registry());
         if (fixed != null) {
             builder.memory(fixed);
         } else {
@@ -124,6 +127,8 @@ final class DestCommand {
                     report.bytesSent(), report.pagesSent(), report.downtimeMs(), report.destinationResumed());
             return report.succeeded() ? 0 : 1;
         } finally {
+            metrics.close();
+            progress.close();
             if (fixed != null) {
                 fixed.close();
             }

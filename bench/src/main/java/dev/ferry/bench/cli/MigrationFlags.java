@@ -2,6 +2,7 @@ package dev.ferry.bench.cli;
 
 import dev.ferry.core.Capability;
 import dev.ferry.core.Configuration;
+import dev.ferry.core.ConvergencePolicy;
 import dev.ferry.core.MigrationMode;
 import dev.ferry.core.MigrationParameters;
 import dev.ferry.core.Setting;
@@ -45,6 +46,7 @@ final class MigrationFlags {
             bound(Configuration.MAX_BANDWIDTH, MigrationParameters.Builder::maxBandwidth),
             bound(Configuration.MAX_ROUNDS, MigrationParameters.Builder::maxRounds),
             bound(Configuration.TIME_LIMIT, MigrationParameters.Builder::totalTimeLimitMillis),
+            bound(Configuration.CONVERGENCE, MigrationParameters.Builder::convergence),
             bound(Configuration.CHANNELS, MigrationParameters.Builder::channels),
             bound(Configuration.STAGES, MigrationParameters.Builder::capabilities),
             bound(Configuration.COMPRESSION, MigrationParameters.Builder::adaptiveCompression),
@@ -87,6 +89,10 @@ final class MigrationFlags {
     /** What only {@code dest} takes and binds itself: where to listen, and plaintext off loopback. */
     static final List<Setting<?>> DEST_PROCESS = List.of(Configuration.LISTEN, Configuration.INSECURE);
 
+    /** What bench, source and dest show while they run and serve, which each command reads itself ({@link Outputs}). */
+    static final List<Setting<?>> OUTPUTS = List.of(Configuration.PROGRESS, Configuration.PROGRESS_FILE,
+            Configuration.METRICS_PORT);
+
     /**
      * The settings of {@link Configuration} that no list above binds (a setting just added):
      * bench, source and dest take them all, and set them as this process's default, the system
@@ -95,6 +101,7 @@ final class MigrationFlags {
      */
     static List<Setting<?>> unbound() {
         Set<Setting<?>> bound = new HashSet<>(DEST_PROCESS);
+        bound.addAll(OUTPUTS);
         SOURCE.forEach(b -> bound.add(b.setting()));
         DESTINATION.forEach(b -> bound.add(b.setting()));
         return Configuration.settings().stream().filter(s -> !bound.contains(s)).toList();
@@ -142,10 +149,10 @@ final class MigrationFlags {
         MigrationParameters.Builder b = MigrationParameters.builder();
         SOURCE.forEach(setting -> setting.given(o).accept(b));
         MigrationParameters p = b.build();
-        if (p.mode() == MigrationMode.PRECOPY) {
+        if (p.mode() == MigrationMode.PRECOPY && p.convergence() != ConvergencePolicy.POSTCOPY) {
             return p;
         }
-        // a mode that hands over by post-copy offers it: the command line has no other way to
+        // a mode or policy that may hand over by post-copy offers it: the command line has no other way to
         Set<Capability> offered = p.capabilities();
         offered.add(Capability.POSTCOPY);
         return b.capabilities(offered).build();

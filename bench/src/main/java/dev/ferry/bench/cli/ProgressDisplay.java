@@ -1,17 +1,15 @@
 package dev.ferry.bench.cli;
 
 import dev.ferry.core.MigrationListener;
+import dev.ferry.core.MigrationProgress;
 import dev.ferry.core.MigrationState;
-import dev.ferry.core.RoundRecord;
 import java.io.PrintStream;
 import java.util.Locale;
 
-/** One self-rewriting status line on a terminal; silent when the output is not one. */
+/** One self-rewriting status line on a terminal, for people; silent when the output is not one. */
 final class ProgressDisplay implements MigrationListener {
     private final PrintStream out;
     private final boolean enabled;
-    private volatile double lastExpectedMs = -1;
-    private volatile long lastDirty;
 
     ProgressDisplay(PrintStream out, boolean enabled) {
         this.out = out;
@@ -31,19 +29,15 @@ final class ProgressDisplay implements MigrationListener {
     }
 
     @Override
-    public void onRound(RoundRecord round) {
-        lastExpectedMs = round.expectedDowntimeMs();
-        lastDirty = round.dirtyPages();
-    }
-
-    @Override
-    public void onProgress(long bytesSent, int round, long pagesLeftInRound) {
-        if (!enabled) {
+    public void onProgress(MigrationProgress p) {
+        if (!enabled || p.state().isTerminal()) {
             return;
         }
-        out.print(String.format(Locale.ROOT, "\r\033[K%,.1f MB sent | round %d | %,d pages left | dirty %,d | expected downtime %s",
-                bytesSent / 1e6, round, pagesLeftInRound, lastDirty,
-                lastExpectedMs < 0 ? "-" : String.format(Locale.ROOT, "%.1f ms", lastExpectedMs)));
+        out.print(String.format(Locale.ROOT, "\r\033[K%s round %d | %,.1f MB sent | %,.1f MB left | dirty %,.1f MB/s"
+                        + " | %,.1f MB/s | expected downtime %s%s", p.state(), p.round(), p.transferredBytes() / 1e6,
+                p.remainingBytes() / 1e6, p.dirtyRateBytesPerSec() / 1e6, p.throughputBytesPerSec() / 1e6,
+                p.expectedDowntimeMs() < 0 ? "-" : String.format(Locale.ROOT, "%.1f ms", p.expectedDowntimeMs()),
+                p.throttlePercent() > 0 ? " | throttled " + p.throttlePercent() + "%" : ""));
         out.flush();
     }
 }

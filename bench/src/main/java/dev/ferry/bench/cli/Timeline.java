@@ -3,6 +3,7 @@ package dev.ferry.bench.cli;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.ferry.core.MigrationListener;
+import dev.ferry.core.MigrationProgress;
 import dev.ferry.core.MigrationState;
 import dev.ferry.core.ReportJson;
 import dev.ferry.core.RoundRecord;
@@ -50,8 +51,8 @@ final class Timeline implements MigrationListener {
     }
 
     @Override
-    public void onProgress(long bytesSent, int round, long pagesLeftInRound) {
-        next.onProgress(bytesSent, round, pagesLeftInRound);
+    public void onProgress(MigrationProgress progress) {
+        next.onProgress(progress);
     }
 
     /** {@code {"setupMs", "pausedAtMs", "roundEndsMs": [...]}}; a part that did not happen is null. */

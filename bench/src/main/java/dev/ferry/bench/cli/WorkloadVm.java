@@ -51,6 +51,12 @@ final class WorkloadVm implements VmControl {
     }
 
     @Override
+    public boolean throttle(int percent) {
+        workload.throttle(percent);
+        return true;
+    }
+
+    @Override
     public byte[] saveDeviceState() {
         return ("workload=" + workload.spec() + "\npagesWritten=" + workload.pagesWritten() + "\n")
                 .getBytes(StandardCharsets.UTF_8);

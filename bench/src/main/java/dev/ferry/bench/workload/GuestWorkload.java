@@ -28,6 +28,7 @@ abstract class GuestWorkload implements Workload {
     volatile boolean running;
     volatile boolean pauseRequested;
     volatile int pauseSequence;
+    volatile int throttlePercent;
     private volatile Throwable failure;
     private Vcpu[] vcpus;
     private Thread[] threads;
@@ -93,6 +94,14 @@ abstract class GuestWorkload implements Workload {
         for (Thread thread : threads) {
             LockSupport.unpark(thread);
         }
+    }
+
+    @Override
+    public void throttle(int percent) {
+        if (percent < 0 || percent > 99) {
+            throw new IllegalArgumentException("throttle must be 0..99 percent, got " + percent);
+        }
+        throttlePercent = percent;
     }
 
     @Override

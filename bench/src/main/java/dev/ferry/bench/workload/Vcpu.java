@@ -26,6 +26,11 @@ abstract class Vcpu implements Runnable {
     private volatile boolean exited;
     private long startNanos;
     private long pausedNanos;
+    /** When the running slice began that throttling counts, or 0 while not throttled. */
+    private long sliceStart;
+
+    /** QEMU's CPU_THROTTLE_TIMESLICE: a throttled vCPU sleeps after each slice of this much running. */
+    static final long THROTTLE_SLICE_NANOS = 10_000_000L;
 
     Vcpu(GuestWorkload owner) {
         this.owner = owner;
@@ -55,6 +60,8 @@ abstract class Vcpu implements Runnable {
                     parkWhilePaused();
                 } else if (!step(owner.target())) {
                     break;
+                } else {
+                    throttle();
                 }
             }
         } catch (Throwable t) {
@@ -80,6 +87,32 @@ abstract class Vcpu implements Runnable {
         long paused = owner.clock.nanoTime() - from;
         pausedNanos += paused;
         resumed(paused);
+    }
+
+    /** Sleeps {@code percent / (100 - percent)} of each slice it ran, while the workload is throttled. */
+    private void throttle() {
+        int percent = owner.throttlePercent;
+        long now = owner.clock.nanoTime();
+        if (percent == 0) {
+            sliceStart = 0;
+            return;
+        }
+        if (sliceStart == 0) {
+            sliceStart = now;
+            return;
+        }
+        if (now - sliceStart < THROTTLE_SLICE_NANOS) {
+            return;
+        }
+        long until = now + THROTTLE_SLICE_NANOS * percent / (100 - percent);
+        for (long left = until - now; left > 0 && owner.running && !owner.pauseRequested;
+                left = until - owner.clock.nanoTime()) {
+            LockSupport.parkNanos(Math.min(left, GuestWorkload.MAX_PARK_NANOS));
+        }
+        long end = owner.clock.nanoTime();
+        pausedNanos += end - now;
+        resumed(end - now);
+        sliceStart = end;
     }
 
     /** Whether this vCPU acknowledged pause {@code sequence}, or will never write again. */

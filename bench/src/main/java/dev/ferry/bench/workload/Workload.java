@@ -33,6 +33,16 @@ public interface Workload extends AutoCloseable {
     /** Continues writing after {@link #pause()}, possibly to another memory with another log and gate. */
     void resume(GuestMemory memory, DirtyBitmap log, PageGate gate);
 
+    /**
+     * Lets every guest thread run only {@code 100 - percent}% of the time, as QEMU's cpu-throttle
+     * does: after each 10 ms slice of running, a thread sleeps {@code 10 ms x percent / (100 -
+     * percent)}; 0 lifts it. Paced and timed writing count the sleep as lost time, so the guest
+     * dirties memory that much more slowly.
+     *
+     * @param percent 0..99
+     */
+    void throttle(int percent);
+
     /** Page writes so far, across every memory written. */
     long pagesWritten();
 

@@ -41,9 +41,11 @@ class HtmlReportTest {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         // a paced hot set keeps the guest dirtying across rounds, so there is more than one
         int status = Ferry.run(new String[] {"bench", "--workload", "hotset:0.25:40", "--memory", "32m", "--fill", "mixed",
-                "--max-bandwidth", "40000000", "--downtime-limit", "20", "--json", jsonFile.toString(),
-                "--report", htmlFile.toString()}, new PrintStream(out, true, StandardCharsets.UTF_8), System.err);
-        assertEquals(0, status, out::toString);
+                "--max-bandwidth", "40000000", "--downtime-limit", "20", "--convergence", "force",
+                "--json", jsonFile.toString(), "--report", htmlFile.toString()},
+                new PrintStream(out, true, StandardCharsets.UTF_8), System.err);
+        // forced past the limit when it stalls: 3 says so
+        assertTrue(status == 0 || status == BenchCommand.EXIT_DOWNTIME_EXCEEDED, out::toString);
         json = Files.readString(jsonFile);
         html = Files.readString(htmlFile);
         Path postJson = dir.resolve("postcopy.json");

@@ -32,12 +32,18 @@ import org.junit.jupiter.api.Test;
  */
 class SettingsArriveTest {
     /** What a command configured; null for what it does not run. */
-    private record Configured(MigrationParameters source, DestinationBuilder destination, DestCommand.Setup destProcess) {
+    private record Configured(MigrationParameters source, DestinationBuilder destination, DestCommand.Setup destProcess,
+            Outputs outputs) {
     }
 
     /** A value that is not the default, and where each thing a command configures holds the setting. */
     private record Example(String text, Function<MigrationParameters, Object> source,
-            Function<DestinationBuilder, Object> destination, Function<DestCommand.Setup, Object> destProcess) {
+            Function<DestinationBuilder, Object> destination, Function<DestCommand.Setup, Object> destProcess,
+            Function<Outputs, Object> outputs) {
+        Example(String text, Function<MigrationParameters, Object> source,
+                Function<DestinationBuilder, Object> destination, Function<DestCommand.Setup, Object> destProcess) {
+            this(text, source, destination, destProcess, null);
+        }
     }
 
     private static final Map<Setting<?>, Example> EXAMPLES = Map.ofEntries(
@@ -72,6 +78,10 @@ class SettingsArriveTest {
             both(Configuration.TLS_PROVIDER, "jdk", MigrationParameters::tlsProvider, DestinationBuilder::tlsProvider),
             both(Configuration.MIGRATION_ID, "6f1c2d3e-4a5b-4c6d-8e7f-90a1b2c3d4e5", MigrationParameters::migrationId,
                     DestinationBuilder::migrationId),
+            source(Configuration.CONVERGENCE, "throttle", MigrationParameters::convergence),
+            Map.entry(Configuration.PROGRESS, new Example("json", null, null, null, Outputs::progress)),
+            Map.entry(Configuration.PROGRESS_FILE, new Example("p.jsonl", null, null, null, Outputs::progressFile)),
+            Map.entry(Configuration.METRICS_PORT, new Example("9100", null, null, null, Outputs::metricsPort)),
             // a flag: given, it is true
             destination(Configuration.INSECURE, "true", DestinationBuilder::insecure));
 
@@ -79,20 +89,22 @@ class SettingsArriveTest {
     void everySettingBenchAcceptsArrivesOnEverySideThatHoldsIt() {
         assertArrive("bench", BenchCommand.BENCH, o -> {
             BenchCommand.Sides sides = BenchCommand.sides(o);
-            return new Configured(sides.source(), sides.destination().apply(unstartedDestination()), null);
+            return new Configured(sides.source(), sides.destination().apply(unstartedDestination()), null,
+                    Outputs.of(o));
         });
     }
 
     @Test
     void everySettingSourceAcceptsArrivesInItsParameters() {
-        assertArrive("source", BenchCommand.SOURCE, o -> new Configured(MigrationFlags.parameters(o), null, null));
+        assertArrive("source", BenchCommand.SOURCE, o -> new Configured(MigrationFlags.parameters(o), null, null,
+                Outputs.of(o)));
     }
 
     @Test
     void everySettingDestAcceptsArrivesInItsDestinationOrItsWait() {
         assertArrive("dest", DestCommand.OPTIONS, o -> {
             DestCommand.Setup setup = DestCommand.setup(o);
-            return new Configured(null, setup.destination().apply(unstartedDestination()), setup);
+            return new Configured(null, setup.destination().apply(unstartedDestination()), setup, Outputs.of(o));
         });
     }
 
@@ -190,6 +202,7 @@ class SettingsArriveTest {
             read(arrived, "the source's parameters", configured.source(), example.source());
             read(arrived, "the destination's builder", configured.destination(), example.destination());
             read(arrived, "what dest waits for", configured.destProcess(), example.destProcess());
+            read(arrived, "what the command shows", configured.outputs(), example.outputs());
             assertFalse(arrived.isEmpty(), () -> command + " accepts --" + setting + " but configures nothing that holds it");
             arrived.forEach((where, value) -> assertEquals(expected, value,
                     () -> command + " --" + setting + " " + example.text() + " did not arrive in " + where));
