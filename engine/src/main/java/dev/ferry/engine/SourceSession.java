@@ -352,7 +352,7 @@ final class SourceSession {
         boolean compressor = negotiated.contains(Capability.LZ4) || negotiated.contains(Capability.ZSTD);
         // the chooser only exists when it has something to choose
         CompressionChooser chooser = pageChannel && params.adaptiveCompression() && compressor ? new CompressionChooser() : null;
-        return new PageSender(channel, link, memory, encoder, chooser, digest.part(), clock);
+        return new PageSender(channel, link, memory, encoder, chooser, digest.part(), dirtyLog, clock);
     }
 
     /**

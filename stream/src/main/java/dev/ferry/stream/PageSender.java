@@ -5,6 +5,7 @@ import dev.ferry.compression.PageEncoder;
 import dev.ferry.compression.StageStats;
 import dev.ferry.core.ClaimablePages;
 import dev.ferry.core.GuestMemory;
+import dev.ferry.core.DirtyLog;
 import dev.ferry.core.MemoryDigest;
 import dev.ferry.core.NanoClock;
 import dev.ferry.core.PageBitmap;
@@ -50,6 +51,8 @@ public final class PageSender implements AutoCloseable {
     private final PageEncoder encoder;
     private final CompressionChooser chooser;
     private final MemoryDigest.Part digest;
+    /** Told of each copy before it is encoded in place: a scanning log compares with what was sent. */
+    private final DirtyLog dirtyLog;
     private final NanoClock clock;
 
     private ByteBuf frame;
@@ -76,7 +79,8 @@ public final class PageSender implements AutoCloseable {
      * @param chooser  the adaptive compression choice, or null when there is nothing to choose
      */
     public PageSender(int channel, Link link, GuestMemory memory, PageEncoder encoder, CompressionChooser chooser,
-            MemoryDigest.Part digest, NanoClock clock) {
+            MemoryDigest.Part digest, DirtyLog dirtyLog, NanoClock clock) {
+        this.dirtyLog = dirtyLog;
         this.channel = channel;
         this.link = link;
         this.guest = memory.unchecked();
@@ -259,6 +263,7 @@ public final class PageSender implements AutoCloseable {
         int length = 0;
         if (!untouched.contains(page) || !encoder.encodeKnownZero(page)) {
             MemorySegment.copy(guest, page << GuestMemory.PAGE_SHIFT, frameSegment, payloadAt, GuestMemory.PAGE_SIZE);
+            dirtyLog.sending(page, frameSegment, payloadAt);
             length = encoder.encode(page, frameSegment, payloadAt, frameSegment, payloadAt);
         }
         int encoding = encoder.encoding();
