@@ -128,14 +128,38 @@ public final class QemuVm implements VmControl, AutoCloseable {
 
     /**
      * The guest's RAM: the shared file mapped here, whose size must be the backend's (Ferry
-     * never grows or shrinks a file QEMU maps).
+     * never grows or shrinks a file QEMU maps). A destination's must be all zeros, as QEMU leaves
+     * a fresh file.
      */
     public GuestMemory mapRam() throws IOException {
         long size = Files.size(ramFile);
         if (size != ramBytes) {
             throw new IOException(ramFile + " has " + size + " bytes, QEMU's backend " + ramBytes);
         }
-        return GuestMemory.mapFile(ramFile, ramBytes);
+        GuestMemory memory = GuestMemory.mapFile(ramFile, ramBytes);
+        if (side == Side.DESTINATION && step == Step.ATTACHED) {
+            long at = firstNonZero(memory.segment());
+            if (at >= 0) {
+                memory.close();
+                // Ferry's destination writes a zero page only where it wrote before: old contents would stay
+                throw new IOException("the destination's RAM file " + ramFile + " is not all zeros (byte " + at
+                        + "): give the destination QEMU a fresh file");
+            }
+        }
+        return memory;
+    }
+
+    /** The offset of the first byte that is not zero, or -1; a sparse file reads as zeros without allocating. */
+    private static long firstNonZero(java.lang.foreign.MemorySegment memory) {
+        java.lang.foreign.MemorySegment zeros = java.lang.foreign.Arena.ofAuto().allocate(1 << 20);
+        for (long at = 0; at < memory.byteSize(); at += zeros.byteSize()) {
+            long length = Math.min(zeros.byteSize(), memory.byteSize() - at);
+            long mismatch = memory.asSlice(at, length).mismatch(zeros.asSlice(0, length));
+            if (mismatch >= 0) {
+                return at + mismatch;
+            }
+        }
+        return -1;
     }
 
     /** Bytes of guest RAM in the shared file. */

@@ -65,7 +65,8 @@ final class BenchCommand {
             MigrationFlags.options(MigrationFlags.SOURCE).stream(),
             MigrationFlags.options(MigrationFlags.DESTINATION).stream());
     /** source runs the source: it takes the source's settings and where the destination is. */
-    static final List<Option> SOURCE = union(OWN.stream(), MigrationFlags.options(MigrationFlags.SOURCE).stream());
+    static final List<Option> SOURCE = union(OWN.stream(), MigrationFlags.options(MigrationFlags.SOURCE).stream(),
+            QemuTarget.OPTIONS.stream());
 
     /** The options a matrix's axes vary, and the reports its runner asks for: those are not passed on. */
     private static final Set<String> PER_RUN = Set.of(WORKLOAD.name(), Configuration.MODE.name(),
@@ -202,7 +203,21 @@ final class BenchCommand {
         Options o = Options.parse(args, 1, SOURCE);
         InetSocketAddress address = connect(o);
         MigrationParameters params = MigrationFlags.parameters(o);
+        QemuTarget qemu = QemuTarget.of(o);
         Migration.warmUp();
+        if (qemu.given()) {
+            try (QemuTarget.Attached guest = qemu.attach(dev.ferry.qemu.QemuVm.Side.SOURCE, out)) {
+                OutgoingMigration migration = Migration.source(guest.memory(), guest.log(), guest.vm())
+                        .parameters(params).connect(address).listener(ProgressDisplay.forConsole()).start();
+                MigrationReport report = migration.result().get(maxWaitMillis(params), TimeUnit.MILLISECONDS);
+                JsonWriter json = new JsonWriter().beginObject();
+                report.writeJsonMembers(json);
+                guest.writeJson(json);
+                writeReports(o, json.endObject());
+                summarize(report, null, 0);
+                return report.succeeded() ? 0 : 1;
+            }
+        }
         try (Guest guest = Guest.create(o)) {
             WorkloadVm vm = new WorkloadVm(guest.workload, guest.memory, guest.log, () -> PageGate.OPEN);
             guest.workload.start(guest.memory, guest.log, PageGate.OPEN);

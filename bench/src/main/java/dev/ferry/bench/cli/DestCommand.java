@@ -36,8 +36,8 @@ final class DestCommand {
     private static final Option JSON = Option.valued("json", "FILE", "write this side's report as JSON", null);
     /** The options only dest takes. */
     static final List<Option> OWN = List.of(LISTEN.option(), MEMORY, JSON, INSECURE.option());
-    static final List<Option> OPTIONS = Stream.concat(OWN.stream(),
-            MigrationFlags.options(MigrationFlags.DESTINATION).stream()).toList();
+    static final List<Option> OPTIONS = Stream.of(OWN, MigrationFlags.options(MigrationFlags.DESTINATION),
+            QemuTarget.OPTIONS).flatMap(List::stream).toList();
 
     private final PrintStream out;
     private final PrintStream err;
@@ -59,10 +59,14 @@ final class DestCommand {
         Options o = Options.parse(args, 1, OPTIONS);
         Setup setup = setup(o);
         long fixedBytes = o.has(MEMORY) ? o.getSize(MEMORY) : 0;
+        QemuTarget qemu = QemuTarget.of(o);
         Migration.warmUp();
-        GuestMemory fixed = fixedBytes > 0 ? GuestMemory.anonymous(fixedBytes) : null;
+        // a QEMU destination receives into its RAM file, of the size QEMU has
+        QemuTarget.Attached attached = qemu.given() ? qemu.attach(dev.ferry.qemu.QemuVm.Side.DESTINATION, out) : null;
+        GuestMemory fixed = attached != null ? attached.memory() : fixedBytes > 0 ? GuestMemory.anonymous(fixedBytes) : null;
         ReceivedGuest guest = new ReceivedGuest(out);
-        DestinationBuilder builder = setup.destination().apply(Migration.destination(guest)).onRefused(reason -> {
+        DestinationBuilder builder = setup.destination().apply(Migration.destination(
+                attached != null ? attached.vm() : guest)).onRefused(reason -> {
                     err.println("ferry dest: refused " + reason);
                     err.flush();
                 });
@@ -86,7 +90,12 @@ final class DestCommand {
             }
             JsonWriter json = new JsonWriter().beginObject();
             report.writeJsonMembers(json);
-            json.name("deviceStateBytes").value(guest.deviceState == null ? 0 : guest.deviceState.length).endObject();
+            if (attached != null) {
+                attached.writeJson(json);
+            } else {
+                json.name("deviceStateBytes").value(guest.deviceState == null ? 0 : guest.deviceState.length);
+            }
+            json.endObject();
             if (o.has(JSON)) {
                 Files.writeString(Path.of(o.get(JSON)), json + "\n");
             }
@@ -98,7 +107,9 @@ final class DestCommand {
                     report.bytesSent(), report.pagesSent(), report.downtimeMs(), report.destinationResumed());
             return report.succeeded() ? 0 : 1;
         } finally {
-            if (fixed != null) {
+            if (attached != null) {
+                attached.close();
+            } else if (fixed != null) {
                 fixed.close();
             }
         }

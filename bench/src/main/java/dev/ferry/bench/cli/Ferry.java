@@ -14,7 +14,8 @@ public final class Ferry {
             commands:
               bench        migrate a workload between a source and a destination in this process,
                            over a real loopback socket, and report it
-              source       migrate a workload to a destination process (--connect HOST:PORT)
+              source       migrate a workload, or a QEMU guest (--qemu-qmp, --qemu-ram), to a destination
+                           process (--connect HOST:PORT)
               dest         receive one migration (--listen HOST:PORT), then exit
               matrix       run bench over modes x stages x workloads x bandwidths, each run in a JVM
                            of its own, and print a table of medians
@@ -46,6 +47,7 @@ public final class Ferry {
                 + Options.help("settings of both sides (bench, source, dest)", both)
                 + Options.help("destination settings (bench, dest)", minus(destination, both))
                 + Options.help("dest options", DestCommand.OWN)
+                + Options.help("QEMU options (source, dest): migrate a QEMU guest, pre-copy", QemuTarget.OPTIONS)
                 + Options.help("matrix options (each run is a bench; lists are comma-separated)", BenchCommand.MATRIX_OWN)
                         .stripTrailing() + "\n" + Options.paragraph(passedOn + ": passed to every run") + "\n"
                 + EXIT_STATUS;

@@ -34,12 +34,18 @@ import org.junit.jupiter.api.Test;
  */
 class SettingsArriveTest {
     /** What a command configured; null for what it does not run. */
-    private record Configured(MigrationParameters source, DestinationBuilder destination, DestCommand.Setup destProcess) {
+    private record Configured(MigrationParameters source, DestinationBuilder destination, DestCommand.Setup destProcess,
+            QemuTarget qemu) {
     }
 
     /** A value that is not the default, and where each thing a command configures holds the setting. */
     private record Example(String text, Function<MigrationParameters, Object> source,
-            Function<DestinationBuilder, Object> destination, Function<DestCommand.Setup, Object> destProcess) {
+            Function<DestinationBuilder, Object> destination, Function<DestCommand.Setup, Object> destProcess,
+            Function<QemuTarget, Object> qemu) {
+        Example(String text, Function<MigrationParameters, Object> source,
+                Function<DestinationBuilder, Object> destination, Function<DestCommand.Setup, Object> destProcess) {
+            this(text, source, destination, destProcess, null);
+        }
     }
 
     private static final Map<Setting<?>, Example> EXAMPLES = Map.ofEntries(
@@ -74,26 +80,30 @@ class SettingsArriveTest {
             both(Configuration.MIGRATION_ID, "6f1c2d3e-4a5b-4c6d-8e7f-90a1b2c3d4e5", MigrationParameters::migrationId,
                     DestinationBuilder::migrationId),
             // a flag: given, it is true
-            destination(Configuration.INSECURE, "true", DestinationBuilder::insecure));
+            destination(Configuration.INSECURE, "true", DestinationBuilder::insecure),
+            qemu(Configuration.QEMU_QMP, "/run/qemu.qmp", QemuTarget::qmp),
+            qemu(Configuration.QEMU_RAM, "/dev/shm/guest", QemuTarget::ram),
+            qemu(Configuration.QEMU_TIMEOUT, "1500", QemuTarget::timeoutMillis));
 
     @Test
     void everySettingBenchAcceptsArrivesOnEverySideThatHoldsIt() {
         assertArrive("bench", BenchCommand.BENCH, o -> {
             BenchCommand.Sides sides = BenchCommand.sides(o);
-            return new Configured(sides.source(), sides.destination().apply(unstartedDestination()), null);
+            return new Configured(sides.source(), sides.destination().apply(unstartedDestination()), null, null);
         });
     }
 
     @Test
     void everySettingSourceAcceptsArrivesInItsParameters() {
-        assertArrive("source", BenchCommand.SOURCE, o -> new Configured(MigrationFlags.parameters(o), null, null));
+        assertArrive("source", BenchCommand.SOURCE, o -> new Configured(MigrationFlags.parameters(o), null, null,
+                QemuTarget.of(o)));
     }
 
     @Test
     void everySettingDestAcceptsArrivesInItsDestinationOrItsWait() {
         assertArrive("dest", DestCommand.OPTIONS, o -> {
             DestCommand.Setup setup = DestCommand.setup(o);
-            return new Configured(null, setup.destination().apply(unstartedDestination()), setup);
+            return new Configured(null, setup.destination().apply(unstartedDestination()), setup, QemuTarget.of(o));
         });
     }
 
@@ -173,6 +183,7 @@ class SettingsArriveTest {
             read(arrived, "the source's parameters", configured.source(), example.source());
             read(arrived, "the destination's builder", configured.destination(), example.destination());
             read(arrived, "what dest waits for", configured.destProcess(), example.destProcess());
+            read(arrived, "the QEMU it attaches to", configured.qemu(), example.qemu());
             assertFalse(arrived.isEmpty(), () -> command + " accepts --" + setting + " but configures nothing that holds it");
             arrived.forEach((where, value) -> assertEquals(expected, value,
                     () -> command + " --" + setting + " " + example.text() + " did not arrive in " + where));
@@ -205,6 +216,10 @@ class SettingsArriveTest {
     private static Map.Entry<Setting<?>, Example> both(Setting<?> setting, String text,
             Function<MigrationParameters, Object> source, Function<DestinationBuilder, Object> destination) {
         return Map.entry(setting, new Example(text, source, destination, null));
+    }
+
+    private static Map.Entry<Setting<?>, Example> qemu(Setting<?> setting, String text, Function<QemuTarget, Object> holder) {
+        return Map.entry(setting, new Example(text, null, null, null, holder));
     }
 
     private static Map.Entry<Setting<?>, Example> destination(Setting<?> setting, String text,
