@@ -25,14 +25,14 @@ class QemuVmTest {
 
     @BeforeAll
     static void tools() throws Exception {
-        var missing = TestGuest.missingTools();
+        var missing = BootBlockGuest.missingTools();
         Assumptions.assumeTrue(missing.isEmpty(), () -> "skipped: " + missing.orElseThrow());
-        image = TestGuest.image(dir);
+        image = BootBlockGuest.image(dir);
     }
 
     @Test
     void qmpRefusalsAreErrorsWithQemusClass() throws Exception {
-        try (TestGuest guest = TestGuest.start(dir, image, "refuse", RAM, false, TIMEOUT);
+        try (BootBlockGuest guest = BootBlockGuest.start(dir, image, "refuse", RAM, false, TIMEOUT);
                 Qmp qmp = Qmp.connect(guest.qmpSocket(), TIMEOUT)) {
             QmpException e = assertThrows(QmpException.class, () -> qmp.execute("no-such-command"));
             assertEquals("CommandNotFound", e.errorClass());
@@ -42,7 +42,7 @@ class QemuVmTest {
 
     @Test
     void attachRefusesAFileQemuDoesNotMapAndADestinationNotWaiting() throws Exception {
-        try (TestGuest guest = TestGuest.start(dir, image, "wrong", RAM, false, TIMEOUT)) {
+        try (BootBlockGuest guest = BootBlockGuest.start(dir, image, "wrong", RAM, false, TIMEOUT)) {
             Path other = Files.createTempFile(dir, "other", ".ram");
             QmpException e = assertThrows(QmpException.class,
                     () -> QemuVm.attach(QemuVm.Side.SOURCE, guest.qmpSocket(), other, TIMEOUT));
@@ -55,7 +55,7 @@ class QemuVmTest {
 
     @Test
     void aDeadQemuFailsTheWaitingCommand() throws Exception {
-        try (TestGuest guest = TestGuest.start(dir, image, "dead", RAM, false, TIMEOUT);
+        try (BootBlockGuest guest = BootBlockGuest.start(dir, image, "dead", RAM, false, TIMEOUT);
                 Qmp qmp = Qmp.connect(guest.qmpSocket(), TIMEOUT)) {
             guest.kill();
             QmpException e = assertThrows(QmpException.class, () -> qmp.execute("query-status"));
@@ -66,8 +66,8 @@ class QemuVmTest {
     /** The device state through QEMU's stream, the RAM copied by hand: the guest runs on where it stopped. */
     @Test
     void deviceStateMovesTheGuestWithItsRam() throws Exception {
-        try (TestGuest source = TestGuest.start(dir, image, "src", RAM, false, TIMEOUT);
-                TestGuest dest = TestGuest.start(dir, image, "dst", RAM, true, TIMEOUT);
+        try (BootBlockGuest source = BootBlockGuest.start(dir, image, "src", RAM, false, TIMEOUT);
+                BootBlockGuest dest = BootBlockGuest.start(dir, image, "dst", RAM, true, TIMEOUT);
                 QemuVm from = QemuVm.attach(QemuVm.Side.SOURCE, source.qmpSocket(), source.ramFile(), TIMEOUT);
                 QemuVm to = QemuVm.attach(QemuVm.Side.DESTINATION, dest.qmpSocket(), dest.ramFile(), TIMEOUT)) {
             assertEquals(RAM, from.ramBytes());
@@ -85,8 +85,8 @@ class QemuVmTest {
             }
             int passes;
             try (GuestMemory ram = from.mapRam()) {
-                assertTrue(TestGuest.steps(ram.segment()) <= 1, "the stopped source is in order");
-                passes = TestGuest.passes(ram.segment());
+                assertTrue(BootBlockGuest.steps(ram.segment()) <= 1, "the stopped source is in order");
+                passes = BootBlockGuest.passes(ram.segment());
             }
             try {
                 to.loadDeviceState(state);
@@ -98,8 +98,8 @@ class QemuVmTest {
             assertTrue(dest.awaitSerial(before, 20, TIMEOUT), "the destination guest does not run: " + dest.log());
             to.pause();
             try (GuestMemory ram = to.mapRam()) {
-                assertTrue(TestGuest.steps(ram.segment()) <= 1, "one step at most, got " + TestGuest.steps(ram.segment()));
-                assertTrue(TestGuest.passes(ram.segment()) != passes, "the guest went on from where it was");
+                assertTrue(BootBlockGuest.steps(ram.segment()) <= 1, "one step at most, got " + BootBlockGuest.steps(ram.segment()));
+                assertTrue(BootBlockGuest.passes(ram.segment()) != passes, "the guest went on from where it was");
             }
         }
     }

@@ -21,7 +21,7 @@ import java.util.function.BooleanSupplier;
  * in a shared file in {@code /dev/shm} and QMP on a Unix socket, and checks the migration oracle:
  * {@link #steps} of a stopped guest's memory is at most 1, and the serial output keeps growing.
  */
-public final class TestGuest implements AutoCloseable {
+public final class BootBlockGuest implements AutoCloseable {
     /** The first and the end (exclusive) address the guest writes, as its source says. */
     public static final long FIRST = 1L << 20;
     public static final long END = 100L << 20;
@@ -33,7 +33,7 @@ public final class TestGuest implements AutoCloseable {
     private final Path serial;
     private final Path log;
 
-    private TestGuest(Process process, Path qmp, Path ram, Path serial, Path log) {
+    private BootBlockGuest(Process process, Path qmp, Path ram, Path serial, Path log) {
         this.process = process;
         this.qmp = qmp;
         this.ram = ram;
@@ -89,7 +89,7 @@ public final class TestGuest implements AutoCloseable {
     /** Assembles the boot block into {@code dir}/bootblock.img, a 1 MiB disk (SeaBIOS reads no smaller one). */
     public static Path image(Path dir) throws IOException, InterruptedException {
         Path source = dir.resolve("bootblock.asm");
-        try (InputStream in = TestGuest.class.getResourceAsStream("bootblock.asm")) {
+        try (InputStream in = BootBlockGuest.class.getResourceAsStream("bootblock.asm")) {
             Files.copy(in, source, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
         }
         Path image = dir.resolve("bootblock.img");
@@ -111,8 +111,14 @@ public final class TestGuest implements AutoCloseable {
      * {@code incoming} it waits with {@code -incoming defer} for a migration. Returns once QMP
      * answers (within {@code timeoutMillis}).
      */
-    public static TestGuest start(Path dir, Path image, String name, long ramBytes, boolean incoming,
+    public static BootBlockGuest start(Path dir, Path image, String name, long ramBytes, boolean incoming,
             long timeoutMillis) throws IOException, InterruptedException {
+        return start(dir, image, name, ramBytes, incoming, timeoutMillis, List.of());
+    }
+
+    /** {@link #start(Path, Path, String, long, boolean, long)} with {@code extra} QEMU arguments (a device, say). */
+    public static BootBlockGuest start(Path dir, Path image, String name, long ramBytes, boolean incoming,
+            long timeoutMillis, List<String> extra) throws IOException, InterruptedException {
         Path qmp = dir.resolve(name + ".qmp");
         Path serial = dir.resolve(name + ".serial");
         Path log = dir.resolve(name + ".log");
@@ -128,11 +134,12 @@ public final class TestGuest implements AutoCloseable {
                 "-display", "none", "-nodefaults", "-serial", "file:" + serial,
                 "-drive", "file=" + disk + ",format=raw,if=ide",
                 "-qmp", "unix:" + qmp + ",server=on,wait=off"));
+        command.addAll(extra);
         if (incoming) {
             command.addAll(List.of("-incoming", "defer"));
         }
         Process process = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile()).start();
-        TestGuest guest = new TestGuest(process, qmp, ram, serial, log);
+        BootBlockGuest guest = new BootBlockGuest(process, qmp, ram, serial, log);
         if (!guest.await(() -> Files.exists(qmp) || !process.isAlive(), timeoutMillis) || !process.isAlive()) {
             guest.close();
             throw new IOException("QEMU did not start: " + Files.readString(log));
