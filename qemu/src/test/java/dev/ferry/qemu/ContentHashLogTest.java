@@ -1,0 +1,68 @@
+package dev.ferry.qemu;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.ferry.core.GuestMemory;
+import dev.ferry.core.NanoClock;
+import dev.ferry.core.PageBitmap;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import org.junit.jupiter.api.Test;
+
+/** The scanning dirty log on real memory: a page is dirty exactly when it differs from the copy last sent. */
+class ContentHashLogTest {
+    private static final int PAGES = 64;
+
+    @Test
+    void everyPageIsDirtyUntilSentThenOnlyWhatChanged() {
+        try (GuestMemory memory = GuestMemory.anonymous((long) PAGES * GuestMemory.PAGE_SIZE);
+                ContentHashLog log = new ContentHashLog(memory, NanoClock.SYSTEM); Arena arena = Arena.ofConfined()) {
+            memory.segment().set(ValueLayout.JAVA_BYTE, 5L * GuestMemory.PAGE_SIZE, (byte) 1);
+            PageBitmap dirty = new PageBitmap(PAGES);
+            assertEquals(PAGES, log.sync(dirty), "never sent: every page");
+            MemorySegment frame = arena.allocate(GuestMemory.PAGE_SIZE);
+            for (long page = 0; page < PAGES; page++) {
+                memory.readPage(page, frame, 0);
+                log.sending(page, frame, 0);
+            }
+            dirty.clearAll();
+            assertEquals(0, log.sync(dirty), "every page as sent");
+            memory.segment().set(ValueLayout.JAVA_BYTE, 9L * GuestMemory.PAGE_SIZE + 4095, (byte) 7);
+            assertEquals(1, log.sync(dirty));
+            assertTrue(dirty.get(9));
+            assertEquals(0, log.sync(dirty), "already in the bitmap: nothing added, the page still differs");
+            assertTrue(dirty.get(9));
+        }
+    }
+
+    /**
+     * A page that changed after the scan, was sent in its new content, then changed back: the
+     * destination holds the new content, so the page is dirty although it equals what the scan saw.
+     */
+    @Test
+    void aPageChangedBackAfterItsSendIsDirty() {
+        try (GuestMemory memory = GuestMemory.anonymous((long) PAGES * GuestMemory.PAGE_SIZE);
+                ContentHashLog log = new ContentHashLog(memory, NanoClock.SYSTEM); Arena arena = Arena.ofConfined()) {
+            MemorySegment frame = arena.allocate(GuestMemory.PAGE_SIZE);
+            for (long page = 0; page < PAGES; page++) {
+                memory.readPage(page, frame, 0);
+                log.sending(page, frame, 0);
+            }
+            long at = 3L * GuestMemory.PAGE_SIZE;
+            memory.segment().set(ValueLayout.JAVA_BYTE, at, (byte) 1);
+            PageBitmap dirty = new PageBitmap(PAGES);
+            assertEquals(1, log.sync(dirty));
+            memory.segment().set(ValueLayout.JAVA_BYTE, at, (byte) 2);
+            memory.readPage(3, frame, 0);
+            log.sending(3, frame, 0);
+            memory.segment().set(ValueLayout.JAVA_BYTE, at, (byte) 1);
+            dirty.clearAll();
+            assertEquals(1, log.sync(dirty), "sent as 2, now 1 again: the destination is stale");
+            assertTrue(dirty.get(3));
+            assertFalse(dirty.get(2));
+        }
+    }
+}
