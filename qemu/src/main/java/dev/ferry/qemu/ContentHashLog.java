@@ -6,6 +6,13 @@ import dev.ferry.core.NanoClock;
 import dev.ferry.core.PageBitmap;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.atomic.AtomicLong;
 import net.openhft.hashing.LongTupleHashFunction;
 
 /**
@@ -22,6 +29,8 @@ import net.openhft.hashing.LongTupleHashFunction;
  * bytes per page, off-heap and mapped lazily.
  */
 public final class ContentHashLog implements DirtyLog, AutoCloseable {
+    /** Pages a scanning thread claims at a time: 64 words of the bitmap. */
+    private static final long CHUNK_PAGES = 4096;
     private static final LongTupleHashFunction XXH3_128 = LongTupleHashFunction.xx128();
     /** Each thread's result pair: the hash writes its two longs there, no allocation per page. */
     private static final ThreadLocal<long[]> RESULTS = ThreadLocal.withInitial(XXH3_128::newResultArray);
@@ -32,11 +41,27 @@ public final class ContentHashLog implements DirtyLog, AutoCloseable {
     /** Two longs per page: the XXH3-128 of the copy last sent; zeros for a page never sent. */
     private final MemorySegment slots;
     private final NanoClock clock;
+    /** One single-thread executor per helper: with the calling thread, a scan runs on every core. */
+    private final List<ExecutorService> scanners = new ArrayList<>();
     private long lastScanNanos;
 
-    /** A log of {@code memory}'s pages, every one dirty until sent. */
+    /** A log of {@code memory}'s pages, every one dirty until sent; scans on as many threads as there are cores. */
     public ContentHashLog(GuestMemory memory, NanoClock clock) {
+        this(memory, clock, Runtime.getRuntime().availableProcessors());
+    }
+
+    /**
+     * A log that scans on {@code threads} threads (the caller's among them): the scan in the
+     * downtime runs while the guest's vCPUs are stopped, so every core is free for it.
+     */
+    public ContentHashLog(GuestMemory memory, NanoClock clock, int threads) {
+        if (threads < 1) {
+            throw new IllegalArgumentException("threads must be >= 1, got " + threads);
+        }
         this.clock = clock;
+        for (int i = 1; i < threads; i++) {
+            scanners.add(Executors.newSingleThreadExecutor(Thread.ofPlatform().daemon().name("ferry-scan-" + i).factory()));
+        }
         this.guest = memory.unchecked();
         this.pageCount = memory.pageCount();
         long bytes = pageCount * 2 * Long.BYTES;
@@ -47,22 +72,50 @@ public final class ContentHashLog implements DirtyLog, AutoCloseable {
     @Override
     public long sync(PageBitmap into) {
         long began = clock.nanoTime();
+        AtomicLong next = new AtomicLong();
+        List<Future<Long>> helpers = new ArrayList<>(scanners.size());
+        for (ExecutorService scanner : scanners) {
+            helpers.add(scanner.submit(() -> scan(into, next)));
+        }
+        long added = scan(into, next);
+        for (Future<Long> helper : helpers) {
+            added += join(helper);
+        }
+        lastScanNanos = clock.nanoTime() - began;
+        return added;
+    }
+
+    /**
+     * Scans the chunks this thread claims from {@code next}: whole words of the bitmap, so that
+     * the threads never write the same one.
+     */
+    private long scan(PageBitmap into, AtomicLong next) {
         long[] hash = RESULTS.get();
         long added = 0;
         long base = guest.address();
-        for (long page = 0; page < pageCount; page++) {
-            XXH3_128.hashMemory(base + (page << GuestMemory.PAGE_SHIFT), GuestMemory.PAGE_SIZE, hash);
-            long slot = page << 1;
-            if (hash[0] != slots.getAtIndex(ValueLayout.JAVA_LONG, slot)
-                    || hash[1] != slots.getAtIndex(ValueLayout.JAVA_LONG, slot + 1)) {
-                if (!into.get(page)) {
+        for (long first; (first = next.getAndAdd(CHUNK_PAGES)) < pageCount; ) {
+            for (long page = first, end = Math.min(pageCount, first + CHUNK_PAGES); page < end; page++) {
+                XXH3_128.hashMemory(base + (page << GuestMemory.PAGE_SHIFT), GuestMemory.PAGE_SIZE, hash);
+                long slot = page << 1;
+                if ((hash[0] != slots.getAtIndex(ValueLayout.JAVA_LONG, slot)
+                        || hash[1] != slots.getAtIndex(ValueLayout.JAVA_LONG, slot + 1)) && !into.get(page)) {
                     into.set(page);
                     added++;
                 }
             }
         }
-        lastScanNanos = clock.nanoTime() - began;
         return added;
+    }
+
+    private static long join(Future<Long> helper) {
+        try {
+            return helper.get();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while scanning guest memory", e);
+        } catch (ExecutionException e) {
+            throw new IllegalStateException("a scanning thread failed", e.getCause());
+        }
     }
 
     /** Records the copy of {@code page} at {@code offset} of {@code copy} (native) as the one sent. */
@@ -84,6 +137,7 @@ public final class ContentHashLog implements DirtyLog, AutoCloseable {
 
     @Override
     public void close() {
+        scanners.forEach(ExecutorService::shutdownNow);
         slotMemory.close();
     }
 }

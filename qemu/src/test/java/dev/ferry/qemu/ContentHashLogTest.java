@@ -65,4 +65,28 @@ class ContentHashLogTest {
             assertFalse(dirty.get(2));
         }
     }
+
+    /** Scanned on three threads, chunk by chunk: the same pages, each counted once. */
+    @Test
+    void threadsFindExactlyTheChangedPages() {
+        long pages = 3 * 4096 + 100;
+        try (GuestMemory memory = GuestMemory.anonymous(pages * GuestMemory.PAGE_SIZE);
+                ContentHashLog log = new ContentHashLog(memory, NanoClock.SYSTEM, 3); Arena arena = Arena.ofConfined()) {
+            MemorySegment frame = arena.allocate(GuestMemory.PAGE_SIZE);
+            for (long page = 0; page < pages; page++) {
+                memory.readPage(page, frame, 0);
+                log.sending(page, frame, 0);
+            }
+            PageBitmap expected = new PageBitmap(pages);
+            for (long page = 7; page < pages; page += 997) {
+                memory.segment().set(ValueLayout.JAVA_BYTE, page * GuestMemory.PAGE_SIZE + page % 4096, (byte) 1);
+                expected.set(page);
+            }
+            PageBitmap dirty = new PageBitmap(pages);
+            assertEquals(expected.cardinality(), log.sync(dirty));
+            for (long page = 0; page < pages; page++) {
+                assertEquals(expected.get(page), dirty.get(page), "page " + page);
+            }
+        }
+    }
 }
