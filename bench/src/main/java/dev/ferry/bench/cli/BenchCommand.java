@@ -204,6 +204,9 @@ final class BenchCommand {
         InetSocketAddress address = connect(o);
         MigrationParameters params = MigrationFlags.parameters(o);
         QemuTarget qemu = QemuTarget.of(o);
+        if (qemu.given()) {
+            QemuTarget.requirePrecopy(params);
+        }
         Migration.warmUp();
         if (qemu.given()) {
             try (QemuTarget.Attached guest = qemu.attach(dev.ferry.qemu.QemuVm.Side.SOURCE, out)) {

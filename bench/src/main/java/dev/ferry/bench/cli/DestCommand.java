@@ -70,6 +70,9 @@ final class DestCommand {
                     err.println("ferry dest: refused " + reason);
                     err.flush();
                 });
+        if (attached != null) {
+            builder.capabilities(QemuTarget.DESTINATION_CAPABILITIES);
+        }
         if (fixed != null) {
             builder.memory(fixed);
         } else {

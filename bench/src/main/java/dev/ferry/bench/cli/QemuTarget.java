@@ -1,9 +1,12 @@
 package dev.ferry.bench.cli;
 
 import dev.ferry.bench.cli.Options.Option;
+import dev.ferry.core.Capability;
 import dev.ferry.core.Configuration;
 import dev.ferry.core.GuestMemory;
 import dev.ferry.core.JsonWriter;
+import dev.ferry.core.MigrationMode;
+import dev.ferry.core.MigrationParameters;
 import dev.ferry.core.NanoClock;
 import dev.ferry.qemu.ContentHashLog;
 import dev.ferry.qemu.QemuVm;
@@ -11,8 +14,10 @@ import dev.ferry.qemu.SoftDirty;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Path;
+import java.util.EnumSet;
 import java.util.List;
 import java.util.Optional;
+import java.util.Set;
 
 /**
  * {@code --qemu-qmp} and {@code --qemu-ram}: this side's guest is a QEMU process, attached over
@@ -25,6 +30,20 @@ record QemuTarget(Optional<Path> qmp, Optional<Path> ram, long timeoutMillis) {
     static QemuTarget of(Options o) {
         return new QemuTarget(o.value(Configuration.QEMU_QMP), o.value(Configuration.QEMU_RAM),
                 o.value(Configuration.QEMU_TIMEOUT));
+    }
+
+    /** What a QEMU destination accepts: everything but post-copy. */
+    static final Set<Capability> DESTINATION_CAPABILITIES = EnumSet.complementOf(EnumSet.of(Capability.POSTCOPY));
+
+    /**
+     * Refuses a mode that hands over by post-copy: QEMU's vCPUs would fault on QEMU's own
+     * mapping, which only a userfaultfd inside QEMU catches; Ferry's never sees them.
+     */
+    static void requirePrecopy(MigrationParameters params) {
+        if (params.mode() != MigrationMode.PRECOPY) {
+            throw new UsageException("a QEMU guest migrates pre-copy only (--" + Configuration.MODE.name()
+                    + " precopy): post-copy would need userfaultfd inside QEMU");
+        }
     }
 
     /** Whether this side is a QEMU; then both options must be there. */

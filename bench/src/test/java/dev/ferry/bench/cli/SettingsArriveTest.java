@@ -159,6 +159,20 @@ class SettingsArriveTest {
     }
 
     @Test
+    void aQemuSourceRefusesPostcopyAndHalfItsOptions() {
+        ByteArrayOutputStream err = new ByteArrayOutputStream();
+        int status = Ferry.run(new String[] {"source", "--connect", "127.0.0.1:1", "--qemu-qmp", "/run/q.qmp", "--qemu-ram",
+            "/dev/shm/g", "--mode", "hybrid"}, System.out, new PrintStream(err, true, StandardCharsets.UTF_8));
+        assertEquals(2, status);
+        assertTrue(err.toString(StandardCharsets.UTF_8).contains("pre-copy only"), err::toString);
+        err.reset();
+        status = Ferry.run(new String[] {"dest", "--qemu-ram", "/dev/shm/g"}, System.out,
+                new PrintStream(err, true, StandardCharsets.UTF_8));
+        assertEquals(2, status);
+        assertTrue(err.toString(StandardCharsets.UTF_8).contains("--qemu-qmp and --qemu-ram go together"), err::toString);
+    }
+
+    @Test
     void aBadValueIsAUsageErrorNamingTheOption() {
         ByteArrayOutputStream err = new ByteArrayOutputStream();
         int status = Ferry.run(new String[] {"bench", "--recover-timeout", "0"}, System.out,
