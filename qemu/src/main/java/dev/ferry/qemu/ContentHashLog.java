@@ -34,18 +34,29 @@ public final class ContentHashLog implements DirtyLog, AutoCloseable {
     private static final LongTupleHashFunction XXH3_128 = LongTupleHashFunction.xx128();
     /** Each thread's result pair: the hash writes its two longs there, no allocation per page. */
     private static final ThreadLocal<long[]> RESULTS = ThreadLocal.withInitial(XXH3_128::newResultArray);
+    private static final long[] ZERO = zeroPageHash();
 
     private final MemorySegment guest;
     private final long pageCount;
     private final GuestMemory slotMemory;
-    /** Two longs per page: the XXH3-128 of the copy last sent; zeros for a page never sent. */
+    /**
+     * Two longs per page: the XXH3-128 of the copy last sent, XORed with a zero page's, so that
+     * the slots' zeros (a fresh mapping) say what a fresh destination holds: a page of zeros. A
+     * zero page the sender sends without a copy (untouched anonymous memory) is then already right.
+     */
     private final MemorySegment slots;
     private final NanoClock clock;
     /** One single-thread executor per helper: with the calling thread, a scan runs on every core. */
     private final List<ExecutorService> scanners = new ArrayList<>();
     private long lastScanNanos;
 
-    /** A log of {@code memory}'s pages, every one dirty until sent; scans on as many threads as there are cores. */
+    private static long[] zeroPageHash() {
+        try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
+            return XXH3_128.hashMemory(arena.allocate(GuestMemory.PAGE_SIZE).address(), GuestMemory.PAGE_SIZE);
+        }
+    }
+
+    /** A log of {@code memory}'s pages, every one that is not zeros dirty until sent; scans on as many threads as there are cores. */
     public ContentHashLog(GuestMemory memory, NanoClock clock) {
         this(memory, clock, Runtime.getRuntime().availableProcessors());
     }
@@ -97,8 +108,8 @@ public final class ContentHashLog implements DirtyLog, AutoCloseable {
             for (long page = first, end = Math.min(pageCount, first + CHUNK_PAGES); page < end; page++) {
                 XXH3_128.hashMemory(base + (page << GuestMemory.PAGE_SHIFT), GuestMemory.PAGE_SIZE, hash);
                 long slot = page << 1;
-                if ((hash[0] != slots.getAtIndex(ValueLayout.JAVA_LONG, slot)
-                        || hash[1] != slots.getAtIndex(ValueLayout.JAVA_LONG, slot + 1)) && !into.get(page)) {
+                if (((hash[0] ^ ZERO[0]) != slots.getAtIndex(ValueLayout.JAVA_LONG, slot)
+                        || (hash[1] ^ ZERO[1]) != slots.getAtIndex(ValueLayout.JAVA_LONG, slot + 1)) && !into.get(page)) {
                     into.set(page);
                     added++;
                 }
@@ -126,8 +137,8 @@ public final class ContentHashLog implements DirtyLog, AutoCloseable {
         long[] hash = RESULTS.get();
         XXH3_128.hashMemory(copy.address() + offset, GuestMemory.PAGE_SIZE, hash);
         long slot = page << 1;
-        slots.setAtIndex(ValueLayout.JAVA_LONG, slot, hash[0]);
-        slots.setAtIndex(ValueLayout.JAVA_LONG, slot + 1, hash[1]);
+        slots.setAtIndex(ValueLayout.JAVA_LONG, slot, hash[0] ^ ZERO[0]);
+        slots.setAtIndex(ValueLayout.JAVA_LONG, slot + 1, hash[1] ^ ZERO[1]);
     }
 
     /** How long the last {@link #sync} took, in nanoseconds: the scan's cost per round. */
