@@ -227,8 +227,12 @@ public final class BootBlockGuest implements AutoCloseable {
 
     /** Stops QEMU and removes its RAM file. */
     @Override
-    public void close() throws IOException, InterruptedException {
-        kill();
+    public void close() throws IOException {
+        try {
+            kill();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
         Files.deleteIfExists(ram);
         Files.deleteIfExists(qmp);
     }
