@@ -239,10 +239,27 @@ public final class Configuration {
     public static final Setting<Integer> METRICS_PORT = Setting.integer(METRICS_PORT_PROP_NAME, METRICS_PORT_DEFAULT, -1,
             65535, "serve the meters as Prometheus text on http://127.0.0.1:PORT/metrics; 0 picks a free port, -1 none");
 
+    public static final String QEMU_QMP_PROP_NAME = "ferry.qemu-qmp";
+    public static final Setting<Optional<Path>> QEMU_QMP = Setting.of(QEMU_QMP_PROP_NAME, "PATH", "a path or none",
+            Optional.empty(), Configuration::file, Configuration::fileName,
+            "the QMP socket (-qmp unix:PATH,server=on) of the QEMU whose guest this side migrates; needs --qemu-ram");
+
+    public static final String QEMU_RAM_PROP_NAME = "ferry.qemu-ram";
+    public static final Setting<Optional<Path>> QEMU_RAM = Setting.of(QEMU_RAM_PROP_NAME, "FILE", "a path or none",
+            Optional.empty(), Configuration::file, Configuration::fileName,
+            "that QEMU's guest RAM: the mem-path of its memory-backend-file,share=on (in /dev/shm)");
+
+    public static final String QEMU_TIMEOUT_PROP_NAME = "ferry.qemu-timeout";
+    /** Saving or loading a small guest's devices takes milliseconds; a QEMU silent for this long is stuck. */
+    public static final long QEMU_TIMEOUT_DEFAULT = 10_000;
+    public static final Setting<Long> QEMU_TIMEOUT = Setting.number(QEMU_TIMEOUT_PROP_NAME, QEMU_TIMEOUT_DEFAULT, 1,
+            Long.MAX_VALUE, "MS", "the bound on every wait for QEMU: a QMP reply, an event, the device state");
+
     private static final List<Setting<?>> SETTINGS = List.of(MODE, POSTCOPY_AFTER_ROUNDS, DOWNTIME_LIMIT, MAX_BANDWIDTH,
             MAX_ROUNDS, TIME_LIMIT, CONVERGENCE, CHANNELS, STAGES, COMPRESSION, XBZRLE_CACHE_SIZE, DEDUP_INDEX_SIZE, ZSTD_LEVEL, PEER_TIMEOUT,
             RECOVER_TIMEOUT, FAULT_MECHANISM, PREALLOC, MAX_MEMORY, MAX_PENDING, HANDSHAKE_TIMEOUT, LISTEN, ACCEPT_TIMEOUT,
-            TLS_CERT, TLS_KEY, TLS_CA, TLS_ALLOW, TLS_PROVIDER, MIGRATION_ID, INSECURE, PROGRESS, PROGRESS_FILE, METRICS_PORT);
+            TLS_CERT, TLS_KEY, TLS_CA, TLS_ALLOW, TLS_PROVIDER, MIGRATION_ID, INSECURE, PROGRESS, PROGRESS_FILE, METRICS_PORT,
+            QEMU_QMP, QEMU_RAM, QEMU_TIMEOUT);
 
     private Configuration() {
     }

@@ -1,5 +1,7 @@
 package dev.ferry.core;
 
+import java.lang.foreign.MemorySegment;
+
 /**
  * The hypervisor's dirty-page log (the {@code KVM_GET_DIRTY_LOG} contract).
  *
@@ -15,4 +17,14 @@ public interface DirtyLog {
      * @return how many pages this sync added that {@code into} did not already hold
      */
     long sync(PageBitmap into);
+
+    /**
+     * The copy of page {@code page} that the migration is about to send, at {@code offset} of the
+     * native segment {@code copy}, taken out of guest memory once (the guest may change the page
+     * again after). A log that compares page contents with what was sent, rather than trapping
+     * writes, records it here; a hypervisor's own log ignores it. Called on the sending channels'
+     * threads, one thread at a time per page, never during {@link #sync}; it must allocate nothing.
+     */
+    default void sending(long page, MemorySegment copy, long offset) {
+    }
 }

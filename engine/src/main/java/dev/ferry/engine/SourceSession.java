@@ -551,7 +551,7 @@ final class SourceSession {
         // the chooser only exists when it has something to choose
         CompressionChooser chooser = pageChannel && params.adaptiveCompression() && compressor ? new CompressionChooser() : null;
         boolean dedup = pageChannel && negotiated.contains(Capability.DEDUP);
-        return new PageSender(channel, link, memory, encoder, chooser, digest.part(), clock,
+        return new PageSender(channel, link, memory, encoder, chooser, digest.part(), dirtyLog, clock,
                 dedup ? new dev.ferry.dedup.DedupIndex(params.dedupIndexSize() / params.channels()) : null,
                 dedup ? inFull : null);
     }

@@ -8,6 +8,7 @@ import dev.ferry.dedup.ContentHash;
 import dev.ferry.dedup.DedupIndex;
 import dev.ferry.core.ClaimablePages;
 import dev.ferry.core.GuestMemory;
+import dev.ferry.core.DirtyLog;
 import dev.ferry.core.MemoryDigest;
 import dev.ferry.core.NanoClock;
 import dev.ferry.core.PageBitmap;
@@ -60,6 +61,8 @@ public final class PageSender implements AutoCloseable {
     private final PageEncoder encoder;
     private final CompressionChooser chooser;
     private final MemoryDigest.Part digest;
+    /** Told of each copy before it is encoded in place: a scanning log compares with what was sent. */
+    private final DirtyLog dirtyLog;
     private final NanoClock clock;
     /** This channel's share of the content index, or null without dedup. */
     private final DedupIndex dedup;
@@ -94,8 +97,8 @@ public final class PageSender implements AutoCloseable {
      * @param chooser  the adaptive compression choice, or null when there is nothing to choose
      */
     public PageSender(int channel, Link link, GuestMemory memory, PageEncoder encoder, CompressionChooser chooser,
-            MemoryDigest.Part digest, NanoClock clock) {
-        this(channel, link, memory, encoder, chooser, digest, clock, null, null);
+            MemoryDigest.Part digest, DirtyLog dirtyLog, NanoClock clock) {
+        this(channel, link, memory, encoder, chooser, digest, dirtyLog, clock, null, null);
     }
 
     /**
@@ -104,7 +107,8 @@ public final class PageSender implements AutoCloseable {
      *               stripes; written by the session between rounds), or null without dedup
      */
     public PageSender(int channel, Link link, GuestMemory memory, PageEncoder encoder, CompressionChooser chooser,
-            MemoryDigest.Part digest, NanoClock clock, DedupIndex dedup, PageBitmap inFull) {
+            MemoryDigest.Part digest, DirtyLog dirtyLog, NanoClock clock, DedupIndex dedup, PageBitmap inFull) {
+        this.dirtyLog = dirtyLog;
         this.dedup = dedup;
         this.inFull = inFull;
         this.dedupActive = dedup != null;
@@ -309,6 +313,7 @@ public final class PageSender implements AutoCloseable {
         int length = 0;
         if (!untouched.contains(page) || !encoder.encodeKnownZero(page)) {
             MemorySegment.copy(guest, page << GuestMemory.PAGE_SHIFT, frameSegment, payloadAt, GuestMemory.PAGE_SIZE);
+            dirtyLog.sending(page, frameSegment, payloadAt);
             if (dedupActive && !(encoder.zeroPages() && ZeroPages.isZero(frameSegment, payloadAt))) {
                 long contentHash = PageDigest.contentHash(frameSegment, payloadAt);
                 if (inFull.get(page)) {

@@ -77,7 +77,7 @@ final class BenchCommand {
             MigrationFlags.settingOptions(MigrationFlags.unbound()).stream());
     /** source runs the source: it takes the source's settings and where the destination is. */
     static final List<CliOption> SOURCE = union(Stream.of(CONNECT), OWN.stream(),
-            MigrationFlags.options(MigrationFlags.SOURCE).stream(),
+            MigrationFlags.options(MigrationFlags.SOURCE).stream(), QemuTarget.OPTIONS.stream(),
             MigrationFlags.settingOptions(MigrationFlags.unbound()).stream());
 
     /** The options a matrix's axes vary, and the reports its runner asks for: those are not passed on. */
@@ -116,7 +116,14 @@ final class BenchCommand {
     }
 
     static List<Ferry.Section> sourceSections() {
-        return settingSections(new Ferry.Section("Options", union(Stream.of(CONNECT), OWN.stream())), true, false);
+        return withQemu(settingSections(new Ferry.Section("Options", union(Stream.of(CONNECT), OWN.stream())), true, false));
+    }
+
+    /** {@code sections} with the QEMU options after the command's own. */
+    static List<Ferry.Section> withQemu(List<Ferry.Section> sections) {
+        List<Ferry.Section> all = new ArrayList<>(sections);
+        all.add(1, new Ferry.Section("A QEMU guest (pre-copy only)", QemuTarget.OPTIONS));
+        return all;
     }
 
     static List<Ferry.Section> matrixSections() {
@@ -261,7 +268,29 @@ final class BenchCommand {
 
     private int source(ParsedOptions o, InetSocketAddress address, MigrationParameters params) throws Exception {
         Instant started = Instant.now();
+        QemuTarget qemu = QemuTarget.of(o);
+        if (qemu.given()) {
+            QemuTarget.requirePrecopy(params);
+        }
         Migration.warmUp();
+        if (qemu.given()) {
+            try (QemuTarget.Attached guest = qemu.attach(dev.ferry.qemu.QemuVm.Side.SOURCE, out);
+                 ProgressOutput progress = ProgressOutput.of(Outputs.of(o), out);
+                 MetricsEndpoint metrics = MetricsEndpoint.of(Outputs.of(o), err)) {
+                PrintStream summary = progress.takesStdout() ? err : out;
+                Timeline timeline = new Timeline(progress);
+                OutgoingMigration migration = Migration.source(guest.memory(), guest.log(), guest.vm())
+                        .parameters(params).connect(address).listener(timeline).meterRegistry(metrics.registry()).start();
+                MigrationReport report = migration.result().get(maxWaitMillis(params), TimeUnit.MILLISECONDS);
+                ObjectNode json = report.toJsonNode();
+                runMembers(json, params, started);
+                json.set("timeline", timeline.toJsonNode());
+                guest.putJsonMembers(json);
+                writeReports(o, json);
+                summarize(summary, report, null, 0);
+                return !report.succeeded() ? 1 : report.downtimeLimitExceeded() ? EXIT_DOWNTIME_EXCEEDED : 0;
+            }
+        }
         try (Guest guest = Guest.create(o); ProgressOutput progress = ProgressOutput.of(Outputs.of(o), out);
              MetricsEndpoint metrics = MetricsEndpoint.of(Outputs.of(o), err)) {
             PrintStream summary = progress.takesStdout() ? err : out;

@@ -40,7 +40,7 @@ final class DestCommand {
     private static final List<CliOption> OWN = Stream.concat(Stream.of(LISTEN.option(), MEMORY, JSON, INSECURE.option()),
             MigrationFlags.settingOptions(MigrationFlags.OUTPUTS).stream()).toList();
     static final List<CliOption> OPTIONS = Stream.of(OWN, MigrationFlags.options(MigrationFlags.DESTINATION),
-            MigrationFlags.settingOptions(MigrationFlags.unbound())).flatMap(List::stream).toList();
+            QemuTarget.OPTIONS, MigrationFlags.settingOptions(MigrationFlags.unbound())).flatMap(List::stream).toList();
 
     private final PrintStream out;
     private final PrintStream err;
@@ -56,7 +56,7 @@ final class DestCommand {
 
     /** dest's help: its own options, then the destination's settings. */
     static List<Ferry.Section> sections() {
-        return BenchCommand.settingSections(new Ferry.Section("Options", OWN), false, true);
+        return BenchCommand.withQemu(BenchCommand.settingSections(new Ferry.Section("Options", OWN), false, true));
     }
 
     static Setup setup(ParsedOptions o) {
@@ -71,15 +71,22 @@ final class DestCommand {
 
     private int run(ParsedOptions o, Setup setup) throws Exception {
         long fixedBytes = o.has(MEMORY) ? o.<Long>get(MEMORY) : 0;
+        QemuTarget qemu = QemuTarget.of(o);
         Migration.warmUp();
-        GuestMemory fixed = fixedBytes > 0 ? GuestMemory.anonymous(fixedBytes) : null;
+        // a QEMU destination receives into its RAM file, of the size QEMU has
+        QemuTarget.Attached attached = qemu.given() ? qemu.attach(dev.ferry.qemu.QemuVm.Side.DESTINATION, out) : null;
+        GuestMemory fixed = attached != null ? attached.memory() : fixedBytes > 0 ? GuestMemory.anonymous(fixedBytes) : null;
         ReceivedGuest guest = new ReceivedGuest(out);
         ProgressOutput progress = ProgressOutput.of(Outputs.of(o), out);
         MetricsEndpoint metrics = MetricsEndpoint.of(Outputs.of(o), err);
-        DestinationBuilder builder = setup.destination().apply(Migration.destination(guest)).onRefused(reason -> {
+        DestinationBuilder builder = setup.destination().apply(Migration.destination(
+                attached != null ? attached.vm() : guest)).onRefused(reason -> {
                     err.println("ferry dest: refused " + reason);
                     err.flush();
                 }).listener(progress).meterRegistry(metrics.registry());
+        if (attached != null) {
+            builder.capabilities(QemuTarget.DESTINATION_CAPABILITIES);
+        }
         if (fixed != null) {
             builder.memory(fixed);
         } else {
@@ -112,8 +119,12 @@ final class DestCommand {
                 err.println("ferry dest: no migration completed within --" + Configuration.ACCEPT_TIMEOUT.name());
                 return 1;
             }
-            ObjectNode json = report.toJsonNode()
-                    .put("deviceStateBytes", guest.deviceState == null ? 0 : guest.deviceState.length);
+            ObjectNode json = report.toJsonNode();
+            if (attached != null) {
+                attached.putJsonMembers(json);
+            } else {
+                json.put("deviceStateBytes", guest.deviceState == null ? 0 : guest.deviceState.length);
+            }
             if (o.has(JSON)) {
                 Path path = o.get(JSON);
                 Files.createDirectories(path.getParent());
@@ -129,7 +140,9 @@ final class DestCommand {
         } finally {
             metrics.close();
             progress.close();
-            if (fixed != null) {
+            if (attached != null) {
+                attached.close();
+            } else if (fixed != null) {
                 fixed.close();
             }
         }

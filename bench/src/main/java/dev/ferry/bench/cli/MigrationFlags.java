@@ -93,6 +93,10 @@ final class MigrationFlags {
     static final List<Setting<?>> OUTPUTS = List.of(Configuration.PROGRESS, Configuration.PROGRESS_FILE,
             Configuration.METRICS_PORT);
 
+    /** What source and dest take to migrate a QEMU guest, which {@link QemuTarget} reads itself. */
+    static final List<Setting<?>> QEMU = List.of(Configuration.QEMU_QMP, Configuration.QEMU_RAM,
+            Configuration.QEMU_TIMEOUT);
+
     /**
      * The settings of {@link Configuration} that no list above binds (a setting just added):
      * bench, source and dest take them all, and set them as this process's default, the system
@@ -102,6 +106,7 @@ final class MigrationFlags {
     static List<Setting<?>> unbound() {
         Set<Setting<?>> bound = new HashSet<>(DEST_PROCESS);
         bound.addAll(OUTPUTS);
+        bound.addAll(QEMU);
         SOURCE.forEach(b -> bound.add(b.setting()));
         DESTINATION.forEach(b -> bound.add(b.setting()));
         return Configuration.settings().stream().filter(s -> !bound.contains(s)).toList();

@@ -33,16 +33,16 @@ import org.junit.jupiter.api.Test;
 class SettingsArriveTest {
     /** What a command configured; null for what it does not run. */
     private record Configured(MigrationParameters source, DestinationBuilder destination, DestCommand.Setup destProcess,
-            Outputs outputs) {
+            Outputs outputs, QemuTarget qemu) {
     }
 
     /** A value that is not the default, and where each thing a command configures holds the setting. */
     private record Example(String text, Function<MigrationParameters, Object> source,
             Function<DestinationBuilder, Object> destination, Function<DestCommand.Setup, Object> destProcess,
-            Function<Outputs, Object> outputs) {
+            Function<Outputs, Object> outputs, Function<QemuTarget, Object> qemu) {
         Example(String text, Function<MigrationParameters, Object> source,
                 Function<DestinationBuilder, Object> destination, Function<DestCommand.Setup, Object> destProcess) {
-            this(text, source, destination, destProcess, null);
+            this(text, source, destination, destProcess, null, null);
         }
     }
 
@@ -79,32 +79,36 @@ class SettingsArriveTest {
             both(Configuration.MIGRATION_ID, "6f1c2d3e-4a5b-4c6d-8e7f-90a1b2c3d4e5", MigrationParameters::migrationId,
                     DestinationBuilder::migrationId),
             source(Configuration.CONVERGENCE, "throttle", MigrationParameters::convergence),
-            Map.entry(Configuration.PROGRESS, new Example("json", null, null, null, Outputs::progress)),
-            Map.entry(Configuration.PROGRESS_FILE, new Example("p.jsonl", null, null, null, Outputs::progressFile)),
-            Map.entry(Configuration.METRICS_PORT, new Example("9100", null, null, null, Outputs::metricsPort)),
+            Map.entry(Configuration.PROGRESS, new Example("json", null, null, null, Outputs::progress, null)),
+            Map.entry(Configuration.PROGRESS_FILE, new Example("p.jsonl", null, null, null, Outputs::progressFile, null)),
+            Map.entry(Configuration.METRICS_PORT, new Example("9100", null, null, null, Outputs::metricsPort, null)),
             // a flag: given, it is true
-            destination(Configuration.INSECURE, "true", DestinationBuilder::insecure));
+            destination(Configuration.INSECURE, "true", DestinationBuilder::insecure),
+            qemu(Configuration.QEMU_QMP, "/run/qemu.qmp", QemuTarget::qmp),
+            qemu(Configuration.QEMU_RAM, "/dev/shm/guest", QemuTarget::ram),
+            qemu(Configuration.QEMU_TIMEOUT, "1500", QemuTarget::timeoutMillis));
 
     @Test
     void everySettingBenchAcceptsArrivesOnEverySideThatHoldsIt() {
         assertArrive("bench", BenchCommand.BENCH, o -> {
             BenchCommand.Sides sides = BenchCommand.sides(o);
             return new Configured(sides.source(), sides.destination().apply(unstartedDestination()), null,
-                    Outputs.of(o));
+                    Outputs.of(o), null);
         });
     }
 
     @Test
     void everySettingSourceAcceptsArrivesInItsParameters() {
         assertArrive("source", BenchCommand.SOURCE, o -> new Configured(MigrationFlags.parameters(o), null, null,
-                Outputs.of(o)));
+                Outputs.of(o), QemuTarget.of(o)));
     }
 
     @Test
     void everySettingDestAcceptsArrivesInItsDestinationOrItsWait() {
         assertArrive("dest", DestCommand.OPTIONS, o -> {
             DestCommand.Setup setup = DestCommand.setup(o);
-            return new Configured(null, setup.destination().apply(unstartedDestination()), setup, Outputs.of(o));
+            return new Configured(null, setup.destination().apply(unstartedDestination()), setup, Outputs.of(o),
+                    QemuTarget.of(o));
         });
     }
 
@@ -177,6 +181,20 @@ class SettingsArriveTest {
     }
 
     @Test
+    void aQemuSourceRefusesPostcopyAndHalfItsOptions() {
+        ByteArrayOutputStream err = new ByteArrayOutputStream();
+        int status = Ferry.run(new String[] {"source", "--connect", "127.0.0.1:1", "--qemu-qmp", "/run/q.qmp", "--qemu-ram",
+            "/dev/shm/g", "--mode", "hybrid"}, System.out, new PrintStream(err, true, StandardCharsets.UTF_8));
+        assertEquals(2, status);
+        assertTrue(err.toString(StandardCharsets.UTF_8).contains("pre-copy only"), err::toString);
+        err.reset();
+        status = Ferry.run(new String[] {"dest", "--qemu-ram", "/dev/shm/g"}, System.out,
+                new PrintStream(err, true, StandardCharsets.UTF_8));
+        assertEquals(2, status);
+        assertTrue(err.toString(StandardCharsets.UTF_8).contains("--qemu-qmp and --qemu-ram go together"), err::toString);
+    }
+
+    @Test
     void aBadValueIsAUsageErrorNamingTheOption() {
         ByteArrayOutputStream err = new ByteArrayOutputStream();
         int status = Ferry.run(new String[] {"bench", "--recover-timeout", "0"}, System.out,
@@ -203,6 +221,7 @@ class SettingsArriveTest {
             read(arrived, "the destination's builder", configured.destination(), example.destination());
             read(arrived, "what dest waits for", configured.destProcess(), example.destProcess());
             read(arrived, "what the command shows", configured.outputs(), example.outputs());
+            read(arrived, "the QEMU it attaches to", configured.qemu(), example.qemu());
             assertFalse(arrived.isEmpty(), () -> command + " accepts --" + setting + " but configures nothing that holds it");
             arrived.forEach((where, value) -> assertEquals(expected, value,
                     () -> command + " --" + setting + " " + example.text() + " did not arrive in " + where));
@@ -235,6 +254,10 @@ class SettingsArriveTest {
     private static Map.Entry<Setting<?>, Example> both(Setting<?> setting, String text,
             Function<MigrationParameters, Object> source, Function<DestinationBuilder, Object> destination) {
         return Map.entry(setting, new Example(text, source, destination, null));
+    }
+
+    private static Map.Entry<Setting<?>, Example> qemu(Setting<?> setting, String text, Function<QemuTarget, Object> holder) {
+        return Map.entry(setting, new Example(text, null, null, null, null, holder));
     }
 
     private static Map.Entry<Setting<?>, Example> destination(Setting<?> setting, String text,
