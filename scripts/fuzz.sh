@@ -25,7 +25,7 @@ declare -A METHOD=([frames]=frames [destination]=stream [decode]=decode [xbzrle]
 ORDER=(frames destination decode xbzrle trace)
 
 if [ "${1:-}" = "--record-seeds" ]; then
-  nice -n 10 ./mvnw -B -q -ntp -pl engine,bench -am test -Dtest='SeedStreams,TraceSeeds' \
+  nice -n 10 ./mvnw -B -q -ntp -pl compression,engine,bench -am test -Dtest='SeedPayloads,SeedStreams,TraceSeeds' \
     -Dsurefire.failIfNoSpecifiedTests=false -Dferry.seeds="$PWD"
   find . -path '*FuzzTestInputs*' -type f -newer scripts/fuzz.sh | sort
   exit 0
