@@ -27,12 +27,15 @@ import java.lang.foreign.MemorySegment;
 import java.net.InetAddress;
 import java.net.Socket;
 import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.List;
 import java.util.Queue;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Pattern;
+import org.junit.jupiter.api.Test;
 
 /**
  * Coverage-guided fuzzing of the destination, whole streams at a time: a real destination
@@ -91,8 +94,27 @@ class DestinationFuzzTest {
         }
     }
 
-    /** Plays one input to a new destination and checks how the stream ended. */
-    static void play(byte[] input) throws Exception {
+    /**
+     * The recorded real migrations, played as they were, complete verified: the harness reaches
+     * the end of a stream, so what the fuzzer mutates from them can too.
+     */
+    @Test
+    void realStreamsCompleteVerified() throws Exception {
+        Path inputs = Path.of("src/test/resources/dev/ferry/engine/DestinationFuzzTestInputs/stream");
+        List<Path> real;
+        try (java.util.stream.Stream<Path> files = Files.list(inputs)) {
+            real = files.filter(p -> p.getFileName().toString().startsWith("real-")).sorted().toList();
+        }
+        assertFalse(real.isEmpty(), "no recorded stream in " + inputs);
+        for (Path p : real) {
+            MigrationReport report = play(Files.readAllBytes(p));
+            assertNotNull(report, p + ": no session");
+            assertEquals(MigrationState.COMPLETED, report.outcome(), p + ": " + report.error());
+        }
+    }
+
+    /** Plays one input to a new destination and checks how the stream ended; returns its report, or null when no session began. */
+    static MigrationReport play(byte[] input) throws Exception {
         RecordingVm vm = new RecordingVm();
         try (GuestMemory memory = GuestMemory.anonymous(BYTES); Stream stream = new Stream();
                 IncomingMigration in = Migration.destination(vm).memory(memory).peerTimeoutMillis(1_000)
@@ -111,7 +133,7 @@ class DestinationFuzzTest {
             if (!stream.welcomed && !in.result().isDone()) {
                 // no session began: the destination rightly goes on waiting for its source (a scan is no source)
                 assertNoneUncaught();
-                return;
+                return null;
             }
             MigrationReport report;
             try {
@@ -137,6 +159,7 @@ class DestinationFuzzTest {
                     assertEquals(0, vm.resumes.get(), "a guest never resumed here, yet resumed: " + reason);
                 }
             }
+            return report;
         }
     }
 
