@@ -39,7 +39,7 @@ case "$target" in all) targets=("${ORDER[@]}") ;; -h|--help) usage ;; *)
 esac
 
 mkdir -p runs/fuzz
-nice -n 10 ./mvnw -B -q -ntp install -DskipTests
+
 status=0
 for t in "${targets[@]}"; do
   module=${MODULE[$t]} class=${CLASS[$t]} method=${METHOD[$t]}
@@ -49,7 +49,7 @@ for t in "${targets[@]}"; do
   echo "== $t: $class#$method for $duration (load before: $(cut -d' ' -f1-3 /proc/loadavg))"
   before=$(find "$inputs" -type f | sort)
   set +e
-  JAZZER_FUZZ=1 JAZZER_MAX_DURATION="$duration" nice -n 19 ./mvnw -B -ntp -pl "$module" test \
+  JAZZER_FUZZ=1 JAZZER_MAX_DURATION="$duration" nice -n 19 ./mvnw -B -ntp -pl "$module" -am test \
     -Dtest="${class##*.}#$method" -Dsurefire.failIfNoSpecifiedTests=false > "$log" 2>&1
   rc=$?
   set -e
