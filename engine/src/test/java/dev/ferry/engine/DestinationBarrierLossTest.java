@@ -35,12 +35,13 @@ class DestinationBarrierLossTest {
         try (GuestMemory memory = GuestMemory.anonymous(BYTES)) {
             RecordingVm vm = new RecordingVm();
             DestinationSession session = new DestinationSession(size -> memory, vm, System::nanoTime,
-                    EnumSet.of(Capability.ZERO_PAGES), FaultMechanism.SOFTWARE, 10_000, 1, BYTES, new SimpleMeterRegistry());
+                    EnumSet.of(Capability.ZERO_PAGES), FaultMechanism.SOFTWARE, 10_000, 1, BYTES, Wire.NO_MIGRATION, new SimpleMeterRegistry());
             Peer peer = new Peer();
             session.peer(peer);
-            session.hello(new Wire.Hello(Wire.VERSION, GuestMemory.PAGE_SIZE, BYTES, Wire.bit(Capability.ZERO_PAGES), 0, 2));
-            session.join(new Wire.Join(peer.session, 0));
-            session.join(new Wire.Join(peer.session, 1));
+            session.hello(new Wire.Hello(Wire.VERSION, GuestMemory.PAGE_SIZE, BYTES, Wire.bit(Capability.ZERO_PAGES), 0, 2,
+                    Wire.NO_MIGRATION));
+            session.join(new Wire.Join(peer.session, 0, Wire.NO_MIGRATION));
+            session.join(new Wire.Join(peer.session, 1, Wire.NO_MIGRATION));
             session.channelRoundEnd(0, new Wire.RoundEnd(1, 0));
             session.channelRoundEnd(1, new Wire.RoundEnd(1, 0));
             session.roundEnd(new Wire.RoundEnd(1, 0));

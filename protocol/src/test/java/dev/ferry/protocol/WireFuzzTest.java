@@ -112,11 +112,11 @@ class WireFuzzTest {
                 }
                 case Wire.JOIN -> {
                     Wire.Join join = Wire.readJoin(frame);
-                    rewritten(original, out -> Wire.writeJoin(out, join.session(), join.channel()));
+                    rewritten(original, out -> Wire.writeJoin(out, join));
                 }
                 case Wire.RECOVER -> {
-                    long session = Wire.readRecover(frame);
-                    rewritten(original, out -> Wire.writeRecover(out, session));
+                    Wire.Recover recover = Wire.readRecover(frame);
+                    rewritten(original, out -> Wire.writeRecover(out, recover));
                 }
                 case Wire.JOINED -> {
                     int joined = Wire.readJoined(frame);
