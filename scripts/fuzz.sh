@@ -57,8 +57,8 @@ for t in "${targets[@]}"; do
   for f in "$module"/crash-* "$module"/timeout-* "$module"/oom-* "$module"/slow-unit-*; do
     [ -e "$f" ] && mv "$f" "$inputs/"
   done
-  last=$(grep -E '^#[0-9]+ +(DONE|pulse|NEW|REDUCE)' "$log" | tail -1)
-  runs=$(grep -Eo '^Done [0-9]+ runs in [0-9]+ second' "$log" | tail -1)
+  last=$(grep -aE '^#[0-9]+[[:space:]]+(DONE|pulse|NEW|REDUCE)' "$log" | tail -1 | tr '\t' ' ' || true)
+  runs=$(grep -aEo '^Done [0-9]+ runs in [0-9]+ second' "$log" | tail -1 || true)
   echo "   last:     ${last:-none}"
   echo "   finished: ${runs:-(no 'Done' line: it stopped on a finding or failed to start, see $log)}"
   echo "   load after: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -66,7 +66,7 @@ for t in "${targets[@]}"; do
   if [ "$rc" -ne 0 ] || [ -n "$new" ]; then
     status=1
     echo "   FINDING(S), now regression inputs in $inputs:"
-    grep -E 'FuzzTestFindingException|^== Java Exception|Caused by' "$log" | head -5 | sed 's/^/     /'
+    grep -aE 'FuzzTestFindingException|^== Java Exception|Caused by' "$log" | head -5 | sed 's/^/     /' || true
     echo "$new" | sed 's/^/     /'
   else
     echo "   findings: none"
