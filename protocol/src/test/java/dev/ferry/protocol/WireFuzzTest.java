@@ -22,9 +22,9 @@ import java.util.List;
 
 /**
  * Coverage-guided fuzzing of the framing stage and every frame's reader: any bytes split into
- * frames by {@link Wire#frameDecoder()} (in two writes, so that frames also cross a read), each
+ * frames by {@link Wire#frameDecoder()} or a destination's {@link Wire#handshakeFrameDecoder()} (in two writes, so that frames also cross a read), each
  * frame read by its type's reader. Invariants: the framing stage either frames or refuses a length
- * at once (above {@link Wire#MAX_FRAME}, or negative), never anything else; a reader either throws
+ * at once (above {@link Wire#MAX_FRAME}, or {@link Wire#MAX_HANDSHAKE_FRAME} for a destination's first frame), never anything else; a reader either throws
  * {@link ProtocolException} or returns what, written again by the writer, is the frame byte for
  * byte; PAGES records, DISCARD/MISSING runs and PAGE_REQUEST pages lie in the guest; and one input
  * allocates a bounded amount of heap.
@@ -50,7 +50,9 @@ class WireFuzzTest {
     }
 
     private static void frame(byte[] input) {
-        EmbeddedChannel channel = new EmbeddedChannel(Wire.frameDecoder());
+        // odd first byte: a destination's framing, whose first frame is held to MAX_HANDSHAKE_FRAME
+        boolean handshake = input.length > 0 && (input[0] & 1) != 0;
+        EmbeddedChannel channel = new EmbeddedChannel(handshake ? Wire.handshakeFrameDecoder() : Wire.frameDecoder());
         try {
             int split = input.length == 0 ? 0 : Byte.toUnsignedInt(input[0]) * input.length / 256;
             long consumed = 0;
@@ -75,7 +77,8 @@ class WireFuzzTest {
                 if (refusal != null) {
                     refused = true;
                     long length = lengthField(input, consumed);
-                    assertTrue(length > Wire.MAX_FRAME, "length " + length + " refused: " + refusal);
+                    long limit = handshake && consumed == 0 ? Wire.MAX_HANDSHAKE_FRAME : Wire.MAX_FRAME;
+                    assertTrue(length > limit, "length " + length + " refused: " + refusal);
                     break;
                 }
             }
@@ -149,6 +152,10 @@ class WireFuzzTest {
                 case Wire.RECOVERED -> {
                     long missing = Wire.readRecovered(frame);
                     rewritten(original, out -> Wire.writeRecovered(out, missing));
+                }
+                case Wire.HEARTBEAT -> {
+                    Wire.readHeartbeat(frame);
+                    rewritten(original, Wire::writeHeartbeat);
                 }
                 case Wire.PAGES -> pages(original);
                 case Wire.DISCARD, Wire.MISSING -> runs(type, frame, original);
