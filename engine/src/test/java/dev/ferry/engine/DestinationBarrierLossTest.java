@@ -104,5 +104,10 @@ class DestinationBarrierLossTest {
         @Override
         public void closeAll() {
         }
+
+        @Override
+        public void stale(int round, PageBitmap pages) {
+            throw new AssertionError("dedup was never offered");
+        }
     }
 }
