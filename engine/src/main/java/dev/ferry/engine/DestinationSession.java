@@ -390,6 +390,7 @@ final class DestinationSession {
      * (and in post-copy the request channel too: it carries pages then).
      */
     void roundEnd(Wire.RoundEnd end) throws ProtocolException {
+        notAbandoned();
         State now = state;
         if (now != State.RECEIVING && now != State.POSTCOPY) {
             throw new ProtocolException("ROUND_END while the session is " + now);
@@ -427,6 +428,17 @@ final class DestinationSession {
         }
         roundsDone = end.round();
         tell();
+    }
+
+    /**
+     * Before post-copy a lost connection ends the session, as its own task on the control thread
+     * decides; the control frames queued ahead of that task are not applied (an END queued behind
+     * a barrier the loss abandoned would otherwise be checked without the lost channel's last round).
+     */
+    private synchronized void notAbandoned() throws Abandoned {
+        if (connectionGone && state == State.RECEIVING) {
+            throw new Abandoned();
+        }
     }
 
     /** The barrier was left because a connection was lost; not a protocol error of its own. */
@@ -492,6 +504,7 @@ final class DestinationSession {
     }
 
     void end(Wire.End end) throws ProtocolException {
+        notAbandoned();
         State now = state;
         if (now != State.RECEIVING && now != State.POSTCOPY) {
             throw new ProtocolException("END in state " + now);
@@ -713,6 +726,7 @@ final class DestinationSession {
     }
 
     private void expect(String frame, State wanted) throws ProtocolException {
+        notAbandoned();
         if (state != wanted) {
             throw new ProtocolException(frame + " while the session is " + state);
         }
