@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.ferry.core.Capability;
+import dev.ferry.core.ConvergencePolicy;
 import dev.ferry.core.FaultMechanism;
 import dev.ferry.core.MigrationMode;
 import dev.ferry.core.MigrationParameters;
@@ -75,8 +76,10 @@ class TlsMigrationTest {
     }
 
     /** A source presenting {@code who}'s certificate, trusting the test CA. */
+    /** Forced to hand over: these tests are about TLS, and a busy machine can make a tiny round look stalled. */
     private static MigrationParameters.Builder as(String who) {
-        return MigrationParameters.builder().downtimeLimitMillis(50).tls(cert(who), key(who), cert("ca"));
+        return MigrationParameters.builder().downtimeLimitMillis(50).convergence(ConvergencePolicy.FORCE)
+                .tls(cert(who), key(who), cert("ca"));
     }
 
     private final BlockingQueue<String> refused = new LinkedBlockingQueue<>();
