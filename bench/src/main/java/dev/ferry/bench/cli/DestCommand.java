@@ -51,6 +51,9 @@ final class DestCommand {
     }
 
     /** What dest sets up from its options: the destination's settings, and how long it waits for a migration. */
+    /** How long after the accept timeout this process gives up on a migration that never reported. */
+    private static final long GIVE_UP_MARGIN_MILLIS = 10_000;
+
     record Setup(UnaryOperator<DestinationBuilder> destination, long acceptTimeoutMillis) {
     }
 
@@ -114,7 +117,9 @@ final class DestCommand {
             out.flush();
             MigrationReport report;
             try {
-                report = in.result().get(setup.acceptTimeoutMillis(), TimeUnit.MILLISECONDS);
+                // past the library's own accept bound, so that when no source came its report (whom it
+                // refused, and why) is what this process writes
+                report = in.result().get(setup.acceptTimeoutMillis() + GIVE_UP_MARGIN_MILLIS, TimeUnit.MILLISECONDS);
             } catch (TimeoutException e) {
                 err.println("ferry dest: no migration completed within --" + Configuration.ACCEPT_TIMEOUT.name());
                 return 1;

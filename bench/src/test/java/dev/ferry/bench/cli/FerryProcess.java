@@ -55,17 +55,26 @@ final class FerryProcess implements AutoCloseable {
 
     /** Waits (bounded) for a line of output that starts with {@code prefix}. */
     String awaitLine(String prefix) throws Exception {
+        return awaitLine(line -> line.startsWith(prefix), "'" + prefix + "...'");
+    }
+
+    /** The first line (within 30 s) holding {@code text} anywhere, say a field of a JSON progress line. */
+    String awaitLineContaining(String text) throws Exception {
+        return awaitLine(line -> line.contains(text), "holding '" + text + "'");
+    }
+
+    private String awaitLine(java.util.function.Predicate<String> wanted, String what) throws Exception {
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
         while (System.nanoTime() < deadline) {
             String line = lines.poll(100, TimeUnit.MILLISECONDS);
-            if (line != null && line.startsWith(prefix)) {
+            if (line != null && wanted.test(line)) {
                 return line;
             }
             if (line == null && !process.isAlive()) {
                 break;
             }
         }
-        throw new AssertionError("no line '" + prefix + "...'; output:\n" + Files.readString(output));
+        throw new AssertionError("no line " + what + "; output:\n" + Files.readString(output));
     }
 
     /** Waits (bounded) for the exit code. */

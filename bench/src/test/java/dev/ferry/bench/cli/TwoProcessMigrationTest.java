@@ -89,8 +89,9 @@ class TwoProcessMigrationTest {
         try (FerryProcess dest = FerryProcess.start(dir, "dest", "--listen", "127.0.0.1:0", "--json", destJson.toString())) {
             int port = dest.awaitListeningPort();
             try (FerryProcess source = FerryProcess.start(dir, "source", "--connect", "127.0.0.1:" + port,
-                    "--workload", "uniform:20", "--memory", "256m", "--max-bandwidth", "20000000")) {
-                Thread.sleep(3000);
+                    "--workload", "uniform:20", "--memory", "256m", "--max-bandwidth", "20000000", "--progress", "json")) {
+                // killed once it is sending pages: its progress says so
+                source.awaitLineContaining("\"state\":\"BULK\"");
                 assertTrue(source.process.isAlive(), source::outputText);
                 source.process.destroyForcibly();
             }
