@@ -79,7 +79,8 @@ public class QemuCompare {
             MigrationReport report;
             try (IncomingMigration in = Migration.destination(to).memory(dstRam)
                     .listen(new InetSocketAddress("127.0.0.1", 0)).start()) {
-                OutgoingMigration out = Migration.source(srcRam, log, from).parameters(MigrationParameters.defaults())
+                OutgoingMigration out = Migration.source(srcRam, log, from).parameters(MigrationParameters.builder()
+                                .convergence(dev.ferry.core.ConvergencePolicy.FORCE).build())
                         .connect(in.address()).start();
                 report = out.result().get(MIGRATION_TIMEOUT, TimeUnit.MILLISECONDS);
                 in.result().get(MIGRATION_TIMEOUT, TimeUnit.MILLISECONDS);
