@@ -15,10 +15,12 @@ import java.nio.file.StandardOpenOption;
  * guest of 256 written pages took 33 to 46 s, most of it in faults and the zero scan).
  *
  * <p>One per thread: it reads the pagemap a window of {@link #WINDOW} pages (one stripe) at a
- * time, into a buffer of its own, and answers from it until asked about a page outside it. An
- * answer may be as old as its window; that is safe wherever a page written after the dirty log's
- * last sync is sent again: its write marked it dirty. Memory that is not anonymous, or a pagemap
- * this process cannot read, has no untouched pages.
+ * time, into a buffer of its own, and answers from it until asked about a page outside it or told
+ * to {@link #forget} it. An answer may be as old as its window, so a window must not outlive the
+ * round it was read in: a page written after the round's dirty-log sync is dirty again and sent
+ * again, but one written before the sync (and after an older window was read) would be taken for
+ * untouched and sent as zeros. Memory that is not anonymous, or a pagemap this process cannot
+ * read, has no untouched pages.
  */
 public final class UntouchedPages implements AutoCloseable {
     /** Pages per pagemap read: one stripe, 4 KiB of pagemap entries. */
@@ -66,6 +68,12 @@ public final class UntouchedPages implements AutoCloseable {
         }
         long entry = window.getLong((int) (page - windowStart) * Long.BYTES);
         return (entry & (PRESENT | SWAPPED)) == 0;
+    }
+
+    /** Drops the window read so far: the next answer reads the pagemap again (a new round began). */
+    public void forget() {
+        windowStart = -1;
+        windowPages = 0;
     }
 
     private boolean read(long start) {

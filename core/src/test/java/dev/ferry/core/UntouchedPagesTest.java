@@ -45,6 +45,19 @@ class UntouchedPagesTest {
     }
 
     @Test
+    void aForgottenWindowIsReadAgain() {
+        try (GuestMemory memory = GuestMemory.anonymous(PAGES * GuestMemory.PAGE_SIZE);
+                UntouchedPages untouched = UntouchedPages.of(memory)) {
+            assertTrue(untouched.contains(3));
+            // written after the window was read, before the next round's sync: the next round must see it
+            memory.segment().set(ValueLayout.JAVA_BYTE, 4L << GuestMemory.PAGE_SHIFT, (byte) 1);
+            untouched.forget();
+            assertFalse(untouched.contains(4), "a new round reads the pagemap again");
+            assertTrue(untouched.contains(3));
+        }
+    }
+
+    @Test
     void fileMemoryHasNoUntouchedPages(@TempDir Path dir) throws Exception {
         Path file = dir.resolve("ram");
         Files.write(file, new byte[0]);

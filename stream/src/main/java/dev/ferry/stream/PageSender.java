@@ -150,6 +150,8 @@ public final class PageSender implements AutoCloseable {
         long sent = 0;
         long before = totalSent;
         roundSent = 0;
+        // a window read before this round's sync may miss pages written before it: read them anew
+        untouched.forget();
         startChunk(clock.nanoTime());
         for (long page = pages.nextSetBit(0); page >= 0; page = pages.nextSetBit(page + 1)) {
             if (frame == null) {
