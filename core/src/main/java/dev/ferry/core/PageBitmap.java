@@ -145,20 +145,7 @@ public final class PageBitmap {
 
     /** The first page at or after {@code from} in the set, or -1. */
     public long nextSetBit(long from) {
-        if (from >= pageCount) {
-            return -1;
-        }
-        int w = (int) (from >>> 6);
-        long word = words[w] & (-1L << from);
-        while (true) {
-            if (word != 0) {
-                return ((long) w << 6) + Long.numberOfTrailingZeros(word);
-            }
-            if (++w == words.length) {
-                return -1;
-            }
-            word = words[w];
-        }
+        return nextSetBit(from, pageCount);
     }
 
     /**

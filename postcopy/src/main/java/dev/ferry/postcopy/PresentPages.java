@@ -87,16 +87,7 @@ public final class PresentPages {
 
     /** The first missing page at or after {@code from}, or -1. */
     public long nextMissing(long from) {
-        for (long page = from; page < pageCount; page++) {
-            int w = (int) (page >>> 6);
-            long absent = ~(long) WORDS.getVolatile(words, w) & (-1L << page);
-            if (absent != 0) {
-                long found = ((long) w << 6) + Long.numberOfTrailingZeros(absent);
-                return found < pageCount ? found : -1;
-            }
-            page = ((long) w << 6) + 63;
-        }
-        return -1;
+        return nextMissing(from, pageCount);
     }
 
     /** The first missing page in {@code [from, to)}, or -1: a scan of that range's words only. */
