@@ -66,9 +66,14 @@ public final class IncomingMigration implements AutoCloseable {
         return migration.memory();
     }
 
-    /** Stops listening and releases the event loop. */
+    /**
+     * Stops listening and releases the event loop. A migration not ended by then fails here, so
+     * its {@link #result()} completes at once; before post-copy the guest still runs on the
+     * source, after it the pages it lacks can no longer arrive.
+     */
     @Override
     public void close() {
+        migration.fail("the destination was closed before the migration ended");
         server.close();
         group.shutdownGracefully(0, 1, TimeUnit.SECONDS).awaitUninterruptibly(5000);
     }

@@ -1,6 +1,7 @@
 package dev.ferry.engine;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -170,9 +171,15 @@ class ProgressAndControlTest {
             assertTrue(e.getMessage().contains(String.valueOf(taken.getLocalPort())) || e.getMessage().contains("in use"),
                     e.getMessage());
         }
-        try (IncomingMigration in = Migration.destination(new RecordingVm()).memoryFromHandshake().start()) {
+        IncomingMigration waiting = Migration.destination(new RecordingVm()).memoryFromHandshake().start();
+        try (IncomingMigration in = waiting) {
             assertThrows(MigrationTimeoutException.class, () -> in.await(Duration.ofMillis(50)));
             assertEquals(MigrationState.SETUP, in.progress().state());
         }
+        // closed before any source came: its result is in at once, not at the accept timeout
+        MigrationReport closed = waiting.result().getNow(null);
+        assertEquals(MigrationState.FAILED, closed == null ? null : closed.outcome());
+        assertTrue(closed.error().contains("closed"), closed.error());
+        assertFalse(closed.destinationResumed());
     }
 }

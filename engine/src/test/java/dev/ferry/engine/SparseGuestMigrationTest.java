@@ -11,19 +11,27 @@ import dev.ferry.core.MigrationReport;
 import dev.ferry.core.MigrationState;
 import dev.ferry.core.PageDigest;
 import java.lang.foreign.MemorySegment;
+import java.lang.management.BufferPoolMXBean;
+import java.lang.management.ManagementFactory;
 import java.lang.foreign.ValueLayout;
 import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.LockSupport;
 import org.junit.jupiter.api.Test;
 
 /**
  * A 64 GiB guest that is zero but for a few written pages migrates and verifies with the default
  * peer timeout: the bulk round is mostly zero runs, and neither side may look silent meanwhile
- * (issue 12: the destination once timed out on a 64 GiB guest of zeros).
+ * (issue 12: the destination once timed out on a 64 GiB guest of zeros). Nor may the thousands of
+ * short frames its zero runs make hold more direct memory than the bytes they carry: queued in
+ * full-sized frame buffers they once took 1.8 GiB and starved every migration after it in the JVM.
  */
 class SparseGuestMigrationTest {
     private static final long SIZE = 64L << 30;
     private static final int WRITTEN = 256;
+    /** Both sides' buffers, decoders and socket queues fit in far less; the fault took 1.8 GiB. */
+    private static final long PEAK_LIMIT = 256L << 20;
 
     @Test
     void aSixtyFourGibGuestOfZerosMigratesAndVerifies() throws Exception {
@@ -41,7 +49,8 @@ class SparseGuestMigrationTest {
             RecordingVm sourceVm = new RecordingVm();
             RecordingVm targetVm = new RecordingVm();
             long began = System.nanoTime();
-            try (IncomingMigration in = Migration.destination(targetVm).memory(target).start()) {
+            try (IncomingMigration in = Migration.destination(targetVm).memory(target).start();
+                    DirectMemoryPeak peak = new DirectMemoryPeak()) {
                 MigrationReport out = Migration.source(source, dirty, sourceVm)
                         .parameters(MigrationParameters.builder().build())
                         .connect(in.address()).start().result().get(10, TimeUnit.MINUTES);
@@ -59,7 +68,33 @@ class SparseGuestMigrationTest {
                             .mismatch(target.segment().asSlice(at, GuestMemory.PAGE_SIZE)), "page " + page);
                 }
                 assertEquals(out.digest(), dest.digest());
+                assertTrue(peak.bytes() < PEAK_LIMIT, "direct memory peaked at " + (peak.bytes() >> 20) + " MiB");
             }
+        }
+    }
+
+    /** The most direct memory in use while it is open, read by a watcher thread every millisecond. */
+    private static final class DirectMemoryPeak implements AutoCloseable {
+        private final BufferPoolMXBean direct = ManagementFactory.getPlatformMXBeans(BufferPoolMXBean.class).stream()
+                .filter(pool -> pool.getName().equals("direct")).findFirst().orElseThrow();
+        private final AtomicLong peak = new AtomicLong();
+        private final Thread watcher = Thread.ofPlatform().daemon().start(this::watch);
+
+        private void watch() {
+            while (!Thread.currentThread().isInterrupted()) {
+                peak.accumulateAndGet(direct.getMemoryUsed(), Math::max);
+                LockSupport.parkNanos(1_000_000);
+            }
+        }
+
+        long bytes() {
+            return Math.max(peak.get(), direct.getMemoryUsed());
+        }
+
+        @Override
+        public void close() throws InterruptedException {
+            watcher.interrupt();
+            watcher.join();
         }
     }
 }
