@@ -642,7 +642,8 @@ final class DestinationSession {
     /** A page channel's ROUND_END, on that channel's thread. */
     void channelRoundEnd(int channel, Wire.RoundEnd end) throws ProtocolException {
         boolean requests = channel == channels;
-        if (requests && state != State.POSTCOPY) {
+        // in RECOVERING it was read off a lost connection before the control thread closed it
+        if (requests && state != State.POSTCOPY && state != State.RECOVERING) {
             throw new ProtocolException("ROUND_END on the request channel before post-copy");
         }
         appliers[channel].roundEnd(end);
