@@ -22,6 +22,8 @@ final class CuttableProxy implements AutoCloseable {
     private final List<Socket> open = new CopyOnWriteArrayList<>();
     private final AtomicLong cutNextAfter = new AtomicLong(-1);
     final AtomicInteger connections = new AtomicInteger();
+    /** Bytes carried towards the destination so far, over every connection; guarded by this. */
+    private long carriedUp;
 
     CuttableProxy(int upstreamPort) throws IOException {
         this.upstreamPort = upstreamPort;
@@ -45,6 +47,32 @@ final class CuttableProxy implements AutoCloseable {
         cutNextAfter.set(bytes);
     }
 
+    /** Bytes carried towards the destination so far. */
+    synchronized long carriedUp() {
+        return carriedUp;
+    }
+
+    /**
+     * Waits until {@code bytes} more than {@code since} were carried towards the destination,
+     * at most {@code timeoutMillis}; whether they were.
+     */
+    synchronized boolean awaitCarriedUp(long since, long bytes, long timeoutMillis) throws InterruptedException {
+        long deadline = System.nanoTime() + timeoutMillis * 1_000_000;
+        while (carriedUp - since < bytes) {
+            long left = deadline - System.nanoTime();
+            if (left <= 0) {
+                return false;
+            }
+            java.util.concurrent.TimeUnit.NANOSECONDS.timedWait(this, left);
+        }
+        return true;
+    }
+
+    private synchronized void carried(int n) {
+        carriedUp += n;
+        notifyAll();
+    }
+
     private void accept() {
         while (!server.isClosed()) {
             try {
@@ -54,15 +82,15 @@ final class CuttableProxy implements AutoCloseable {
                 open.add(client);
                 open.add(upstream);
                 long limit = cutNextAfter.getAndSet(-1);
-                daemon(() -> pump(client, upstream, limit), "proxy-up");
-                daemon(() -> pump(upstream, client, -1), "proxy-down");
+                daemon(() -> pump(client, upstream, limit, true), "proxy-up");
+                daemon(() -> pump(upstream, client, -1, false), "proxy-down");
             } catch (IOException e) {
                 return;
             }
         }
     }
 
-    private void pump(Socket from, Socket to, long limit) {
+    private void pump(Socket from, Socket to, long limit, boolean up) {
         byte[] buffer = new byte[64 << 10];
         long carried = 0;
         try (InputStream in = from.getInputStream(); OutputStream out = to.getOutputStream()) {
@@ -71,6 +99,9 @@ final class CuttableProxy implements AutoCloseable {
                 out.write(buffer, 0, n);
                 out.flush();
                 carried += n;
+                if (up) {
+                    carried(n);
+                }
                 if (limit >= 0 && carried >= limit) {
                     break;
                 }

@@ -119,10 +119,11 @@ class PostcopyMigrationTest {
                                 .capabilities(EnumSet.of(Capability.ZERO_PAGES, Capability.POSTCOPY)).build())
                         .connect(in.address()).start();
                 long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
-                while (out.state() != MigrationState.BULK && System.nanoTime() < deadline) {
+                // into the bulk round, with some of it sent: post-copy then has pages to push and to fetch
+                while ((out.state() != MigrationState.BULK || out.progress().transferredBytes() < (4 << 20))
+                        && !out.state().isTerminal() && System.nanoTime() < deadline) {
                     Thread.sleep(5);
                 }
-                Thread.sleep(300);
                 out.startPostcopy();
                 while (out.state() != MigrationState.POSTCOPY && !out.state().isTerminal() && System.nanoTime() < deadline) {
                     Thread.sleep(1);

@@ -78,7 +78,10 @@ class TwoProcessMigrationTest {
             assertFalse(report.verified());
             assertTrue(report.error() != null && !report.error().isBlank(), "says why");
             long before = workload.pagesWritten();
-            Thread.sleep(300);
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+            while (workload.pagesWritten() == before && System.nanoTime() < deadline) {
+                java.util.concurrent.locks.LockSupport.parkNanos(1_000_000);
+            }
             assertTrue(workload.pagesWritten() > before, "the guest keeps running on the source");
         }
     }
@@ -136,8 +139,10 @@ class TwoProcessMigrationTest {
                      "--recover-timeout", "20000", "--json", sourceJson.toString())) {
             dest.awaitLine("resumed");
             // cut at the switch-over itself, before the push got going
+            long cutAt = proxy.carriedUp();
             proxy.cutAll();
-            Thread.sleep(800);
+            // the source reconnects and pushes again: 256 KiB of it carried is the middle of the push
+            assertTrue(proxy.awaitCarriedUp(cutAt, 256 << 10, 60_000), "the source never came back after the first cut");
             // cut again in the middle of the push, and cut the reconnection right after its RECOVER
             // frame (37 bytes: length, type, magic, session, migration id) reached the destination
             proxy.cutNextAfter(37);
@@ -233,10 +238,11 @@ class TwoProcessMigrationTest {
 
     private static void awaitBytesOnWire(OutgoingMigration migration) throws InterruptedException {
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
-        while (migration.state() == MigrationState.SETUP && System.nanoTime() < deadline) {
-            Thread.sleep(20);
+        // 1 MiB on the wire: past the handshake and well into the bulk round
+        while (migration.progress().transferredBytes() < (1 << 20) && !migration.state().isTerminal()
+                && System.nanoTime() < deadline) {
+            java.util.concurrent.locks.LockSupport.parkNanos(1_000_000);
         }
-        Thread.sleep(500);
         assertFalse(migration.state().isTerminal(), "still migrating when the destination is killed");
     }
 
