@@ -198,6 +198,8 @@ wait "$source_pid" || source_rc=$?
 cat "$out/source.out"
 # the destination ends right after the source's last frame; 60 s is far more than it needs
 await_exit "$dest_pid" 60
+# what the shaper did to the migration's packets (sent, dropped, overlimits): drops explain a slow round
+[ -n "$rate" ] && in_src tc -s qdisc show dev vsrc >"$out/qdisc.txt" 2>&1 || true
 dest_rc=$exit_rc
 [ "$dest_rc" = 0 ] || { say "ferry dest exited $dest_rc; its output:"; cat "$out/dest.out" >&2; }
 [ "$source_rc" = 0 ] || say "ferry source exited $source_rc"

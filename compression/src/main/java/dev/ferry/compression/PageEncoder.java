@@ -280,6 +280,29 @@ public final class PageEncoder implements AutoCloseable {
         return zeroPages;
     }
 
+    /**
+     * The payload bytes page {@code index} would cross with if it were sent now, from what the
+     * zero check and XBZRLE say: 0 for a zero page, the delta's length for a page XBZRLE holds, a
+     * page otherwise (compression is left out: its ratio changes chunk by chunk). Sends nothing,
+     * changes no cache and counts nothing; the downtime estimate samples the pages still dirty
+     * with it, since those are mostly pages sent before, which XBZRLE sends as deltas.
+     */
+    public int trialLength(long index, MemorySegment page, long pageOff) {
+        if (zeroPages && ZeroPages.isZero(page, pageOff)) {
+            return 0;
+        }
+        if (cache != null && xbzrleActive) {
+            long cached = cache.peek(index);
+            if (cached >= 0) {
+                int deltaLength = Xbzrle.encode(cache.segment(), cached, page, pageOff, delta, 0, PAGE);
+                if (deltaLength >= 0 && deltaLength < PAGE) {
+                    return deltaLength;
+                }
+            }
+        }
+        return PAGE;
+    }
+
     /** Whether XBZRLE deltas are being taken (after the bulk round). */
     public boolean xbzrleActive() {
         return cache != null && xbzrleActive;

@@ -61,6 +61,12 @@ public final class XbzrleCache implements AutoCloseable {
         return -1;
     }
 
+    /** Where page {@code index} is cached, as {@link #lookup} says, or -1; counts nothing. */
+    public long peek(long index) {
+        int slot = (int) index & mask;
+        return tags[slot] == index ? (long) slot * PAGE : -1;
+    }
+
     /** Stores page {@code index} as sent, from {@code page[pageOff..]}, evicting whatever shared its slot. */
     public void insert(long index, MemorySegment page, long pageOff) {
         int slot = (int) index & mask;

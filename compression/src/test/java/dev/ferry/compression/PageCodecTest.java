@@ -302,6 +302,31 @@ class PageCodecTest {
     }
 
     @Test
+    void aTrialSaysWhatAPageWouldCrossWithAndChangesNothing() {
+        MigrationParameters params = MigrationParameters.defaults();
+        try (PageEncoder encoder = new PageEncoder(EnumSet.of(Capability.ZERO_PAGES, Capability.XBZRLE), params,
+                params.xbzrleCacheSize(), NanoClock.SYSTEM); Arena arena = Arena.ofConfined()) {
+            MemorySegment page = arena.allocate(Pages.PAGE);
+            MemorySegment out = arena.allocate(PageEncoder.MAX_PAYLOAD);
+            assertEquals(0, encoder.trialLength(3, page, 0), "a zero page");
+            page.fill((byte) 7);
+            assertEquals(Pages.PAGE, encoder.trialLength(3, page, 0), "XBZRLE inactive: a whole page");
+            encoder.xbzrleActive(true);
+            encoder.encode(3, page, 0, out, 0);
+            page.set(ValueLayout.JAVA_BYTE, 200, (byte) 9);
+            StageStats before = encoder.stats();
+            int trial = encoder.trialLength(3, page, 0);
+            assertEquals(before.xbzrleHits(), encoder.stats().xbzrleHits(), "a trial counts no hit");
+            assertEquals(before.pages(), encoder.stats().pages(), "a trial sends nothing");
+            assertEquals(Pages.PAGE, encoder.trialLength(4, page, 0), "a page XBZRLE does not hold: a whole page");
+            int sent = encoder.encode(3, page, 0, out, 0);
+            assertEquals(PageEncoding.XBZRLE, encoder.encoding());
+            assertEquals(sent, trial, "the trial's length is the delta's");
+            assertEquals(0, encoder.trialLength(3, page, 0), "unchanged since it was sent: an empty delta");
+        }
+    }
+
+    @Test
     void countsWhatTheCompressorsWereTriedOnAndSkipsThemWhenOff() {
         MigrationParameters params = MigrationParameters.defaults();
         try (PageEncoder encoder = new PageEncoder(EnumSet.of(Capability.LZ4), params, params.xbzrleCacheSize(), NanoClock.SYSTEM);

@@ -8,7 +8,8 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
  * the pause, so the predicted {@code deviceStateMs} is 0.
  *
  * @param syncMs        the final dirty-log sync (predicted: the last round's)
- * @param memoryMs      the last dirty pages, and what was still queued on the channels, at the round's pace
+ * @param memoryMs      the last dirty pages, and what was still queued on the channels, at the link's pace
+ *                      (measured: from the request to pause, the guest's stopping included, as QEMU counts)
  * @param deviceStateMs saving and sending the device state
  * @param handoverMs    END to the destination's resume: one way of the round trip (the round trip measured
  *                      at the handshake), the destination's last pages and checks, its resume

@@ -306,9 +306,10 @@ final class SourceSession {
             Wire.Resumed resumed;
             if (step == RoundPlanner.Step.SWITCH_POSTCOPY) {
                 enter(MigrationState.POSTCOPY);
+                // from the request, as QEMU's downtime_start: the guest stops somewhere inside the call
+                pauseNanos = clock.nanoTime();
                 vm.pause();
                 paused = true;
-                pauseNanos = clock.nanoTime();
                 dirtyLog.sync(toSend);
                 postcopyStarted = true;
                 channels.dedupActive(false);
@@ -336,9 +337,9 @@ final class SourceSession {
                         nanos / 1e6, result.recoveries(), null, 0, 0, 0, List.of());
             } else {
                 enter(MigrationState.STOP_AND_COPY);
+                pauseNanos = clock.nanoTime();
                 vm.pause();
                 paused = true;
-                pauseNanos = clock.nanoTime();
                 precopy.stopAndCopy(toSend, roundControl);
                 long copied = clock.nanoTime();
                 byte[] deviceState = vm.saveDeviceState();

@@ -4,12 +4,15 @@ import dev.ferry.core.DowntimeBreakdown;
 
 /**
  * KVM/QEMU-style downtime estimate, from what the last round measured:
- * {@code bandwidth = wire bytes of the round / its duration} and
- * {@code memory = dirty pages x wire bytes per page / bandwidth}; plus what the pause costs
- * besides the pages ({@link #expected}): the bytes still queued on the channels at the round's
- * end (they arrive before the last pages), the final dirty-log sync, one way of the hand-over's
- * round trip. A round that sent nothing carries no measurement; its estimate is 0 when nothing is
- * dirty and unknown (infinite) otherwise.
+ * {@code memory = dirty pages x wire bytes per page / bandwidth}, where the bandwidth is the pace
+ * the destination took bytes off the connections at since the round before (not the round's bytes
+ * over its time, which a short round spends filling socket buffers), and the bytes per page are
+ * what a sample of the dirty pages would take now (after a round of first resends that went raw,
+ * the pages still dirty mostly go as XBZRLE deltas: 0.38 of a page on {@code hotset}); plus what
+ * the pause costs besides the pages ({@link #expected}): the bytes still queued on the channels at
+ * the round's end (they arrive before the last pages), the final dirty-log sync, one way of the
+ * hand-over's round trip. A round that sent nothing carries no measurement; its estimate is 0
+ * when nothing is dirty and unknown (infinite) otherwise.
  */
 public final class DowntimeEstimator {
     private DowntimeEstimator() {
@@ -34,20 +37,20 @@ public final class DowntimeEstimator {
         if (bandwidth == 0 || roundPages == 0) {
             return Double.POSITIVE_INFINITY;
         }
-        double bytesPerPage = (double) roundBytes / roundPages;
-        return dirtyPages * bytesPerPage / bandwidth * 1000.0;
+        return expected(dirtyPages, (double) roundBytes / roundPages, bandwidth, FixedCosts.NONE).memoryMs();
     }
 
     /**
-     * The pause by part: the pages, and what was queued, at the round's pace; the sync; one way
+     * The pause by part: {@code dirtyPages} of {@code bytesPerPage} each (what a sample of them
+     * would take now: deltas where XBZRLE holds the page), and what was queued, at
+     * {@code bandwidth} bytes a second (the pace the destination took bytes at); the sync; one way
      * of the round trip measured at the handshake. The device state is not known before the pause
      * (0), nor is the destination's resume.
      */
-    public static DowntimeBreakdown expected(long dirtyPages, long roundPages, long roundBytes, long roundNanos,
-            FixedCosts fixed) {
-        double pages = expectedDowntimeMillis(dirtyPages, roundPages, roundBytes, roundNanos);
-        double bandwidth = bandwidth(roundBytes, roundNanos);
-        double queued = bandwidth == 0 ? 0 : fixed.queuedBytes() / bandwidth * 1000.0;
+    public static DowntimeBreakdown expected(long dirtyPages, double bytesPerPage, double bandwidth, FixedCosts fixed) {
+        double pages = dirtyPages == 0 ? 0 : bandwidth <= 0 ? Double.POSITIVE_INFINITY
+                : dirtyPages * bytesPerPage / bandwidth * 1000.0;
+        double queued = bandwidth <= 0 ? 0 : fixed.queuedBytes() / bandwidth * 1000.0;
         return new DowntimeBreakdown(fixed.syncNanos() / 1e6, pages + queued, 0, fixed.roundTripNanos() / 2e6);
     }
 }

@@ -44,14 +44,27 @@ class DowntimeEstimatorTest {
     void theEstimateAddsWhatIsQueuedTheSyncAndOneWayOfTheRoundTrip() {
         // 1000 dirty pages at 4100 bytes a page and 41 MB/s: 100 ms; 4.1 MB queued: 100 ms more
         var fixed = new DowntimeEstimator.FixedCosts(2_000_000, 4_100_000, 600_000);
-        dev.ferry.core.DowntimeBreakdown e = DowntimeEstimator.expected(1000, 10_000, 41_000_000, SECOND, fixed);
+        dev.ferry.core.DowntimeBreakdown e = DowntimeEstimator.expected(1000, 4100, 41e6, fixed);
         assertEquals(2.0, e.syncMs(), 1e-9);
         assertEquals(200.0, e.memoryMs(), 1e-9);
         assertEquals(0.3, e.handoverMs(), 1e-9);
         assertEquals(0.0, e.deviceStateMs());
         assertEquals(202.3, e.totalMs(), 1e-9);
-        assertEquals(2.3, DowntimeEstimator.expected(0, 10_000, 41_000_000, SECOND,
+        assertEquals(2.3, DowntimeEstimator.expected(0, 4100, 41e6,
                 new DowntimeEstimator.FixedCosts(2_000_000, 0, 600_000)).totalMs(), 1e-9,
                 "nothing dirty still costs the sync and the trip");
+    }
+
+    @Test
+    void pagesThatWouldCrossAsDeltasAreCountedAtTheirSampledSizeAndTheQueueAtTheDrainPace() {
+        var none = DowntimeEstimator.FixedCosts.NONE;
+        // 1000 pages that would now take 1025 bytes each, drained at 41 MB/s: 25 ms (a raw round said 100)
+        assertEquals(25.0, DowntimeEstimator.expected(1000, 1025, 41e6, none).memoryMs(), 1e-9);
+        assertEquals(0.0, DowntimeEstimator.expected(1000, 0, 41e6, none).memoryMs(), 1e-9, "all zero pages cost no page bytes");
+        var fixed = new DowntimeEstimator.FixedCosts(0, 4_100_000, 0);
+        assertEquals(125.0, DowntimeEstimator.expected(1000, 1025, 41e6, fixed).memoryMs(), 1e-9,
+                "what is queued drains first");
+        assertEquals(Double.POSITIVE_INFINITY, DowntimeEstimator.expected(1, 4100, 0, none).memoryMs(), "no pace measured");
+        assertEquals(0.0, DowntimeEstimator.expected(0, 4100, 0, none).memoryMs(), "nothing dirty, nothing to pace");
     }
 }

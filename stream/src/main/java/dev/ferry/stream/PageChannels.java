@@ -133,6 +133,29 @@ public final class PageChannels implements AutoCloseable {
         }
     }
 
+    /**
+     * The wire bytes a page of {@code pages} would take if sent now, averaged over up to
+     * {@code samples} of them spread over the set, each asked of the channel its stripe goes to
+     * ({@link PageSender#trialBytes}); -1 when the set is empty. Only between rounds.
+     */
+    public double sampledBytesPerPage(PageBitmap pages, int samples) {
+        long count = pages.cardinality();
+        if (count == 0) {
+            return -1;
+        }
+        long step = Math.max(1, count / samples);
+        long bytes = 0;
+        long sampled = 0;
+        long seen = 0;
+        for (long p = pages.nextSetBit(0); p >= 0 && sampled < samples; p = pages.nextSetBit(p + 1), seen++) {
+            if (seen % step == 0) {
+                bytes += senders[(int) ((p / PageBitmap.STRIPE_PAGES) % senders.length)].trialBytes(p);
+                sampled++;
+            }
+        }
+        return (double) bytes / sampled;
+    }
+
     /** Pages of the round in progress sent so far, over every channel. */
     public long roundSent() {
         long pages = 0;

@@ -261,6 +261,16 @@ public final class PageSender implements AutoCloseable {
         return page;
     }
 
+    /**
+     * The wire bytes page {@code page} would take if it were sent now ({@link PageEncoder#trialLength}
+     * and its record's header; a zero page joins a run and takes none). Only between rounds: it
+     * uses the encoder this channel's thread sends with.
+     */
+    public int trialBytes(long page) {
+        int length = encoder.trialLength(page, guest, page << GuestMemory.PAGE_SHIFT);
+        return length == 0 ? 0 : Wire.RECORD_HEADER + length;
+    }
+
     /** Pages of the round in progress sent so far (as of the last frame). */
     public long roundSent() {
         return roundSent;
