@@ -318,7 +318,7 @@ final class SourceSession {
                 long began = clock.nanoTime();
                 long syncNanos = began - pauseNanos;
                 PostcopySource postcopy = new PostcopySource(channels, requests, control, clock,
-                        params.recoverTimeoutMillis(), this::reconnect);
+                        params.recoverTimeoutMillis(), this::reconnect, this::tick);
                 this.postcopy = postcopy;
                 byte[] deviceState = vm.saveDeviceState();
                 PostcopySource.Result result = postcopy.run(toSend, precopy.rounds() + 1, pauseNanos, deviceState,

@@ -164,6 +164,35 @@ class ProgressAndControlTest {
     }
 
     @Test
+    void theSourcesListenerHearsThePostcopyPushAsItGoes() throws Exception {
+        List<MigrationProgress> heard = new CopyOnWriteArrayList<>();
+        MigrationListener listener = new MigrationListener() {
+            @Override
+            public void onProgress(MigrationProgress progress) {
+                heard.add(progress);
+            }
+        };
+        try (TestGuest source = new TestGuest(32L << 20, 5, true); TestGuest target = new TestGuest(32L << 20, 0, false)) {
+            try (IncomingMigration in = Migration.destination(target).memory(target.memory)
+                    .faultMechanism(dev.ferry.core.FaultMechanism.SOFTWARE).start();
+                 OutgoingMigration out = Migration.source(source.memory, source.dirty, source)
+                         .parameters(MigrationParameters.builder().mode(dev.ferry.core.MigrationMode.POSTCOPY)
+                                 .capabilities(EnumSet.of(Capability.ZERO_PAGES, Capability.POSTCOPY))
+                                 .maxBandwidth(40_000_000).build())
+                         .listener(listener).connect(in.address()).start()) {
+                MigrationReport report = out.await(Duration.ofSeconds(60));
+                assertTrue(report.succeeded(), report.error());
+                assertTrue(in.await(Duration.ofSeconds(10)).succeeded());
+            }
+        }
+        // 32 MiB at 40 MB/s is most of a second of push, the listener ticks every 50 ms or so of it
+        List<MigrationProgress> postcopy = heard.stream().filter(p -> p.state() == MigrationState.POSTCOPY).toList();
+        assertTrue(postcopy.size() >= 3, "snapshots heard during post-copy: " + postcopy.size());
+        assertTrue(postcopy.getLast().transferredBytes() > postcopy.getFirst().transferredBytes(),
+                "the push moved between them: " + postcopy.getFirst() + " then " + postcopy.getLast());
+    }
+
+    @Test
     void failuresToStartOrWaitAreFerrysOwnExceptions() throws Exception {
         try (ServerSocket taken = new ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
             MigrationException e = assertThrows(MigrationException.class, () -> Migration.destination(new RecordingVm())

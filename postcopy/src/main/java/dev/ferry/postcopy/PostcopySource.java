@@ -45,6 +45,7 @@ public final class PostcopySource {
     private final NanoClock clock;
     private final long recoverTimeoutMillis;
     private final Reconnector reconnector;
+    private final Runnable progress;
     private volatile long pagesRequested;
     private volatile ClaimablePages claimable;
     private long pagesPushed;
@@ -69,8 +70,13 @@ public final class PostcopySource {
             long bytesOnLostLinks) {
     }
 
+    /**
+     * @param progress called as the push goes (every 50 ms or so), as pre-copy's rounds call it:
+     *                 a listener hears post-copy's progress without polling
+     */
     public PostcopySource(PageChannels channels, PageSender requests, SourceControl control, NanoClock clock,
-            long recoverTimeoutMillis, Reconnector reconnector) {
+            long recoverTimeoutMillis, Reconnector reconnector, Runnable progress) {
+        this.progress = progress;
         this.channels = channels;
         this.requests = requests;
         this.control = control;
@@ -114,6 +120,7 @@ public final class PostcopySource {
                 channels.push(remaining, BATCH, () -> {
                     server.check();
                     control.checkPeer();
+                    progress.run();
                 });
                 server.finish();
                 // the barrier: END is checked only after every page pushed or answered was applied
