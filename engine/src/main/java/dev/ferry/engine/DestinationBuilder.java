@@ -56,6 +56,8 @@ public final class DestinationBuilder {
     private MeterRegistry registry = new SimpleMeterRegistry();
     private String guest = SourceBuilder.DEFAULT_GUEST;
     private MigrationListener listener = MigrationListener.NONE;
+    private Gang gang;
+    private int member;
 
     DestinationBuilder(VmControl vm) {
         this.vm = Objects.requireNonNull(vm);
@@ -74,6 +76,17 @@ public final class DestinationBuilder {
             }
             return memory;
         };
+        return this;
+    }
+
+    /**
+     * Receives member {@code member} (from 1) of {@code gang}: a reference the source sends to a
+     * page of another member reads that member's memory here. Every member of a gang on this host
+     * is received with the same {@code gang}.
+     */
+    public DestinationBuilder gang(Gang gang, int member) {
+        this.gang = Objects.requireNonNull(gang);
+        this.member = Gang.checkMember(member);
         return this;
     }
 
@@ -355,6 +368,9 @@ public final class DestinationBuilder {
         EventLoopGroup group = Transports.group(Math.max(4, 2 * Runtime.getRuntime().availableProcessors()));
         DestinationSession session = new DestinationSession(memoryForSize, vm, clock, capabilities, faultMechanism,
                 peerTimeoutMillis, recoverTimeoutMillis, maxMemory, migrationId, registry, guest, listener);
+        if (gang != null) {
+            session.gang(gang, member);
+        }
         DestinationHandler handler = new DestinationHandler(session, maxPending, handshakeTimeoutMillis, peerTimeoutMillis,
                 refusals);
         try {

@@ -106,6 +106,9 @@ final class DestinationSession {
     private final long peerTimeoutMillis;
     private final long recoverTimeoutMillis;
     private final long maxMemory;
+    /** The gang this guest is received in and its number there, or null and 0. */
+    private Gang gang;
+    private int member;
     private final MeterRegistry registry;
     private final CompletableFuture<MigrationReport> result = new CompletableFuture<>();
     private final long sessionId = new SecureRandom().nextLong();
@@ -167,6 +170,12 @@ final class DestinationSession {
         this.startNanos = clock.nanoTime();
         this.guest = guest;
         this.listener = listener;
+    }
+
+    /** Receives member {@code member} of {@code gang}, before any connection comes. */
+    void gang(Gang gang, int member) {
+        this.gang = gang;
+        this.member = member;
     }
 
     /** The id of a migration's meters: the manager's, else the session's, so both sides agree either way. */
@@ -322,6 +331,9 @@ final class DestinationSession {
             accepted.remove(Capability.DEDUP);
         }
         negotiated = accepted;
+        if (gang != null) {
+            gang.hold(member, memory);
+        }
         digest = new MemoryDigest(memory.pageCount());
         written = new PageBitmap(memory.pageCount());
         PageBitmap held = accepted.contains(Capability.DEDUP) ? new PageBitmap(memory.pageCount()) : null;
@@ -330,8 +342,9 @@ final class DestinationSession {
         synchronized (this) {
             channels = hello.channels();
             appliers = new PageApplier[channels + 1];
+            java.util.function.IntFunction<GuestMemory> members = gang == null ? n -> null : gang::memoryOf;
             for (int c = 0; c <= channels; c++) {
-                appliers[c] = new PageApplier(c, channels, memory, written, digest.part(), allowed, held);
+                appliers[c] = new PageApplier(c, channels, memory, written, digest.part(), allowed, held, members);
             }
             roundsEnded = new int[channels + 1];
             joined = new boolean[channels + 1];

@@ -27,6 +27,8 @@ public final class SourceBuilder {
     private MeterRegistry registry = new SimpleMeterRegistry();
     private NanoClock clock = NanoClock.SYSTEM;
     private String guest = DEFAULT_GUEST;
+    private Gang gang;
+    private int member;
 
     /** The guest tag of meters when none is given. */
     static final String DEFAULT_GUEST = "default";
@@ -67,6 +69,17 @@ public final class SourceBuilder {
         return this;
     }
 
+    /**
+     * Migrates as member {@code member} (from 1) of {@code gang}: the gang's {@code max-bandwidth}
+     * replaces the parameters', and with dedup a page another member sent crosses as a reference
+     * to it. The destination must be the same member of the gang there.
+     */
+    public SourceBuilder gang(Gang gang, int member) {
+        this.gang = Objects.requireNonNull(gang);
+        this.member = Gang.checkMember(member);
+        return this;
+    }
+
     /** The time source (default the monotonic system clock). */
     public SourceBuilder clock(NanoClock value) {
         this.clock = Objects.requireNonNull(value);
@@ -88,7 +101,7 @@ public final class SourceBuilder {
         // the control connection, every page channel and the request channel on a loop of its own
         EventLoopGroup group = Transports.group(parameters.channels() + 2);
         SourceSession migration = new SourceSession(memory, dirtyLog, vm, parameters, destination, group, clock,
-                registry, guest, listener);
+                registry, guest, listener, gang, member);
         return new OutgoingMigration(migration, group);
     }
 }

@@ -88,6 +88,9 @@ final class SourceSession {
     private final String guest;
     private final MigrationListener listener;
     private final BandwidthLimiter limiter;
+    /** The gang this guest migrates in and its number there, or null and 0. */
+    private final Gang gang;
+    private final int member;
     /** Null for plaintext; loaded when the session runs, so bad files fail it with the guest running here. */
     private Tls tls;
     private final List<RoundRecord> rounds = new java.util.concurrent.CopyOnWriteArrayList<>();
@@ -119,7 +122,9 @@ final class SourceSession {
 
     SourceSession(GuestMemory memory, DirtyLog dirtyLog, VmControl vm, MigrationParameters params,
             InetSocketAddress destination, EventLoopGroup group, NanoClock clock, MeterRegistry registry, String guest,
-            MigrationListener listener) {
+            MigrationListener listener, Gang gang, int member) {
+        this.gang = gang;
+        this.member = member;
         this.memory = memory;
         this.dirtyLog = dirtyLog;
         this.vm = vm;
@@ -130,7 +135,7 @@ final class SourceSession {
         this.registry = registry;
         this.guest = guest;
         this.listener = listener;
-        this.limiter = new BandwidthLimiter(params.maxBandwidth());
+        this.limiter = gang != null ? gang.limiter() : new BandwidthLimiter(params.maxBandwidth());
         this.downtimeLimitMillis = params.downtimeLimitMillis();
         this.migrationId = "";
         this.startNanos = clock.nanoTime();
@@ -554,7 +559,7 @@ final class SourceSession {
         boolean dedup = pageChannel && negotiated.contains(Capability.DEDUP);
         return new PageSender(channel, link, memory, encoder, chooser, digest.part(), dirtyLog, clock,
                 dedup ? new dev.ferry.dedup.DedupIndex(params.dedupIndexSize() / params.channels()) : null,
-                dedup ? inFull : null);
+                dedup ? inFull : null, gang == null ? null : gang.index(), member);
     }
 
     /**

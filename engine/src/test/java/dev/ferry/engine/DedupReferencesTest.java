@@ -24,7 +24,8 @@ import org.junit.jupiter.api.Test;
  * so that each case happens for sure: a reference to a copy that still holds the content is
  * installed; one whose copy changed since is left alone and named in the round's STALE, and once
  * the page crossed again in full the migration ends verified; a reference to a page the
- * destination never held, or to a page of another channel's stripe, fails the migration.
+ * destination never held, to a page of another channel's stripe, or to a guest of no gang here,
+ * fails the migration.
  */
 class DedupReferencesTest {
     private static final int PAGES = 3 * PageBitmap.STRIPE_PAGES;
@@ -126,6 +127,23 @@ class DedupReferencesTest {
         MigrationReport report = in.result().get(10, TimeUnit.SECONDS);
         assertEquals(MigrationState.FAILED, report.outcome());
         assertTrue(report.error().contains("names page 3, which travels on channel 0"), report.error());
+        assertEquals(0, vm.resumes.get());
+    }
+
+    @Test
+    void aReferenceToAGuestOfNoGangHereIsAProtocolError() throws Exception {
+        byte[] a = randomPage(1);
+        try (HandSource source = new HandSource(in.address(), BYTES)) {
+            source.hello(2, CAPABILITIES);
+            source.joinAll(2);
+            source.raw(0, 3, a);
+            // this destination receives one guest, in no gang: guest 2 is nobody's
+            source.reference(0, 2, 5, 3, hash(a));
+            readUntilClosed(source.control);
+        }
+        MigrationReport report = in.result().get(10, TimeUnit.SECONDS);
+        assertEquals(MigrationState.FAILED, report.outcome());
+        assertTrue(report.error().contains("names guest 2, which is no member of this destination's gang"), report.error());
         assertEquals(0, vm.resumes.get());
     }
 }

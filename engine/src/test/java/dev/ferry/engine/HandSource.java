@@ -134,14 +134,19 @@ final class HandSource implements AutoCloseable {
      * must leave the page as it was and name it in the round's STALE.
      */
     void reference(int c, long index, long source, long[] xxh128, boolean fresh) throws IOException {
-        send(channels[c], out -> pages(out, o -> o.writeLong(index).writeByte(PageEncoding.DEDUP)
-                .writeShort(PageRecords.REFERENCE_BYTES).writeShort(0).writeLong(source).writeLong(xxh128[1])
-                .writeLong(xxh128[0])));
+        reference(c, 0, index, source, xxh128);
         if (fresh) {
             MemorySegment.copy(expected.segment(), source * GuestMemory.PAGE_SIZE, expected.segment(),
                     index * GuestMemory.PAGE_SIZE, GuestMemory.PAGE_SIZE);
         }
         roundPages[c]++;
+    }
+
+    /** A reference on channel {@code c} for page {@code index} to page {@code source} of guest {@code guest}. */
+    void reference(int c, int guest, long index, long source, long[] xxh128) throws IOException {
+        send(channels[c], out -> pages(out, o -> o.writeLong(index).writeByte(PageEncoding.DEDUP)
+                .writeShort(PageRecords.REFERENCE_BYTES).writeShort(guest).writeLong(source).writeLong(xxh128[1])
+                .writeLong(xxh128[0])));
     }
 
     /** The STALE frames answering the barrier of {@code round}: the pages they name, in order. */

@@ -12,6 +12,7 @@ import dev.ferry.protocol.PageRecords;
 import dev.ferry.protocol.ProtocolException;
 import dev.ferry.protocol.Wire;
 import java.lang.foreign.MemorySegment;
+import java.util.function.IntFunction;
 
 /**
  * One channel's receive path on the destination: applies the records of its PAGES frames to guest
@@ -44,6 +45,7 @@ public final class PageApplier implements AutoCloseable {
     private long references;
     private long staleReferences;
     private GuestMemory aside;
+    private final IntFunction<GuestMemory> members;
     private volatile PostcopyTarget postcopy;
     private long pagesThisRound;
     private long pages;
@@ -66,6 +68,16 @@ public final class PageApplier implements AutoCloseable {
      */
     public PageApplier(int channel, int channels, GuestMemory memory, PageBitmap written, MemoryDigest.Part digest,
             int allowedEncodings, PageBitmap held) {
+        this(channel, channels, memory, written, digest, allowedEncodings, held, member -> null);
+    }
+
+    /**
+     * @param members the memory of guest {@code n} of this destination's gang (from 1), or null for
+     *                a number that is no member: where a reference to another guest reads from
+     */
+    public PageApplier(int channel, int channels, GuestMemory memory, PageBitmap written, MemoryDigest.Part digest,
+            int allowedEncodings, PageBitmap held, IntFunction<GuestMemory> members) {
+        this.members = members;
         this.held = held;
         this.channel = channel;
         this.channels = channels;
@@ -142,8 +154,8 @@ public final class PageApplier implements AutoCloseable {
         int guest = records.referenceGuest();
         long source = records.referencePage();
         if (guest != 0) {
-            throw new ProtocolException("dedup reference for page " + index + " names guest " + guest
-                    + ", the session carries one guest");
+            applyAcrossGuests(index, guest, source);
+            return;
         }
         if (source >= memory.pageCount()) {
             throw new ProtocolException("dedup reference for page " + index + " names page " + source
@@ -170,6 +182,47 @@ public final class PageApplier implements AutoCloseable {
         digest.update(index, PageDigest.contentHash(ram, index << GuestMemory.PAGE_SHIFT));
         written.set(index);
         held.set(index);
+    }
+
+    /**
+     * A reference to page {@code source} of guest {@code guest} of the gang: that guest's pages
+     * come over its own connections, in no order with this one's, so a copy that does not (or no
+     * longer, or not yet) hold the content is stale, not an error; a guest that is no member is.
+     * The page is copied first and the copy here checked, since that guest may be writing its
+     * page meanwhile; a member whose memory was closed reads as stale, never as freed memory
+     * (its checked segment refuses).
+     */
+    private void applyAcrossGuests(long index, int guest, long source) throws ProtocolException {
+        GuestMemory other = members.apply(guest);
+        if (other == null) {
+            throw new ProtocolException("dedup reference for page " + index + " names guest " + guest
+                    + ", which is no member of this destination's gang");
+        }
+        if (source >= other.pageCount()) {
+            throw new ProtocolException("dedup reference for page " + index + " names page " + source + " of guest "
+                    + guest + ", out of range (it has " + other.pageCount() + " pages)");
+        }
+        references++;
+        long at = index << GuestMemory.PAGE_SHIFT;
+        boolean copied;
+        try {
+            MemorySegment.copy(other.segment(), source << GuestMemory.PAGE_SHIFT, ram, at, GuestMemory.PAGE_SIZE);
+            copied = true;
+        } catch (IllegalStateException closed) {
+            copied = false;
+        }
+        if (copied) {
+            // no longer fresh, whatever it holds: a zero run must write it
+            written.set(index);
+            held.set(index);
+        }
+        if (!copied || !hash.matches(ram, at, records.referenceHigh(), records.referenceLow())) {
+            // it crosses in full before END, which sets its digest then
+            staleReferences++;
+            addStale(index);
+            return;
+        }
+        digest.update(index, PageDigest.contentHash(ram, at));
     }
 
     private synchronized void addStale(long page) {

@@ -226,12 +226,14 @@ public final class PageChannels implements AutoCloseable {
         long misses = 0;
         long evictions = 0;
         long bytes = 0;
+        long acrossGuests = 0;
         for (PageSender s : senders) {
             misses += s.dedup().misses();
             evictions += s.dedup().evictions();
             bytes += s.dedup().bytes();
+            acrossGuests += s.acrossGuests();
         }
-        return new dev.ferry.core.DedupReport(references, misses, evictions, stale, bytes);
+        return new dev.ferry.core.DedupReport(references, acrossGuests, misses, evictions, stale, bytes);
     }
 
     /** The next round is the stop-and-copy, on every channel. */

@@ -6,6 +6,7 @@ import dev.ferry.compression.StageStats;
 import dev.ferry.compression.ZeroPages;
 import dev.ferry.dedup.ContentHash;
 import dev.ferry.dedup.DedupIndex;
+import dev.ferry.dedup.GangIndex;
 import dev.ferry.core.ClaimablePages;
 import dev.ferry.core.GuestMemory;
 import dev.ferry.core.DirtyLog;
@@ -70,6 +71,11 @@ public final class PageSender implements AutoCloseable {
     private final DedupIndex dedup;
     /** Pages the destination found a stale reference for: they cross in full the next time. */
     private final PageBitmap inFull;
+    /** With a gang, the index its guests share and this guest's number in it (1 up); else null and 0. */
+    private final GangIndex gang;
+    private final int member;
+    /** References this channel sent that name a page of another guest of the gang. */
+    private long acrossGuests;
     private final ContentHash hash = new ContentHash();
     private boolean dedupActive;
 
@@ -110,6 +116,19 @@ public final class PageSender implements AutoCloseable {
      */
     public PageSender(int channel, Link link, GuestMemory memory, PageEncoder encoder, CompressionChooser chooser,
             MemoryDigest.Part digest, DirtyLog dirtyLog, NanoClock clock, DedupIndex dedup, PageBitmap inFull) {
+        this(channel, link, memory, encoder, chooser, digest, dirtyLog, clock, dedup, inFull, null, 0);
+    }
+
+    /**
+     * @param gang   with dedup in a gang, the index the gang's guests share (asked when this channel's
+     *               own index misses; told of every page sent in full); else null
+     * @param member this guest's number in the gang, from 1, as the destination's gang numbers it
+     */
+    public PageSender(int channel, Link link, GuestMemory memory, PageEncoder encoder, CompressionChooser chooser,
+            MemoryDigest.Part digest, DirtyLog dirtyLog, NanoClock clock, DedupIndex dedup, PageBitmap inFull,
+            GangIndex gang, int member) {
+        this.gang = dedup == null ? null : gang;
+        this.member = member;
         this.dirtyLog = dirtyLog;
         this.dedup = dedup;
         this.inFull = inFull;
@@ -296,6 +315,11 @@ public final class PageSender implements AutoCloseable {
         return dedup;
     }
 
+    /** References this channel sent that name a page of another guest of its gang. */
+    public long acrossGuests() {
+        return acrossGuests;
+    }
+
     /** XBZRLE caches and deltas from now on: after the bulk round, and off again in post-copy. */
     public void xbzrleActive(boolean on) {
         encoder.xbzrleActive(on);
@@ -337,6 +361,9 @@ public final class PageSender implements AutoCloseable {
                 }
                 length = encoder.encodeNonZero(page, frameSegment, payloadAt, frameSegment, payloadAt, contentHash);
                 dedup.put(contentHash, DedupIndex.location(0, page));
+                if (gang != null) {
+                    gang.put(contentHash, DedupIndex.location(member, page));
+                }
             } else {
                 length = encoder.encode(page, frameSegment, payloadAt, frameSegment, payloadAt);
             }
@@ -371,7 +398,18 @@ public final class PageSender implements AutoCloseable {
      */
     private boolean reference(long page, int headerAt, long payloadAt, long contentHash) {
         long location = dedup.lookup(contentHash);
-        if (location < 0 || location == DedupIndex.location(0, page) && encoder.xbzrleActive()) {
+        if (location == DedupIndex.location(0, page) && encoder.xbzrleActive()) {
+            return false;
+        }
+        if (location < 0 && gang != null) {
+            // another guest's copy: this guest's own pages on other channels are not ordered with this one
+            long elsewhere = gang.lookup(contentHash);
+            if (elsewhere >= 0 && DedupIndex.guestOf(elsewhere) != member) {
+                location = elsewhere;
+                acrossGuests++;
+            }
+        }
+        if (location < 0) {
             return false;
         }
         hash.hash(frameSegment, payloadAt);

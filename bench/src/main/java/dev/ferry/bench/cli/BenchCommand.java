@@ -18,6 +18,7 @@ import dev.ferry.core.PostcopyReport;
 import dev.ferry.core.ReportJson;
 import dev.ferry.core.Setting;
 import dev.ferry.engine.DestinationBuilder;
+import dev.ferry.engine.Gang;
 import dev.ferry.engine.IncomingMigration;
 import dev.ferry.engine.Migration;
 import dev.ferry.engine.OutgoingMigration;
@@ -59,6 +60,11 @@ final class BenchCommand {
             "write the report as a self-contained HTML page with charts", null, OutputPath::file);
     private static final CliOption CONNECT = CliOption.valued("connect", "HOST:PORT",
             "the destination's address (required)", null, Configuration.LISTEN::parse);
+    private static final CliOption VM = CliOption.repeated("vm", "SPEC", "one guest of a gang migrated together"
+            + " (a --workload spec; repeat for each guest): they share max-bandwidth and, with dedup, one content index,"
+            + " so a page another guest already sent crosses as a reference to its copy; each hands over when it converges");
+    private static final CliOption WITHIN_GUESTS = CliOption.flag("within-guests", "with --vm and dedup, each guest"
+            + " refers only to its own pages, as if it migrated alone (the gang still shares max-bandwidth)");
     private static final CliOption TLS = CliOption.text("tls", "DIR", "both sides over mutual TLS with the"
             + " certificates scripts/tls-ca.sh DIR made (source.pem for the source, dest.pem for the destination, which"
             + " allows ferry-source)", null);
@@ -66,7 +72,7 @@ final class BenchCommand {
     private static final List<CliOption> OWN = union(Stream.of(WORKLOAD, MEMORY, FILL, TRACE_LOOP, SEED, JSON, REPORT),
             MigrationFlags.settingOptions(MigrationFlags.OUTPUTS).stream());
     /** The options of bench that are not settings. */
-    private static final List<CliOption> BENCH_OWN = union(OWN.stream(), Stream.of(TLS));
+    private static final List<CliOption> BENCH_OWN = union(OWN.stream(), Stream.of(VM, WITHIN_GUESTS, TLS));
     /** Exit status of a migration that completed verified but paused the guest past its downtime limit. */
     static final int EXIT_DOWNTIME_EXCEEDED = 3;
 
@@ -195,6 +201,9 @@ final class BenchCommand {
     }
 
     private int bench(ParsedOptions o, Sides sides) throws Exception {
+        if (o.has(VM)) {
+            return gang(o, sides, o.texts(VM));
+        }
         MigrationParameters params = sides.source();
         Instant started = Instant.now();
         Migration.warmUp();
@@ -257,6 +266,138 @@ final class BenchCommand {
                 return !source.succeeded() || !destination.succeeded() ? 1
                         : source.downtimeLimitExceeded() ? EXIT_DOWNTIME_EXCEEDED : 0;
             }
+        }
+    }
+
+    /**
+     * A gang: every guest migrates at once over connections of its own, into a destination of
+     * its own in this process, the gang's members numbered 1.. on both sides. The report holds each
+     * guest's report under {@code guests} and the gang's totals.
+     */
+    private int gang(ParsedOptions o, Sides sides, List<String> specs) throws Exception {
+        if (o.has(WORKLOAD) || o.has(REPORT)) {
+            throw new UsageException("--vm gives each guest's workload, and the HTML report is one guest's: leave out --"
+                    + (o.has(WORKLOAD) ? WORKLOAD.name() : REPORT.name()));
+        }
+        MigrationParameters params = sides.source();
+        Instant started = Instant.now();
+        Migration.warmUp();
+        Gang sourceGang = o.has(WITHIN_GUESTS) ? Gang.withinGuests(params.maxBandwidth())
+                : Gang.create(params.maxBandwidth(), params.dedupIndexSize());
+        Gang destinationGang = Gang.create();
+        List<Member> members = new java.util.ArrayList<>();
+        try (MetricsEndpoint metrics = MetricsEndpoint.of(Outputs.of(o), err)) {
+            for (String spec : specs) {
+                members.add(Member.create(o, spec, members.size() + 1));
+            }
+            for (Member m : members) {
+                m.in = sides.destination().apply(Migration.destination(m.targetVm)).memory(m.target)
+                        .gang(destinationGang, m.number).guest(m.name()).meterRegistry(metrics.registry()).start();
+            }
+            long began = System.nanoTime();
+            for (Member m : members) {
+                m.guest.workload.start(m.guest.memory, m.guest.log, PageGate.OPEN);
+            }
+            for (Member m : members) {
+                m.out = Migration.source(m.guest.memory, m.guest.log, m.sourceVm).parameters(params)
+                        .gang(sourceGang, m.number).guest(m.name()).meterRegistry(metrics.registry())
+                        .connect(m.in.address()).start();
+            }
+            for (Member m : members) {
+                m.source = m.out.result().get(maxWaitMillis(params), TimeUnit.MILLISECONDS);
+                m.destination = m.in.result().get(params.peerTimeoutMillis() + 5000, TimeUnit.MILLISECONDS);
+            }
+            double totalMs = (System.nanoTime() - began) / 1e6;
+            ObjectNode json = ReportJson.object();
+            com.fasterxml.jackson.databind.node.ArrayNode guests = json.putArray("guests");
+            boolean succeeded = true;
+            boolean verified = true;
+            boolean exceeded = false;
+            long bytes = 0;
+            long hits = 0;
+            long across = 0;
+            long stale = 0;
+            for (Member m : members) {
+                m.guest.workload.close();
+                MigrationReport report = failedIfWorkloadDid(m.source, m.guest.workload);
+                ObjectNode one = report.toJsonNode();
+                one.put("member", m.number).put("workload", m.guest.workload.spec());
+                one.set("destination", m.destination.toJsonNode());
+                guests.add(one);
+                succeeded &= report.succeeded() && m.destination.succeeded();
+                verified &= report.verified();
+                exceeded |= report.downtimeLimitExceeded();
+                bytes += report.bytesSent();
+                if (report.dedup() != null) {
+                    hits += report.dedup().hits();
+                    across += report.dedup().acrossGuests();
+                    stale += report.dedup().stale();
+                }
+            }
+            json.put("outcome", succeeded ? "COMPLETED" : "FAILED").put("verified", verified).put("bytesSent", bytes);
+            ReportJson.put(json, "totalTimeMs", totalMs);
+            json.put("handOver", "each guest when it converges").put("dedupAcrossGuests", !o.has(WITHIN_GUESTS));
+            json.putObject("dedup").put("hits", hits).put("acrossGuests", across).put("stale", stale);
+            json.put("fill", o.text(FILL));
+            runMembers(json, params, started);
+            writeReports(o, json);
+            for (Member m : members) {
+                MigrationReport s = m.source;
+                out.printf(Locale.ROOT, "%-6s %-40s %s%s, %.1f ms, downtime %.2f ms, %,d bytes%s%n", m.name(),
+                        m.guest.workload.spec(), s.outcome(), s.verified() ? " (verified)" : "", s.totalTimeMs(),
+                        s.downtimeMs(), s.bytesSent(), s.dedup() == null ? ""
+                                : String.format(Locale.ROOT, ", %,d references (%,d to other guests, %,d stale)",
+                                        s.dedup().hits(), s.dedup().acrossGuests(), s.dedup().stale()));
+            }
+            out.printf(Locale.ROOT, "gang               %s%s, %d guests, %.1f ms, %,d bytes sent%n",
+                    succeeded ? "COMPLETED" : "FAILED", verified ? " (verified)" : "", members.size(), totalMs, bytes);
+            return !succeeded ? 1 : exceeded ? EXIT_DOWNTIME_EXCEEDED : 0;
+        } finally {
+            for (Member m : members) {
+                m.close();
+            }
+        }
+    }
+
+    /** One guest of a gang in this process: its source, its destination, and their migrations. */
+    private static final class Member implements AutoCloseable {
+        final int number;
+        final Guest guest;
+        final GuestMemory target;
+        final WorkloadVm sourceVm;
+        final WorkloadVm targetVm;
+        IncomingMigration in;
+        OutgoingMigration out;
+        MigrationReport source;
+        MigrationReport destination;
+
+        private Member(int number, Guest guest) {
+            this.number = number;
+            this.guest = guest;
+            this.target = GuestMemory.anonymous(guest.memory.byteSize());
+            this.sourceVm = new WorkloadVm(guest.workload, guest.memory, guest.log, () -> PageGate.OPEN);
+            this.targetVm = new WorkloadVm(guest.workload, target, new DirtyBitmap(target.pageCount()),
+                    () -> in.pageGate());
+        }
+
+        static Member create(ParsedOptions o, String spec, int number) {
+            return new Member(number, Guest.create(o, spec));
+        }
+
+        String name() {
+            return "vm" + number;
+        }
+
+        @Override
+        public void close() throws Exception {
+            if (out != null) {
+                out.close();
+            }
+            if (in != null) {
+                in.close();
+            }
+            guest.close();
+            target.close();
         }
     }
 
@@ -543,9 +684,14 @@ final class BenchCommand {
     /** The source's guest: memory, dirty log and the workload that writes it. */
     private record Guest(Workload workload, GuestMemory memory, DirtyBitmap log) implements AutoCloseable {
         static Guest create(ParsedOptions o) {
+            return create(o, o.get(WORKLOAD));
+        }
+
+        /** A guest of workload {@code spec}, the other options as given. */
+        static Guest create(ParsedOptions o, String spec) {
             Workload workload;
             try {
-                workload = Workloads.parse(o.get(WORKLOAD), o.get(MEMORY), o.get(FILL), o.get(SEED), o.has(TRACE_LOOP));
+                workload = Workloads.parse(spec, o.get(MEMORY), o.get(FILL), o.get(SEED), o.has(TRACE_LOOP));
             } catch (IllegalArgumentException e) {
                 throw new UsageException(e.getMessage());
             } catch (java.io.UncheckedIOException e) {

@@ -16,28 +16,34 @@ import picocli.CommandLine.TypeConversionException;
  * @param converter text to value; throws IllegalArgumentException with the reason
  */
 record CliOption(String name, String label, String description, String fallback, Setting<?> setting,
-        ITypeConverter<?> converter) {
+        ITypeConverter<?> converter, boolean repeats) {
 
     static CliOption flag(String name, String description) {
-        return new CliOption(name, null, description, null, null, text -> Boolean.TRUE);
+        return new CliOption(name, null, description, null, null, text -> Boolean.TRUE, false);
     }
 
     /** A flag that sets a boolean setting: given, it is true. */
     static CliOption flag(Setting<Boolean> setting) {
-        return new CliOption(setting.name(), null, setting.description(), null, setting, text -> Boolean.TRUE);
+        return new CliOption(setting.name(), null, setting.description(), null, setting, text -> Boolean.TRUE, false);
     }
 
     /** An option whose value is its text. */
     static CliOption text(String name, String label, String description, String fallback) {
-        return new CliOption(name, label, description, fallback, null, text -> text);
+        return new CliOption(name, label, description, fallback, null, text -> text, false);
+    }
+
+    /** An option given any number of times, each value its text ({@link ParsedOptions#texts}). */
+    static CliOption repeated(String name, String label, String description) {
+        return new CliOption(name, label, description, null, null, text -> text, true);
     }
 
     static CliOption valued(String name, String label, String description, String fallback, ITypeConverter<?> converter) {
-        return new CliOption(name, label, description, fallback, null, converter);
+        return new CliOption(name, label, description, fallback, null, converter, false);
     }
 
     static CliOption of(Setting<?> setting) {
-        return new CliOption(setting.name(), setting.valueHint(), setting.description(), null, setting, setting::parse);
+        return new CliOption(setting.name(), setting.valueHint(), setting.description(), null, setting, setting::parse,
+                false);
     }
 
     /** Options are known by name: a command takes each name once. */
@@ -71,6 +77,9 @@ record CliOption(String name, String label, String description, String fallback,
         OptionSpec.Builder b = OptionSpec.builder(longName()).description(Ferry.escape(help()));
         if (isFlag()) {
             return b.arity("0").type(boolean.class).build();
+        }
+        if (repeats) {
+            return b.arity("1").paramLabel(label).type(java.util.List.class).auxiliaryTypes(String.class).build();
         }
         return b.arity("1").paramLabel(label).type(Object.class).converters(text -> {
             try {

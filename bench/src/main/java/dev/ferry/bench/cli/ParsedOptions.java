@@ -41,6 +41,12 @@ final class ParsedOptions {
         return texts.isEmpty() ? null : texts.getLast();
     }
 
+    /** Every text given for a {@link CliOption#repeated} option, in order; empty when none. */
+    List<String> texts(CliOption option) {
+        OptionSpec spec = parsed.matchedOption(option.longName());
+        return spec == null ? List.of() : List.copyOf(spec.originalStringValues());
+    }
+
     /** The value given for {@code setting}, or its default as this process has it. */
     @SuppressWarnings("unchecked")
     <T> T value(Setting<T> setting) {

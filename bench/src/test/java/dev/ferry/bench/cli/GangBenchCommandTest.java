@@ -1,0 +1,71 @@
+package dev.ferry.bench.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.ferry.core.ReportJson;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * {@code ferry bench --vm SPEC --vm SPEC}: the guests of a gang migrate together and the report
+ * holds each guest's report and the gang's totals; with dedup, guests started from the same
+ * contents send most pages as references to each other's copies, and without the shared index
+ * ({@code --within-guests}) none.
+ */
+class GangBenchCommandTest {
+    @TempDir
+    Path dir;
+
+    private ObjectNode gang(String name, String... extra) throws Exception {
+        Path json = dir.resolve(name + ".json");
+        String[] args = {"bench", "--vm", "idle", "--vm", "uniform:5", "--memory", "32m", "--fill", "mixed",
+                "--json", json.toString()};
+        String[] all = java.util.stream.Stream.concat(java.util.Arrays.stream(args), java.util.Arrays.stream(extra))
+                .toArray(String[]::new);
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        int code = Ferry.run(all, new PrintStream(out), new PrintStream(out));
+        assertEquals(0, code, out.toString());
+        assertTrue(out.toString().contains("gang               COMPLETED (verified), 2 guests"), out.toString());
+        return ReportJson.parseObject(Files.readString(json));
+    }
+
+    private static long sum(JsonNode guests, String field) {
+        long total = 0;
+        for (JsonNode g : guests) {
+            total += g.get(field).asLong();
+        }
+        return total;
+    }
+
+    @Test
+    void guestsOfOneContentCrossMostlyAsReferencesToEachOtherAndTheReportAddsThemUp() throws Exception {
+        ObjectNode off = gang("off", "--stages", "zero");
+        ObjectNode across = gang("across", "--stages", "zero,dedup");
+        ObjectNode within = gang("within", "--stages", "zero,dedup", "--within-guests");
+        for (ObjectNode report : java.util.List.of(off, across, within)) {
+            JsonNode guests = report.get("guests");
+            assertEquals(2, guests.size());
+            assertEquals("COMPLETED", report.get("outcome").asText());
+            assertTrue(report.get("verified").asBoolean());
+            assertEquals(sum(guests, "bytesSent"), report.get("bytesSent").asLong(), "the total is the guests' sum");
+            for (int m = 0; m < 2; m++) {
+                assertEquals(m + 1, guests.get(m).get("member").asInt());
+                assertTrue(guests.get(m).get("verified").asBoolean());
+                assertEquals("COMPLETED", guests.get(m).get("destination").get("outcome").asText());
+            }
+        }
+        assertEquals(0, within.get("dedup").get("acrossGuests").asLong(), "no shared index, no reference across");
+        long references = across.get("dedup").get("acrossGuests").asLong();
+        // 32 MiB of one content twice: most of one guest's 8192 pages name the other's copies
+        assertTrue(references > 4000, "references across guests: " + references);
+        assertTrue(across.get("bytesSent").asLong() * 10 < off.get("bytesSent").asLong() * 7,
+                across.get("bytesSent") + " bytes with dedup across guests against " + off.get("bytesSent") + " without");
+    }
+}

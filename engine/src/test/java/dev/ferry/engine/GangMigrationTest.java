@@ -1,0 +1,121 @@
+package dev.ferry.engine;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.ferry.core.Capability;
+import dev.ferry.core.GuestMemory;
+import dev.ferry.core.MigrationParameters;
+import dev.ferry.core.MigrationReport;
+import dev.ferry.core.MigrationState;
+import dev.ferry.core.PageDigest;
+import java.lang.foreign.ValueLayout;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.EnumSet;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Guests of a gang over real connections: a page another member already sent crosses as a
+ * reference to that member's copy on the destination, which the destination checks before it
+ * installs it; a copy changed there since is a stale reference, and the page crosses in full; and
+ * members migrating at once, their connections in no order with each other, all verify.
+ */
+class GangMigrationTest {
+    private static final long SIZE = 16L << 20;
+    private static final MigrationParameters DEDUP = MigrationParameters.builder()
+            .capabilities(EnumSet.of(Capability.ZERO_PAGES, Capability.DEDUP)).build();
+
+    private static MigrationReport migrate(Gang source, Gang destination, int member, TestGuest guest, TestGuest target)
+            throws Exception {
+        try (IncomingMigration in = Migration.destination(target).memory(target.memory).gang(destination, member).start();
+             OutgoingMigration out = Migration.source(guest.memory, guest.dirty, guest).parameters(DEDUP)
+                     .gang(source, member).connect(in.address()).start()) {
+            MigrationReport report = out.await(Duration.ofSeconds(60));
+            MigrationReport received = in.await(Duration.ofSeconds(10));
+            assertEquals(MigrationState.COMPLETED, report.outcome(), report.error());
+            assertTrue(report.verified() && received.verified(), report.error() + " / " + received.error());
+            assertEquals(report.digest(), received.digest());
+            return report;
+        }
+    }
+
+    @Test
+    void aMemberWhosePagesAnotherMemberSentCrossesAsReferencesToThemAndVerifies() throws Exception {
+        Gang source = Gang.create();
+        Gang destination = Gang.create();
+        try (TestGuest first = new TestGuest(SIZE, 7, false); TestGuest second = new TestGuest(SIZE, 7, false);
+             TestGuest firstTarget = new TestGuest(SIZE, 0, false); TestGuest secondTarget = new TestGuest(SIZE, 0, false)) {
+            MigrationReport one = migrate(source, destination, 1, first, firstTarget);
+            MigrationReport two = migrate(source, destination, 2, second, secondTarget);
+            long nonZero = SIZE / GuestMemory.PAGE_SIZE * 3 / 4;
+            assertEquals(0, one.dedup().acrossGuests(), "the first member has nobody to refer to");
+            // the same contents: every non-zero page of the second refers to the first's copy
+            assertEquals(nonZero, two.dedup().acrossGuests(), two.dedup().toString());
+            assertEquals(0, two.dedup().stale());
+            assertTrue(two.bytesSent() * 20 < one.bytesSent(), two.bytesSent() + " bytes against " + one.bytesSent());
+            assertEquals(PageDigest.scan(second.memory), PageDigest.scan(secondTarget.memory));
+        }
+    }
+
+    @Test
+    void aCopyChangedOnTheDestinationSinceIsAStaleReferenceAndThePageCrossesInFull() throws Exception {
+        Gang source = Gang.create();
+        Gang destination = Gang.create();
+        try (TestGuest first = new TestGuest(SIZE, 7, false); TestGuest second = new TestGuest(SIZE, 7, false);
+             TestGuest firstTarget = new TestGuest(SIZE, 0, false); TestGuest secondTarget = new TestGuest(SIZE, 0, false)) {
+            migrate(source, destination, 1, first, firstTarget);
+            // the first member runs on the destination now, and writes: page 1 of every 8 changes there
+            long changed = 0;
+            for (long page = 1; page < firstTarget.memory.pageCount(); page += 8) {
+                firstTarget.memory.segment().set(ValueLayout.JAVA_LONG, page * GuestMemory.PAGE_SIZE + 64, page);
+                changed++;
+            }
+            MigrationReport two = migrate(source, destination, 2, second, secondTarget);
+            assertEquals(changed, two.dedup().stale(), two.dedup().toString());
+            assertEquals(PageDigest.scan(second.memory), PageDigest.scan(secondTarget.memory));
+        }
+    }
+
+    @Test
+    void membersMigratingAtOnceAllVerify() throws Exception {
+        Gang source = Gang.create();
+        Gang destination = Gang.create();
+        List<TestGuest> guests = new ArrayList<>();
+        List<IncomingMigration> ins = new ArrayList<>();
+        List<OutgoingMigration> outs = new ArrayList<>();
+        try {
+            for (int member = 1; member <= 3; member++) {
+                TestGuest guest = new TestGuest(SIZE, 7, true);
+                TestGuest target = new TestGuest(SIZE, 0, false);
+                guests.add(guest);
+                guests.add(target);
+                IncomingMigration in = Migration.destination(target).memory(target.memory).gang(destination, member).start();
+                ins.add(in);
+                outs.add(Migration.source(guest.memory, guest.dirty, guest).parameters(DEDUP).gang(source, member)
+                        .connect(in.address()).start());
+            }
+            for (int m = 0; m < 3; m++) {
+                MigrationReport report = outs.get(m).await(Duration.ofSeconds(60));
+                assertEquals(MigrationState.COMPLETED, report.outcome(), "member " + (m + 1) + ": " + report.error());
+                assertTrue(report.verified(), report.error());
+                assertTrue(ins.get(m).await(Duration.ofSeconds(10)).verified());
+            }
+        } finally {
+            for (OutgoingMigration out : outs) {
+                out.close();
+            }
+            ins.forEach(IncomingMigration::close);
+            guests.forEach(TestGuest::close);
+        }
+    }
+
+    @Test
+    void aMemberNumberOutsideTheGangIsRefusedAtOnce() {
+        Gang gang = Gang.create();
+        assertThrows(IllegalArgumentException.class, () -> Migration.destination(new RecordingVm()).gang(gang, 0));
+        assertThrows(IllegalArgumentException.class, () -> Migration.destination(new RecordingVm()).gang(gang, 1 << 16));
+    }
+}
