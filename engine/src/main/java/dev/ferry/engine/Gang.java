@@ -56,6 +56,16 @@ public final class Gang {
         return new Gang(maxBandwidth, null);
     }
 
+    /** Entries the shared content index replaced to make room so far; 0 without one. */
+    public long indexEvictions() {
+        return index == null ? 0 : index.evictions();
+    }
+
+    /** Bytes of the shared content index; 0 without one. */
+    public long indexBytes() {
+        return index == null ? 0 : index.bytes();
+    }
+
     static int checkMember(int member) {
         if (member < 1 || member > MAX_MEMBERS) {
             throw new IllegalArgumentException("a gang member's number is 1.." + MAX_MEMBERS + ", got " + member);

@@ -10,6 +10,7 @@ import dev.ferry.core.MigrationParameters;
 import dev.ferry.core.MigrationReport;
 import dev.ferry.core.MigrationState;
 import dev.ferry.core.PageDigest;
+import dev.ferry.core.VmControl;
 import java.lang.foreign.ValueLayout;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -109,6 +110,53 @@ class GangMigrationTest {
             }
             ins.forEach(IncomingMigration::close);
             guests.forEach(TestGuest::close);
+        }
+    }
+
+    @Test
+    void aMemberThatFailsFailsAloneAndTheOthersComplete() throws Exception {
+        Gang source = Gang.create();
+        Gang destination = Gang.create();
+        try (TestGuest first = new TestGuest(SIZE, 7, true); TestGuest second = new TestGuest(SIZE, 7, true);
+             TestGuest firstTarget = new TestGuest(SIZE, 0, false); TestGuest secondTarget = new TestGuest(SIZE, 0, false)) {
+            // the second member's destination cannot load its device state
+            VmControl refusing = new VmControl() {
+                @Override
+                public void pause() {
+                    secondTarget.pause();
+                }
+
+                @Override
+                public void resume() {
+                    secondTarget.resume();
+                }
+
+                @Override
+                public byte[] saveDeviceState() {
+                    return secondTarget.saveDeviceState();
+                }
+
+                @Override
+                public void loadDeviceState(byte[] state) {
+                    throw new IllegalStateException("device state refused by the test");
+                }
+            };
+            try (IncomingMigration in1 = Migration.destination(firstTarget).memory(firstTarget.memory).gang(destination, 1).start();
+                 IncomingMigration in2 = Migration.destination(refusing).memory(secondTarget.memory).gang(destination, 2).start();
+                 OutgoingMigration out1 = Migration.source(first.memory, first.dirty, first).parameters(DEDUP)
+                         .gang(source, 1).connect(in1.address()).start();
+                 OutgoingMigration out2 = Migration.source(second.memory, second.dirty, second).parameters(DEDUP)
+                         .gang(source, 2).connect(in2.address()).start()) {
+                MigrationReport failed = out2.await(Duration.ofSeconds(60));
+                MigrationReport completed = out1.await(Duration.ofSeconds(60));
+                assertEquals(MigrationState.FAILED, failed.outcome());
+                assertTrue(failed.error().contains("device state refused by the test"), failed.error());
+                assertEquals("RUNNING", failed.sourceVmState(), "the failed member runs on at its source");
+                assertEquals(0, secondTarget.resumes, "and never on its destination");
+                assertEquals(MigrationState.COMPLETED, completed.outcome(), completed.error());
+                assertTrue(completed.verified() && in1.await(Duration.ofSeconds(10)).verified());
+                assertEquals(1, firstTarget.resumes);
+            }
         }
     }
 

@@ -337,7 +337,8 @@ final class BenchCommand {
             json.put("outcome", succeeded ? "COMPLETED" : "FAILED").put("verified", verified).put("bytesSent", bytes);
             ReportJson.put(json, "totalTimeMs", totalMs);
             json.put("handOver", "each guest when it converges").put("dedupAcrossGuests", !o.has(WITHIN_GUESTS));
-            json.putObject("dedup").put("hits", hits).put("acrossGuests", across).put("stale", stale);
+            json.putObject("dedup").put("hits", hits).put("acrossGuests", across).put("stale", stale)
+                    .put("gangIndexEvictions", sourceGang.indexEvictions()).put("gangIndexBytes", sourceGang.indexBytes());
             json.put("fill", o.text(FILL));
             runMembers(json, params, started);
             writeReports(o, json);

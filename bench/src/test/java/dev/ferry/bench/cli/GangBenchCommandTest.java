@@ -62,6 +62,14 @@ class GangBenchCommandTest {
             }
         }
         assertEquals(0, within.get("dedup").get("acrossGuests").asLong(), "no shared index, no reference across");
+        assertEquals(0, within.get("dedup").get("gangIndexBytes").asLong());
+        assertEquals(64L << 20, across.get("dedup").get("gangIndexBytes").asLong(), "dedup-index-size's default");
+        assertEquals(0, across.get("dedup").get("gangIndexEvictions").asLong(), "4 M entries hold two 32 MiB guests");
+        // an index of 1024 entries for 16 k pages: bounded, it evicts, and every guest still verifies
+        ObjectNode small = gang("small", "--stages", "zero,dedup", "--dedup-index-size", "16k");
+        assertEquals(16L << 10, small.get("dedup").get("gangIndexBytes").asLong());
+        assertTrue(small.get("dedup").get("gangIndexEvictions").asLong() > 0, small.get("dedup").toString());
+        assertTrue(small.get("verified").asBoolean());
         long references = across.get("dedup").get("acrossGuests").asLong();
         // 32 MiB of one content twice: most of one guest's 8192 pages name the other's copies
         assertTrue(references > 4000, "references across guests: " + references);
