@@ -326,8 +326,8 @@ final class DestinationSession {
         mode = MigrationMode.values()[hello.mode()];
         EnumSet<Capability> accepted = Wire.capabilities(hello.capabilities());
         accepted.retainAll(supported);
-        if (mode != MigrationMode.PRECOPY) {
-            // references are pre-copy's: post-copy installs a page once, from whichever connection
+        if (mode == MigrationMode.POSTCOPY) {
+            // references are pre-copy's (hybrid's rounds too): post-copy installs a page once, from whichever connection
             accepted.remove(Capability.DEDUP);
         }
         negotiated = accepted;

@@ -460,11 +460,14 @@ final class SourceSession {
                 digestAtPause, postcopyReport, dedup, migrationId, setupNanos < 0 ? -1 : setupNanos / 1e6, switchover);
     }
 
-    /** The capabilities offered: the parameters', without dedup outside pre-copy (references are pre-copy's). */
+    /**
+     * The capabilities offered: the parameters', without dedup in post-copy mode (references are
+     * pre-copy's: hybrid's pre-copy rounds send them, and stop at the switch).
+     */
     private Set<Capability> offered() {
         EnumSet<Capability> offered = EnumSet.noneOf(Capability.class);
         offered.addAll(params.capabilities());
-        if (params.mode() != MigrationMode.PRECOPY) {
+        if (params.mode() == MigrationMode.POSTCOPY) {
             offered.remove(Capability.DEDUP);
         }
         return offered;

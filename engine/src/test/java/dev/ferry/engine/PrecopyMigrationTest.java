@@ -110,4 +110,42 @@ class PrecopyMigrationTest {
             }
         }
     }
+
+    @Test
+    void hybridsPrecopyRoundsSendReferencesAndItsPostcopyNoneAndTheGuestVerifies() throws Exception {
+        // a quiet guest with twins (a writing one would overwrite them before the bulk round came), asked
+        // to switch to post-copy while its bulk round runs: the bulk round refers, post-copy moves the rest
+        // (a quiet guest left alone would converge and hand over by stop-and-copy)
+        try (TestGuest source = new TestGuest(SIZE, 13, false); TestGuest target = new TestGuest(SIZE, 0, false)) {
+            target.memory.segment().fill((byte) 0);
+            long quarter = SIZE / 4;
+            source.memory.segment().asSlice(quarter, quarter).copyFrom(source.memory.segment().asSlice(0, quarter));
+            try (IncomingMigration in = Migration.destination(target).memory(target.memory)
+                    .faultMechanism(dev.ferry.core.FaultMechanism.SOFTWARE).start();
+                 OutgoingMigration migration = Migration.source(source.memory, source.dirty, source)
+                         .parameters(MigrationParameters.builder().mode(dev.ferry.core.MigrationMode.HYBRID)
+                                 .maxBandwidth(20_000_000).channels(2)
+                                 .capabilities(EnumSet.of(Capability.ZERO_PAGES, Capability.POSTCOPY, Capability.DEDUP))
+                                 .build())
+                         .connect(in.address()).start()) {
+                // the bulk round sends the first half (the twins' quarter is the second) in its first 13 MB
+                // of 37: at 20 MB/s, switching once 20 MB went stops it in the second half
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+                while (migration.progress().transferredBytes() < 20_000_000 && !migration.state().isTerminal()
+                        && System.nanoTime() < deadline) {
+                    java.util.concurrent.locks.LockSupport.parkNanos(1_000_000);
+                }
+                migration.startPostcopy();
+                MigrationReport out = migration.result().get(60, TimeUnit.SECONDS);
+                MigrationReport dest = in.result().get(10, TimeUnit.SECONDS);
+                assertTrue(out.succeeded() && out.verified(), out.error());
+                assertTrue(dest.verified() && dest.destinationResumed(), dest.error());
+                assertTrue(out.postcopy() != null, "it switched to post-copy: " + out.rounds());
+                long references = out.pagesByKind().getOrDefault("dedup", 0L);
+                assertTrue(references >= quarter / 4096 * 3 / 4 * 9 / 10, "references in the bulk round: " + out.pagesByKind());
+                assertEquals(references, out.dedup().hits());
+                assertEquals(references, dest.pagesByKind().getOrDefault("dedup", 0L), "each applied");
+            }
+        }
+    }
 }

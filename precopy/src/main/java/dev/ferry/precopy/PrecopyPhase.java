@@ -252,10 +252,13 @@ public final class PrecopyPhase {
         if (!last) {
             synced(toSend.cardinality());
         }
-        // what the pages still dirty would take now, while every channel waits between rounds
-        double sampled = dirty == 0 ? -1 : channels.sampledBytesPerPage(toSend, BYTES_PER_PAGE_SAMPLES);
+        // what the next round sends: the pages dirtied since, and those a round stopped early left
+        // unsent (a post-copy switch asked for mid-round once took 5716 of them for converged)
+        long pending = last ? 0 : toSend.cardinality();
+        // what they would take now, while every channel waits between rounds
+        double sampled = pending == 0 ? -1 : channels.sampledBytesPerPage(toSend, BYTES_PER_PAGE_SAMPLES);
         double bytesPerPage = sampled >= 0 ? sampled : sent.pages() == 0 ? 0 : (double) sent.bytes() / sent.pages();
-        DowntimeBreakdown estimate = DowntimeEstimator.expected(dirty, bytesPerPage, drainRate(last, queued, sent),
+        DowntimeBreakdown estimate = DowntimeEstimator.expected(pending, bytesPerPage, drainRate(last, queued, sent),
                 new DowntimeEstimator.FixedCosts(sync, queued, roundTripNanos));
         double expected = last ? 0 : estimate.totalMs();
         long bandwidth = (long) DowntimeEstimator.bandwidth(sent.bytes(), sent.nanos());
