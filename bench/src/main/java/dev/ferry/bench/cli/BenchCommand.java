@@ -58,8 +58,9 @@ final class BenchCommand {
             OutputPath::file);
     private static final CliOption REPORT = CliOption.valued("report", "FILE.html",
             "write the report as a self-contained HTML page with charts", null, OutputPath::file);
-    private static final CliOption CONNECT = CliOption.valued("connect", "HOST:PORT",
-            "the destination's address (required)", null, Configuration.LISTEN::parse);
+    private static final CliOption CONNECT = CliOption.repeated("connect", "HOST:PORT",
+            "the destination's address (required); with --vm, one for each guest in the same order (ferry dest --gang N"
+            + " prints them)");
     private static final CliOption VM = CliOption.repeated("vm", "SPEC", "one guest of a gang migrated together"
             + " (a --workload spec; repeat for each guest): they share max-bandwidth and, with dedup, one content index,"
             + " so a page another guest already sent crosses as a reference to its copy; each hands over when it converges");
@@ -82,7 +83,7 @@ final class BenchCommand {
             MigrationFlags.options(MigrationFlags.DESTINATION).stream(),
             MigrationFlags.settingOptions(MigrationFlags.unbound()).stream());
     /** source runs the source: it takes the source's settings and where the destination is. */
-    static final List<CliOption> SOURCE = union(Stream.of(CONNECT), OWN.stream(),
+    static final List<CliOption> SOURCE = union(Stream.of(CONNECT, VM, WITHIN_GUESTS), OWN.stream(),
             MigrationFlags.options(MigrationFlags.SOURCE).stream(), QemuTarget.OPTIONS.stream(),
             MigrationFlags.settingOptions(MigrationFlags.unbound()).stream());
 
@@ -122,7 +123,8 @@ final class BenchCommand {
     }
 
     static List<Ferry.Section> sourceSections() {
-        return withQemu(settingSections(new Ferry.Section("Options", union(Stream.of(CONNECT), OWN.stream())), true, false));
+        return withQemu(settingSections(new Ferry.Section("Options", union(Stream.of(CONNECT, VM, WITHIN_GUESTS),
+                OWN.stream())), true, false));
     }
 
     /** {@code sections} with the QEMU options after the command's own. */
@@ -308,56 +310,45 @@ final class BenchCommand {
                 m.destination = m.in.result().get(params.peerTimeoutMillis() + 5000, TimeUnit.MILLISECONDS);
             }
             double totalMs = (System.nanoTime() - began) / 1e6;
-            ObjectNode json = ReportJson.object();
-            com.fasterxml.jackson.databind.node.ArrayNode guests = json.putArray("guests");
-            boolean succeeded = true;
-            boolean verified = true;
-            boolean exceeded = false;
-            long bytes = 0;
-            long hits = 0;
-            long across = 0;
-            long stale = 0;
+            List<GangReport.Guest> reports = new java.util.ArrayList<>();
             for (Member m : members) {
                 m.guest.workload.close();
-                MigrationReport report = failedIfWorkloadDid(m.source, m.guest.workload);
-                ObjectNode one = report.toJsonNode();
-                one.put("member", m.number).put("workload", m.guest.workload.spec());
-                one.set("destination", m.destination.toJsonNode());
-                guests.add(one);
-                succeeded &= report.succeeded() && m.destination.succeeded();
-                verified &= report.verified();
-                exceeded |= report.downtimeLimitExceeded();
-                bytes += report.bytesSent();
-                if (report.dedup() != null) {
-                    hits += report.dedup().hits();
-                    across += report.dedup().acrossGuests();
-                    stale += report.dedup().stale();
-                }
+                reports.add(new GangReport.Guest(m.number, m.guest.workload.spec(),
+                        failedIfWorkloadDid(m.source, m.guest.workload), m.destination));
             }
-            json.put("outcome", succeeded ? "COMPLETED" : "FAILED").put("verified", verified).put("bytesSent", bytes);
+            ObjectNode json = GangReport.json(reports);
             ReportJson.put(json, "totalTimeMs", totalMs);
             json.put("handOver", "each guest when it converges").put("dedupAcrossGuests", !o.has(WITHIN_GUESTS));
-            json.putObject("dedup").put("hits", hits).put("acrossGuests", across).put("stale", stale)
-                    .put("gangIndexEvictions", sourceGang.indexEvictions()).put("gangIndexBytes", sourceGang.indexBytes());
+            ((ObjectNode) json.get("dedup")).put("gangIndexEvictions", sourceGang.indexEvictions())
+                    .put("gangIndexBytes", sourceGang.indexBytes());
             json.put("fill", o.text(FILL));
             runMembers(json, params, started);
             writeReports(o, json);
-            for (Member m : members) {
-                MigrationReport s = m.source;
-                out.printf(Locale.ROOT, "%-6s %-40s %s%s, %.1f ms, downtime %.2f ms, %,d bytes%s%n", m.name(),
-                        m.guest.workload.spec(), s.outcome(), s.verified() ? " (verified)" : "", s.totalTimeMs(),
-                        s.downtimeMs(), s.bytesSent(), s.dedup() == null ? ""
-                                : String.format(Locale.ROOT, ", %,d references (%,d to other guests, %,d stale)",
-                                        s.dedup().hits(), s.dedup().acrossGuests(), s.dedup().stale()));
-            }
-            out.printf(Locale.ROOT, "gang               %s%s, %d guests, %.1f ms, %,d bytes sent%n",
-                    succeeded ? "COMPLETED" : "FAILED", verified ? " (verified)" : "", members.size(), totalMs, bytes);
-            return !succeeded ? 1 : exceeded ? EXIT_DOWNTIME_EXCEEDED : 0;
+            printGang(out, reports, totalMs);
+            return GangReport.exitStatus(reports);
         } finally {
             for (Member m : members) {
                 m.close();
             }
         }
+    }
+
+    /** One line a guest, then the gang's. */
+    private static void printGang(PrintStream out, List<GangReport.Guest> guests, double totalMs) {
+        long bytes = 0;
+        for (GangReport.Guest g : guests) {
+            MigrationReport s = g.report();
+            bytes += s.bytesSent();
+            out.printf(Locale.ROOT, "vm%-4d %-40s %s%s, %.1f ms, downtime %.2f ms, %,d bytes%s%n", g.member(),
+                    g.workload(), s.outcome(), s.verified() ? " (verified)" : "", s.totalTimeMs(), s.downtimeMs(),
+                    s.bytesSent(), s.dedup() == null ? "" : String.format(Locale.ROOT,
+                            ", %,d references (%,d to other guests, %,d stale)", s.dedup().hits(),
+                            s.dedup().acrossGuests(), s.dedup().stale()));
+        }
+        boolean verified = guests.stream().allMatch(g -> g.report().verified());
+        out.printf(Locale.ROOT, "gang               %s%s, %d guests, %.1f ms, %,d bytes sent%n",
+                GangReport.succeeded(guests) ? "COMPLETED" : "FAILED", verified ? " (verified)" : "", guests.size(),
+                totalMs, bytes);
     }
 
     /** One guest of a gang in this process: its source, its destination, and their migrations. */
@@ -404,7 +395,66 @@ final class BenchCommand {
 
     int source(ParsedOptions o) throws Exception {
         try (AutoCloseable defaults = MigrationFlags.processDefaults(o)) {
+            if (o.has(VM)) {
+                return gangSource(o, connects(o), MigrationFlags.parameters(o), o.texts(VM));
+            }
             return source(o, connect(o), MigrationFlags.parameters(o));
+        }
+    }
+
+    /**
+     * The source of a gang: guest {@code k} of the {@code --vm} list is member {@code k} and
+     * migrates to the {@code k}th {@code --connect} address (a {@code ferry dest --gang N}).
+     */
+    private int gangSource(ParsedOptions o, List<InetSocketAddress> addresses, MigrationParameters params,
+            List<String> specs) throws Exception {
+        if (addresses.size() != specs.size()) {
+            throw new UsageException(specs.size() + " --" + VM.name() + " need as many --" + CONNECT.name() + ", got "
+                    + addresses.size());
+        }
+        if (o.has(WORKLOAD) || o.has(REPORT) || QemuTarget.of(o).given()) {
+            throw new UsageException("a gang's guests are its --" + VM.name() + " workloads, one report in JSON");
+        }
+        Instant started = Instant.now();
+        Migration.warmUp();
+        Gang gang = o.has(WITHIN_GUESTS) ? Gang.withinGuests(params.maxBandwidth())
+                : Gang.create(params.maxBandwidth(), params.dedupIndexSize());
+        List<Guest> guests = new java.util.ArrayList<>();
+        List<OutgoingMigration> migrations = new java.util.ArrayList<>();
+        try (MetricsEndpoint metrics = MetricsEndpoint.of(Outputs.of(o), err)) {
+            for (String spec : specs) {
+                guests.add(Guest.create(o, spec));
+            }
+            long began = System.nanoTime();
+            for (int k = 0; k < guests.size(); k++) {
+                Guest g = guests.get(k);
+                WorkloadVm vm = new WorkloadVm(g.workload, g.memory, g.log, () -> PageGate.OPEN);
+                g.workload.start(g.memory, g.log, PageGate.OPEN);
+                migrations.add(Migration.source(g.memory, g.log, vm).parameters(params).gang(gang, k + 1)
+                        .guest("vm" + (k + 1)).meterRegistry(metrics.registry()).connect(addresses.get(k)).start());
+            }
+            List<GangReport.Guest> reports = new java.util.ArrayList<>();
+            for (int k = 0; k < guests.size(); k++) {
+                MigrationReport report = migrations.get(k).result().get(maxWaitMillis(params), TimeUnit.MILLISECONDS);
+                guests.get(k).workload.close();
+                reports.add(new GangReport.Guest(k + 1, guests.get(k).workload.spec(),
+                        failedIfWorkloadDid(report, guests.get(k).workload), null));
+            }
+            double totalMs = (System.nanoTime() - began) / 1e6;
+            ObjectNode json = GangReport.json(reports);
+            ReportJson.put(json, "totalTimeMs", totalMs);
+            json.put("handOver", "each guest when it converges").put("dedupAcrossGuests", !o.has(WITHIN_GUESTS));
+            runMembers(json, params, started);
+            writeReports(o, json);
+            printGang(out, reports, totalMs);
+            return GangReport.exitStatus(reports);
+        } finally {
+            for (OutgoingMigration m : migrations) {
+                m.close();
+            }
+            for (Guest g : guests) {
+                g.close();
+            }
         }
     }
 
@@ -488,10 +538,28 @@ final class BenchCommand {
 
     /** The destination's address, parsed as the one a destination listens on. */
     private static InetSocketAddress connect(ParsedOptions o) {
-        if (!o.has(CONNECT)) {
+        List<InetSocketAddress> all = connects(o);
+        if (all.size() > 1) {
+            throw new UsageException("--" + CONNECT.name() + " once for one guest; one for each --" + VM.name() + " of a gang");
+        }
+        return all.getFirst();
+    }
+
+    /** Every --connect given, in order; at least one. */
+    private static List<InetSocketAddress> connects(ParsedOptions o) {
+        List<String> texts = o.texts(CONNECT);
+        if (texts.isEmpty()) {
             throw new UsageException("--" + CONNECT.name() + " " + CONNECT.label() + " is required");
         }
-        return o.get(CONNECT);
+        List<InetSocketAddress> addresses = new java.util.ArrayList<>();
+        for (String text : texts) {
+            try {
+                addresses.add(Configuration.LISTEN.parse(text));
+            } catch (IllegalArgumentException e) {
+                throw new UsageException("--" + CONNECT.name() + " " + text + ": " + e.getMessage());
+            }
+        }
+        return addresses;
     }
 
     /** The options of {@code lists} in order, each once: a setting both sides take is one option. */

@@ -36,8 +36,11 @@ final class DestCommand {
             "refuse sources of another size (default: the size the source announces)", null, Setting::parseSize);
     private static final CliOption JSON = CliOption.valued("json", "FILE", "write this side's report as JSON", null,
             OutputPath::file);
+    private static final CliOption GANG = CliOption.valued("gang", "N", "receive the N guests of a gang (members 1..N of"
+            + " a ferry source --vm ... --vm ...): member k listens on the --listen port + k - 1 (each on a port of its own"
+            + " for port 0), printed as 'listening on' lines in member order", null, DestCommand::members);
     /** The options only dest takes. */
-    private static final List<CliOption> OWN = Stream.concat(Stream.of(LISTEN.option(), MEMORY, JSON, INSECURE.option()),
+    private static final List<CliOption> OWN = Stream.concat(Stream.of(LISTEN.option(), MEMORY, JSON, INSECURE.option(), GANG),
             MigrationFlags.settingOptions(MigrationFlags.OUTPUTS).stream()).toList();
     static final List<CliOption> OPTIONS = Stream.of(OWN, MigrationFlags.options(MigrationFlags.DESTINATION),
             QemuTarget.OPTIONS, MigrationFlags.settingOptions(MigrationFlags.unbound())).flatMap(List::stream).toList();
@@ -68,7 +71,84 @@ final class DestCommand {
 
     int run(ParsedOptions o) throws Exception {
         try (AutoCloseable defaults = MigrationFlags.processDefaults(o)) {
+            if (o.has(GANG)) {
+                return gang(o, setup(o), o.get(GANG));
+            }
             return run(o, setup(o));
+        }
+    }
+
+    private static int members(String text) {
+        int n = Integer.parseInt(text);
+        if (n < 1 || n > dev.ferry.engine.Gang.MAX_MEMBERS) {
+            throw new IllegalArgumentException("a gang has 1.." + dev.ferry.engine.Gang.MAX_MEMBERS + " guests, got " + n);
+        }
+        return n;
+    }
+
+    /**
+     * A gang's destination: one migration a member, each listening on a port of its own, all
+     * received into this process's gang, so that a reference to another member's page reads its
+     * memory here. Exits 0 only when every member completed verified.
+     */
+    private int gang(ParsedOptions o, Setup setup, int count) throws Exception {
+        if (QemuTarget.of(o).given() || o.has(MEMORY)) {
+            throw new UsageException("--" + GANG.name() + " receives guests of the sizes their sources announce, without QEMU");
+        }
+        Migration.warmUp();
+        dev.ferry.engine.Gang gang = dev.ferry.engine.Gang.create();
+        List<IncomingMigration> members = new java.util.ArrayList<>();
+        try (MetricsEndpoint metrics = MetricsEndpoint.of(Outputs.of(o), err)) {
+            for (int k = 1; k <= count; k++) {
+                DestinationBuilder builder = setup.destination().apply(Migration.destination(new ReceivedGuest(out)))
+                        .onRefused(reason -> {
+                            err.println("ferry dest: refused " + reason);
+                            err.flush();
+                        }).memoryFromHandshake().gang(gang, k).guest("vm" + k).meterRegistry(metrics.registry());
+                InetSocketAddress base = builder.listen();
+                if (base.getPort() != 0) {
+                    builder.listen(new InetSocketAddress(base.getAddress(), base.getPort() + k - 1));
+                }
+                try {
+                    members.add(builder.start());
+                } catch (Exception e) {
+                    if (!bindFailed(e)) {
+                        throw e;
+                    }
+                    throw new UsageException("cannot listen on " + Configuration.LISTEN.format(builder.listen()) + " for"
+                            + " member " + k + ": " + e.getMessage());
+                }
+            }
+            for (IncomingMigration in : members) {
+                out.println("listening on " + in.address().getHostString() + ":" + in.address().getPort());
+            }
+            out.flush();
+            List<GangReport.Guest> reports = new java.util.ArrayList<>();
+            long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(setup.acceptTimeoutMillis() + GIVE_UP_MARGIN_MILLIS);
+            for (int k = 0; k < members.size(); k++) {
+                MigrationReport report;
+                try {
+                    report = members.get(k).result().get(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
+                } catch (TimeoutException e) {
+                    err.println("ferry dest: member " + (k + 1) + " did not complete within --"
+                            + Configuration.ACCEPT_TIMEOUT.name());
+                    return 1;
+                }
+                reports.add(new GangReport.Guest(k + 1, null, report, null));
+                out.printf(Locale.ROOT, "vm%-4d %s%s, received %,d bytes, downtime %.2f ms, resumed=%s%s%n", k + 1,
+                        report.outcome(), report.verified() ? " (verified)" : "", report.bytesSent(), report.downtimeMs(),
+                        report.destinationResumed(), report.error() != null ? ", " + report.error() : "");
+            }
+            if (o.has(JSON)) {
+                Path path = o.get(JSON);
+                Files.createDirectories(path.getParent());
+                Files.writeString(path, ReportJson.text(GangReport.json(reports)) + "\n");
+            }
+            out.printf(Locale.ROOT, "gang               %s, %d guests%n", GangReport.succeeded(reports) ? "COMPLETED" : "FAILED",
+                    reports.size());
+            return GangReport.succeeded(reports) ? 0 : 1;
+        } finally {
+            members.forEach(IncomingMigration::close);
         }
     }
 

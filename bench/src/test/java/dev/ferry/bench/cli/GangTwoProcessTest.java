@@ -1,0 +1,66 @@
+package dev.ferry.bench.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.ferry.core.ReportJson;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * A gang between two processes over real sockets: {@code ferry dest --gang 2} receives both guests
+ * of {@code ferry source --vm A --vm B}, each over connections of its own, most pages of one
+ * crossing as references to the other's copies in the destination process.
+ */
+class GangTwoProcessTest {
+    @TempDir
+    Path dir;
+
+    @Test
+    void aDestinationReceivesEveryGuestOfAGangFromASourceProcess() throws Exception {
+        Path destJson = dir.resolve("dest.json");
+        Path sourceJson = dir.resolve("source.json");
+        try (FerryProcess dest = FerryProcess.start(dir, "dest", "--listen", "127.0.0.1:0", "--gang", "2",
+                "--json", destJson.toString())) {
+            int first = dest.awaitListeningPort();
+            int second = dest.awaitListeningPort();
+            try (FerryProcess source = FerryProcess.start(dir, "source", "--connect", "127.0.0.1:" + first,
+                    "--connect", "127.0.0.1:" + second, "--vm", "idle", "--vm", "uniform:5", "--memory", "32m",
+                    "--fill", "mixed", "--stages", "zero,dedup", "--json", sourceJson.toString())) {
+                assertEquals(0, source.awaitExit(120), source::outputText);
+            }
+            assertEquals(0, dest.awaitExit(60), dest::outputText);
+        }
+        JsonNode sent = ReportJson.parseObject(Files.readString(sourceJson));
+        JsonNode received = ReportJson.parseObject(Files.readString(destJson));
+        for (JsonNode report : new JsonNode[] {sent, received}) {
+            assertEquals("COMPLETED", report.get("outcome").asText(), report.toString());
+            assertTrue(report.get("verified").asBoolean());
+            assertEquals(2, report.get("guests").size());
+        }
+        JsonNode guests = sent.get("guests");
+        for (int m = 0; m < 2; m++) {
+            assertEquals(guests.get(m).get("digest").asText(), received.get("guests").get(m).get("digest").asText(),
+                    "member " + (m + 1) + ": both sides agree on the memory");
+        }
+        // one content twice (the same fill and seed); whichever guest sent a page first, the other refers to it
+        assertTrue(sent.get("dedup").get("acrossGuests").asLong() > 4000, sent.get("dedup").toString());
+        long larger = Math.max(guests.get(0).get("bytesSent").asLong(), guests.get(1).get("bytesSent").asLong());
+        assertTrue(sent.get("bytesSent").asLong() * 10 < larger * 14,
+                "two guests of one content cost far less than twice one: " + sent.get("bytesSent") + " against " + larger);
+    }
+
+    @Test
+    void aGangSourceNeedsOneAddressForEachGuest() throws Exception {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        int code = Ferry.run(new String[] {"source", "--connect", "127.0.0.1:9", "--vm", "idle", "--vm", "idle"},
+                new PrintStream(out), new PrintStream(out));
+        assertEquals(2, code, out.toString());
+        assertTrue(out.toString().contains("2 --vm need as many --connect, got 1"), out.toString());
+    }
+}
