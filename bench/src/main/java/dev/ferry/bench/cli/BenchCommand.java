@@ -98,7 +98,9 @@ final class BenchCommand {
             Configuration.MODE.format(Configuration.MODE_DEFAULT));
     private static final CliOption STAGE_SETS = CliOption.text("stages", "LIST",
             "stage sets, joining a subset with +: none,auto,zero+lz4", "auto");
-    private static final CliOption WORKLOADS = CliOption.text("workloads", "LIST", "workload specs", WORKLOAD.fallback());
+    private static final CliOption WORKLOADS = CliOption.text("workloads", "LIST", "workload specs; gang:A+B+C is a gang"
+            + " of those guests (ferry bench --vm A --vm B --vm C), gang-within:A+B+C the same with --within-guests",
+            WORKLOAD.fallback());
     private static final CliOption BANDWIDTHS = CliOption.valued("max-bandwidth", "LIST", "rates, 0 = unlimited",
             Configuration.MAX_BANDWIDTH.format(Configuration.MAX_BANDWIDTH_DEFAULT),
             text -> each(text, Configuration.MAX_BANDWIDTH));
@@ -317,6 +319,8 @@ final class BenchCommand {
                         failedIfWorkloadDid(m.source, m.guest.workload), m.destination));
             }
             ObjectNode json = GangReport.json(reports);
+            json.put("mode", params.mode().name().toLowerCase(Locale.ROOT))
+                    .put("workload", (o.has(WITHIN_GUESTS) ? "gang-within:" : "gang:") + String.join("+", specs));
             ReportJson.put(json, "totalTimeMs", totalMs);
             json.put("handOver", "each guest when it converges").put("dedupAcrossGuests", !o.has(WITHIN_GUESTS));
             ((ObjectNode) json.get("dedup")).put("gangIndexEvictions", sourceGang.indexEvictions())
@@ -650,10 +654,13 @@ final class BenchCommand {
         args.addAll(common);
         ParsedOptions o = Ferry.parse("bench", args);
         sides(o);
-        try {
-            Workloads.parse(cell.workload(), o.get(MEMORY), o.get(FILL), o.get(SEED), false).close();
-        } catch (IllegalArgumentException | java.io.UncheckedIOException e) {
-            throw new UsageException(e.getMessage());
+        List<String> guests = cell.guests().isEmpty() ? List.of(cell.workload()) : cell.guests();
+        for (String guest : guests) {
+            try {
+                Workloads.parse(guest, o.get(MEMORY), o.get(FILL), o.get(SEED), false).close();
+            } catch (IllegalArgumentException | java.io.UncheckedIOException e) {
+                throw new UsageException(e.getMessage());
+            }
         }
     }
 

@@ -10,7 +10,8 @@ import java.util.List;
  * The report of a gang: {@code guests}, each guest's own report with its {@code member} number
  * (and its {@code workload} and {@code destination}'s report where this process knows them), and
  * the totals: {@code outcome} (COMPLETED when every guest did), {@code verified} (every guest),
- * {@code bytesSent}, the {@code dedup} counters summed.
+ * {@code bytesSent}, {@code memoryBytes} and {@code pagesSent} summed, {@code downtimeMs} the
+ * longest guest's, the {@code dedup} counters summed.
  */
 final class GangReport {
     /** One guest's part: its member number, its workload (or null), its report, its destination's (or null). */
@@ -49,7 +50,11 @@ final class GangReport {
         }
         json.put("outcome", succeeded(guests) ? "COMPLETED" : "FAILED")
                 .put("verified", guests.stream().allMatch(g -> g.report().verified()))
-                .put("bytesSent", bytes);
+                .put("bytesSent", bytes)
+                .put("memoryBytes", guests.stream().mapToLong(g -> g.report().memoryBytes()).sum())
+                .put("pagesSent", guests.stream().mapToLong(g -> g.report().pagesSent()).sum());
+        // the longest pause of any guest: each hands over on its own
+        ReportJson.put(json, "downtimeMs", guests.stream().mapToDouble(g -> g.report().downtimeMs()).max().orElse(-1));
         json.putObject("dedup").put("hits", hits).put("acrossGuests", across).put("stale", stale);
         return json;
     }

@@ -16,14 +16,44 @@ import java.util.function.ToDoubleFunction;
 public final class Matrix {
     /** One combination: what a single {@code ferry bench} run is given on top of the common flags. */
     public record Cell(String mode, String stages, String workload, long maxBandwidth, int channels) {
-        /** The bench flags of this cell. */
+        /** A workload that is a gang: {@code gang:A+B+C}, or {@code gang-within:A+B+C} without references across guests. */
+        private static final String GANG = "gang:";
+        private static final String GANG_WITHIN = "gang-within:";
+
+        /** The bench flags of this cell: a gang's guests each as a {@code --vm}. */
         public List<String> args() {
-            return List.of("--mode", mode, "--stages", stages, "--workload", workload,
-                    "--max-bandwidth", Long.toString(maxBandwidth), "--channels", Integer.toString(channels));
+            List<String> args = new ArrayList<>(List.of("--mode", mode, "--stages", stages));
+            List<String> guests = guests();
+            if (guests.isEmpty()) {
+                args.addAll(List.of("--workload", workload));
+            } else {
+                guests.forEach(g -> args.addAll(List.of("--vm", g)));
+                if (workload.startsWith(GANG_WITHIN)) {
+                    args.add("--within-guests");
+                }
+            }
+            args.addAll(List.of("--max-bandwidth", Long.toString(maxBandwidth), "--channels", Integer.toString(channels)));
+            return args;
         }
 
-        /** The workload as a table shows it: a trace by its file name, not its whole path. */
+        /** The guests' workloads of a gang cell, or none for one guest. */
+        public List<String> guests() {
+            String list = workload.startsWith(GANG) ? workload.substring(GANG.length())
+                    : workload.startsWith(GANG_WITHIN) ? workload.substring(GANG_WITHIN.length()) : null;
+            return list == null ? List.of() : Arrays.stream(list.split("\\+", -1)).toList();
+        }
+
+        /** The workload as a table shows it: a trace by its file name, not its whole path; a gang's guests so. */
         public String workloadName() {
+            List<String> guests = guests();
+            if (!guests.isEmpty()) {
+                return workload.substring(0, workload.indexOf(':') + 1)
+                        + String.join("+", guests.stream().map(Cell::shortName).toList());
+            }
+            return shortName(workload);
+        }
+
+        private static String shortName(String workload) {
             if (!workload.startsWith("trace:")) {
                 return workload;
             }

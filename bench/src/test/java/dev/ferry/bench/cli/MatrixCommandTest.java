@@ -55,6 +55,30 @@ class MatrixCommandTest {
     }
 
     @Test
+    void aGangIsAWorkloadOfTheMatrixAndItsRowHoldsTheGangsTotals() throws Exception {
+        Path runs = dir.resolve("gang-runs");
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        ByteArrayOutputStream err = new ByteArrayOutputStream();
+        int status = Ferry.run(new String[] {"matrix", "--memory", "32m", "--fill", "mixed", "--workloads",
+                "gang:idle+idle", "--stages", "zero,zero+dedup", "--repeat", "1", "--run-timeout", "120",
+                "--runs-dir", runs.toString()},
+                new PrintStream(out, true, StandardCharsets.UTF_8), new PrintStream(err, true, StandardCharsets.UTF_8));
+        assertEquals(0, status, () -> err.toString(StandardCharsets.UTF_8));
+        List<RunReport> reports = reports(runs, "gang_idle_idle");
+        assertEquals(2, reports.size(), "one run a stage set");
+        for (RunReport r : reports) {
+            assertTrue(r.succeeded(), r.json());
+            assertEquals("gang:idle+idle", r.workload());
+            assertEquals(2 * (32L << 20), r.memoryBytes(), "the gang's memory is its guests'");
+        }
+        // the two guests hold one content: with dedup across them the gang sends far less than without
+        long plain = reports.stream().mapToLong(RunReport::bytesSent).max().orElseThrow();
+        long deduplicated = reports.stream().mapToLong(RunReport::bytesSent).min().orElseThrow();
+        assertTrue(deduplicated * 10 < plain * 7, "with dedup across the gang: " + deduplicated + " against " + plain);
+        assertTrue(out.toString(StandardCharsets.UTF_8).contains("gang:idle+idle"), out.toString(StandardCharsets.UTF_8));
+    }
+
+    @Test
     void refusesABadWorkloadBeforeRunningAnything() {
         ByteArrayOutputStream err = new ByteArrayOutputStream();
         int status = Ferry.run(new String[] {"matrix", "--memory", "32m", "--workloads", "idle,hotset:2:20",
