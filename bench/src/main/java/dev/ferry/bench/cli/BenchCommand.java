@@ -318,23 +318,29 @@ final class BenchCommand {
                 reports.add(new GangReport.Guest(m.number, m.guest.workload.spec(),
                         failedIfWorkloadDid(m.source, m.guest.workload), m.destination));
             }
-            ObjectNode json = GangReport.json(reports);
-            json.put("mode", params.mode().name().toLowerCase(Locale.ROOT))
-                    .put("workload", (o.has(WITHIN_GUESTS) ? "gang-within:" : "gang:") + String.join("+", specs));
-            ReportJson.put(json, "totalTimeMs", totalMs);
-            json.put("handOver", "each guest when it converges").put("dedupAcrossGuests", !o.has(WITHIN_GUESTS));
-            ((ObjectNode) json.get("dedup")).put("gangIndexEvictions", sourceGang.indexEvictions())
-                    .put("gangIndexBytes", sourceGang.indexBytes());
-            json.put("fill", o.text(FILL));
-            runMembers(json, params, started);
-            writeReports(o, json);
-            printGang(out, reports, totalMs);
-            return GangReport.exitStatus(reports);
+            return reportGang(o, params, started, sourceGang, specs, reports, totalMs);
         } finally {
             for (Member m : members) {
                 m.close();
             }
         }
+    }
+
+    /** The gang's report as JSON (with what a matrix row reads) and one line a guest; its exit status. */
+    private int reportGang(ParsedOptions o, MigrationParameters params, Instant started, Gang gang, List<String> specs,
+            List<GangReport.Guest> reports, double totalMs) throws java.io.IOException {
+        ObjectNode json = GangReport.json(reports);
+        json.put("mode", params.mode().name().toLowerCase(Locale.ROOT))
+                .put("workload", (o.has(WITHIN_GUESTS) ? "gang-within:" : "gang:") + String.join("+", specs));
+        ReportJson.put(json, "totalTimeMs", totalMs);
+        json.put("handOver", "each guest when it converges").put("dedupAcrossGuests", !o.has(WITHIN_GUESTS));
+        ((ObjectNode) json.get("dedup")).put("gangIndexEvictions", gang.indexEvictions())
+                .put("gangIndexBytes", gang.indexBytes());
+        json.put("fill", o.text(FILL));
+        runMembers(json, params, started);
+        writeReports(o, json);
+        printGang(out, reports, totalMs);
+        return GangReport.exitStatus(reports);
     }
 
     /** One line a guest, then the gang's. */
@@ -445,13 +451,7 @@ final class BenchCommand {
                         failedIfWorkloadDid(report, guests.get(k).workload), null));
             }
             double totalMs = (System.nanoTime() - began) / 1e6;
-            ObjectNode json = GangReport.json(reports);
-            ReportJson.put(json, "totalTimeMs", totalMs);
-            json.put("handOver", "each guest when it converges").put("dedupAcrossGuests", !o.has(WITHIN_GUESTS));
-            runMembers(json, params, started);
-            writeReports(o, json);
-            printGang(out, reports, totalMs);
-            return GangReport.exitStatus(reports);
+            return reportGang(o, params, started, gang, specs, reports, totalMs);
         } finally {
             for (OutgoingMigration m : migrations) {
                 m.close();
