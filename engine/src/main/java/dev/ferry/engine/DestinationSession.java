@@ -197,20 +197,8 @@ final class DestinationSession {
         synchronized (this) {
             all = appliers;
         }
-        long bytes = frameBytes.sum();
-        Map<String, Long> kinds = new LinkedHashMap<>();
-        for (PageApplier a : all) {
-            bytes += a.bytes();
-        }
-        for (int code = 0; code < PageEncoding.COUNT; code++) {
-            long n = 0;
-            for (PageApplier a : all) {
-                n += a.pagesOf(code);
-            }
-            if (n > 0) {
-                kinds.put(PageEncoding.name(code), n);
-            }
-        }
+        long bytes = bytesReceived(all);
+        Map<String, Long> kinds = pagesByKind(all);
         PostcopyDestination post = postcopy;
         long remaining = now == State.COMPLETED ? 0
                 : (now == State.POSTCOPY || now == State.RECOVERING) && post != null ? post.missing() * GuestMemory.PAGE_SIZE
@@ -757,6 +745,30 @@ final class DestinationSession {
         tell();
     }
 
+    /** Bytes received: the channels' PAGES frames and every other frame, length fields included. */
+    private long bytesReceived(PageApplier[] all) {
+        long bytes = frameBytes.sum();
+        for (PageApplier a : all) {
+            bytes += a.bytes();
+        }
+        return bytes;
+    }
+
+    /** Pages received by encoding, over every channel, the encodings that never came left out. */
+    private static Map<String, Long> pagesByKind(PageApplier[] all) {
+        Map<String, Long> kinds = new LinkedHashMap<>();
+        for (int code = 0; code < PageEncoding.COUNT; code++) {
+            long n = 0;
+            for (PageApplier a : all) {
+                n += a.pagesOf(code);
+            }
+            if (n > 0) {
+                kinds.put(PageEncoding.name(code), n);
+            }
+        }
+        return kinds;
+    }
+
     private long pagesReceived() {
         long pages = 0;
         for (PageApplier a : appliers) {
@@ -771,20 +783,8 @@ final class DestinationSession {
         if (m != null) {
             m.switchover(-1, downtimeMs);
         }
-        Map<String, Long> kinds = new LinkedHashMap<>();
-        long bytes = frameBytes.sum();
-        for (PageApplier a : appliers) {
-            bytes += a.bytes();
-        }
-        for (int code = 0; code < PageEncoding.COUNT; code++) {
-            long n = 0;
-            for (PageApplier a : appliers) {
-                n += a.pagesOf(code);
-            }
-            if (n > 0) {
-                kinds.put(PageEncoding.name(code), n);
-            }
-        }
+        long bytes = bytesReceived(appliers);
+        Map<String, Long> kinds = pagesByKind(appliers);
         PostcopyReport post = postcopy != null && gate != null ? postcopy.report(recoveries) : null;
         MigrationReport report = new MigrationReport("destination", mode, memory == null ? 0 : memory.byteSize(),
                 GuestMemory.PAGE_SIZE, outcome, verified, (clock.nanoTime() - startNanos) / 1e6, downtimeMs, -1, bytes,

@@ -26,20 +26,24 @@ public final class Gang {
     public static final int MAX_MEMBERS = 0xFFFF;
 
     private final BandwidthLimiter limiter;
-    private final GangIndex index;
+    /** Bytes of the shared content index, 0 for none; it is made when a member's dedup first asks. */
+    private final long indexBytes;
+    /** Guarded by this: a destination, or a gang without dedup, never holds one. */
+    private GangIndex index;
     private final Map<Integer, GuestMemory> members = new ConcurrentHashMap<>();
 
-    private Gang(long maxBandwidth, GangIndex index) {
+    private Gang(long maxBandwidth, long indexBytes) {
         this.limiter = new BandwidthLimiter(Configuration.MAX_BANDWIDTH.check(maxBandwidth));
-        this.index = index;
+        this.indexBytes = indexBytes;
     }
 
     /**
      * A gang whose members share {@code maxBandwidth} bytes a second (0: unlimited) and a content
-     * index of {@code dedupIndexBytes}; the destination's side uses neither.
+     * index of {@code dedupIndexBytes}, made when a member's dedup first needs it (the
+     * destination's side uses neither).
      */
     public static Gang create(long maxBandwidth, long dedupIndexBytes) {
-        return new Gang(maxBandwidth, new GangIndex(Configuration.DEDUP_INDEX_SIZE.check(dedupIndexBytes)));
+        return new Gang(maxBandwidth, Configuration.DEDUP_INDEX_SIZE.check(dedupIndexBytes));
     }
 
     /** A gang with the default {@code max-bandwidth} and {@code dedup-index-size}. */
@@ -53,16 +57,16 @@ public final class Gang {
      * measured against this).
      */
     public static Gang withinGuests(long maxBandwidth) {
-        return new Gang(maxBandwidth, null);
+        return new Gang(maxBandwidth, 0);
     }
 
     /** Entries the shared content index replaced to make room so far; 0 without one. */
-    public long indexEvictions() {
+    public synchronized long indexEvictions() {
         return index == null ? 0 : index.evictions();
     }
 
-    /** Bytes of the shared content index; 0 without one. */
-    public long indexBytes() {
+    /** Bytes of the shared content index; 0 while no member's dedup made one. */
+    public synchronized long indexBytes() {
         return index == null ? 0 : index.bytes();
     }
 
@@ -77,8 +81,11 @@ public final class Gang {
         return limiter;
     }
 
-    /** The shared content index, or null when the members refer only to their own pages. */
-    GangIndex index() {
+    /** The shared content index, made on first use, or null when the members refer only to their own pages. */
+    synchronized GangIndex index() {
+        if (index == null && indexBytes > 0) {
+            index = new GangIndex(indexBytes);
+        }
         return index;
     }
 

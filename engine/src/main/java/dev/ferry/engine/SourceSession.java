@@ -562,7 +562,7 @@ final class SourceSession {
         boolean dedup = pageChannel && negotiated.contains(Capability.DEDUP);
         return new PageSender(channel, link, memory, encoder, chooser, digest.part(), dirtyLog, clock,
                 dedup ? new dev.ferry.dedup.DedupIndex(params.dedupIndexSize() / params.channels()) : null,
-                dedup ? inFull : null, gang == null ? null : gang.index(), member);
+                dedup ? inFull : null, dedup && gang != null ? gang.index() : null, member);
     }
 
     /**

@@ -28,18 +28,6 @@ public final class DowntimeEstimator {
         return roundNanos <= 0 || roundBytes <= 0 ? 0 : roundBytes * 1e9 / roundNanos;
     }
 
-    /** Expected downtime in ms of sending {@code dirtyPages} at the round's bytes per page and bandwidth. */
-    public static double expectedDowntimeMillis(long dirtyPages, long roundPages, long roundBytes, long roundNanos) {
-        if (dirtyPages == 0) {
-            return 0;
-        }
-        double bandwidth = bandwidth(roundBytes, roundNanos);
-        if (bandwidth == 0 || roundPages == 0) {
-            return Double.POSITIVE_INFINITY;
-        }
-        return expected(dirtyPages, (double) roundBytes / roundPages, bandwidth, FixedCosts.NONE).memoryMs();
-    }
-
     /**
      * The pause by part: {@code dirtyPages} of {@code bytesPerPage} each (what a sample of them
      * would take now: deltas where XBZRLE holds the page), and what was queued, at

@@ -50,7 +50,9 @@ import java.lang.foreign.MemorySegment;
 public final class PageSender implements AutoCloseable {
     private static final int FRAME_CAPACITY = Wire.PAGES_FRAME_TARGET + Wire.FRAME_HEADER
             + Wire.RECORD_HEADER + PageEncoder.MAX_PAYLOAD;
-    /** A frame this many times shorter than {@link #FRAME_CAPACITY} is copied out of its buffer. */
+    /** A PAGES frame of one page, whatever it encodes to. */
+    private static final int ONE_PAGE_FRAME = Wire.FRAME_HEADER + Wire.RECORD_HEADER + PageEncoder.MAX_PAYLOAD;
+    /** A frame this many times shorter than its buffer is copied out of it. */
     private static final int SHORT_FRAME_RATIO = 4;
     /** Pages between two adaptive choices: 8 MiB of guest memory, so a probe of the slower way costs little. */
     public static final int CHUNK_PAGES = 2048;
@@ -127,7 +129,7 @@ public final class PageSender implements AutoCloseable {
     public PageSender(int channel, Link link, GuestMemory memory, PageEncoder encoder, CompressionChooser chooser,
             MemoryDigest.Part digest, DirtyLog dirtyLog, NanoClock clock, DedupIndex dedup, PageBitmap inFull,
             GangIndex gang, int member) {
-        this.gang = dedup == null ? null : gang;
+        this.gang = gang;
         this.member = member;
         this.dirtyLog = dirtyLog;
         this.dedup = dedup;
@@ -251,7 +253,8 @@ public final class PageSender implements AutoCloseable {
         if (!remaining.claim(page)) {
             return false;
         }
-        openFrame();
+        // a frame of one page's size: a guest waits for it, and a short frame in a large buffer is copied out
+        openFrame(ONE_PAGE_FRAME);
         appendPage(page);
         link.sendUrgent(closeFrame());
         postcopySent++;
@@ -424,7 +427,11 @@ public final class PageSender implements AutoCloseable {
     }
 
     private void openFrame() {
-        frame = link.buffer(FRAME_CAPACITY);
+        openFrame(FRAME_CAPACITY);
+    }
+
+    private void openFrame(int capacity) {
+        frame = link.buffer(capacity);
         frameSegment = Frames.segmentOf(frame);
         frameStart = frame.writerIndex();
         Wire.writeHeader(frame, Wire.PAGES, 0);
@@ -444,7 +451,7 @@ public final class PageSender implements AutoCloseable {
         Wire.patchLength(frame, frameStart);
         ByteBuf out = frame;
         int length = writeAt - frameStart;
-        if (length <= FRAME_CAPACITY / SHORT_FRAME_RATIO) {
+        if (length <= frame.capacity() / SHORT_FRAME_RATIO) {
             out = link.buffer(length).writeBytes(frame, frameStart, length);
             frame.release();
         }

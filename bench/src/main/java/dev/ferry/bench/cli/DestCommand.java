@@ -78,6 +78,12 @@ final class DestCommand {
         }
     }
 
+    /** A connection the destination refused, said on stderr as it happens. */
+    private void refused(String reason) {
+        err.println("ferry dest: refused " + reason);
+        err.flush();
+    }
+
     private static int members(String text) {
         int n = Integer.parseInt(text);
         if (n < 1 || n > dev.ferry.engine.Gang.MAX_MEMBERS) {
@@ -101,10 +107,7 @@ final class DestCommand {
         try (MetricsEndpoint metrics = MetricsEndpoint.of(Outputs.of(o), err)) {
             for (int k = 1; k <= count; k++) {
                 DestinationBuilder builder = setup.destination().apply(Migration.destination(new ReceivedGuest(out)))
-                        .onRefused(reason -> {
-                            err.println("ferry dest: refused " + reason);
-                            err.flush();
-                        }).memoryFromHandshake().gang(gang, k).guest("vm" + k).meterRegistry(metrics.registry());
+                        .onRefused(this::refused).memoryFromHandshake().gang(gang, k).guest("vm" + k).meterRegistry(metrics.registry());
                 InetSocketAddress base = builder.listen();
                 if (base.getPort() != 0) {
                     builder.listen(new InetSocketAddress(base.getAddress(), base.getPort() + k - 1));
@@ -163,10 +166,7 @@ final class DestCommand {
         ProgressOutput progress = ProgressOutput.of(Outputs.of(o), out);
         MetricsEndpoint metrics = MetricsEndpoint.of(Outputs.of(o), err);
         DestinationBuilder builder = setup.destination().apply(Migration.destination(
-                attached != null ? attached.vm() : guest)).onRefused(reason -> {
-                    err.println("ferry dest: refused " + reason);
-                    err.flush();
-                }).listener(progress).meterRegistry(metrics.registry());
+                attached != null ? attached.vm() : guest)).onRefused(this::refused).listener(progress).meterRegistry(metrics.registry());
         if (attached != null) {
             builder.capabilities(QemuTarget.DESTINATION_CAPABILITIES);
         }
