@@ -50,6 +50,17 @@ public final class ClaimablePages {
         return true;
     }
 
+    /** Puts {@code page} into the set, from any thread; true when it was not in it. */
+    public boolean add(long page) {
+        long bit = 1L << page;
+        long before = (long) WORDS.getAndBitwiseOr(words, (int) (page >>> 6), bit);
+        if ((before & bit) != 0) {
+            return false;
+        }
+        remaining.incrementAndGet();
+        return true;
+    }
+
     /** Whether {@code page} is still in the set. */
     public boolean contains(long page) {
         return ((long) WORDS.getVolatile(words, (int) (page >>> 6)) & (1L << page)) != 0;

@@ -9,6 +9,12 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
  * were replaced for room, {@code stale} references named a copy that no longer held the content
  * (the destination asked for those pages and they crossed again), out of an index of
  * {@code indexBytes}.
+ *
+ * <p>The destination's report counts what it met: {@code hits} references it checked,
+ * {@code acrossGuests} of them to another guest, {@code stale} of them stale; it keeps no index,
+ * so its {@code misses}, {@code evictions} and {@code indexBytes} are 0. In post-copy only the
+ * destination's {@code stale} is exact: the source's counts the pages the post-copy barrier's
+ * STALE named, not those the destination asked for again at once and received before it.
  */
 public record DedupReport(long hits, long acrossGuests, long misses, long evictions, long stale, long indexBytes) {
     /** Adds this report as the {@code dedup} member of {@code json}. */

@@ -2,6 +2,7 @@ package dev.ferry.engine;
 
 import dev.ferry.compression.MalformedPayloadException;
 import dev.ferry.core.Capability;
+import dev.ferry.core.DedupReport;
 import dev.ferry.core.GuestMemory;
 import dev.ferry.core.MemoryDigest;
 import dev.ferry.core.MigrationListener;
@@ -21,6 +22,7 @@ import dev.ferry.postcopy.PostcopyDestination;
 import dev.ferry.protocol.PageEncoding;
 import dev.ferry.protocol.ProtocolException;
 import dev.ferry.protocol.Wire;
+import dev.ferry.stream.HeldGuest;
 import dev.ferry.stream.PageApplier;
 import io.micrometer.core.instrument.MeterRegistry;
 import java.lang.foreign.MemorySegment;
@@ -314,13 +316,9 @@ final class DestinationSession {
         mode = MigrationMode.values()[hello.mode()];
         EnumSet<Capability> accepted = Wire.capabilities(hello.capabilities());
         accepted.retainAll(supported);
-        if (mode == MigrationMode.POSTCOPY) {
-            // references are pre-copy's (hybrid's rounds too): post-copy installs a page once, from whichever connection
-            accepted.remove(Capability.DEDUP);
-        }
         negotiated = accepted;
         if (gang != null) {
-            gang.hold(member, memory);
+            gang.hold(member, heldGuest());
         }
         digest = new MemoryDigest(memory.pageCount());
         written = new PageBitmap(memory.pageCount());
@@ -330,7 +328,7 @@ final class DestinationSession {
         synchronized (this) {
             channels = hello.channels();
             appliers = new PageApplier[channels + 1];
-            java.util.function.IntFunction<GuestMemory> members = gang == null ? n -> null : gang::memoryOf;
+            java.util.function.IntFunction<HeldGuest> members = gang == null ? n -> null : gang::member;
             for (int c = 0; c <= channels; c++) {
                 appliers[c] = new PageApplier(c, channels, memory, written, digest.part(), allowed, held, members);
             }
@@ -419,10 +417,19 @@ final class DestinationSession {
                 }
             }
         }
-        if (stalePages != null && now == State.RECEIVING) {
-            // every page channel applied the round: each stale reference of it is in an applier
-            for (int c = 0; c < channels; c++) {
-                appliers[c].drainStale(stalePages);
+        if (stalePages != null) {
+            // every channel applied the round: each stale reference of it is in an applier (the
+            // request channel's too in post-copy, where only pages still missing need coming again)
+            for (PageApplier applier : appliers) {
+                applier.drainStale(stalePages);
+            }
+            PostcopyDestination post = postcopy;
+            if (now == State.POSTCOPY) {
+                for (long p = stalePages.nextSetBit(0); p >= 0; p = stalePages.nextSetBit(p + 1)) {
+                    if (post.isPresent(p)) {
+                        stalePages.clear(p);
+                    }
+                }
             }
             peer.stale(end.round(), stalePages);
             stalePages.clearAll();
@@ -538,6 +545,27 @@ final class DestinationSession {
         complete(MigrationState.COMPLETED, true, (resumeNanos - pauseNanos) / 1e6, null, true);
     }
 
+    /**
+     * This guest as the gang's other guests' references read it: a page post-copy still lacks
+     * (from DISCARD on) is not held, and is never read, so no other guest's channel waits on this
+     * one's fault path.
+     */
+    private HeldGuest heldGuest() {
+        GuestMemory held = memory;
+        return new HeldGuest() {
+            @Override
+            public GuestMemory memory() {
+                return held;
+            }
+
+            @Override
+            public boolean holds(long page) {
+                PostcopyDestination post = postcopy;
+                return post == null || post.isPresent(page);
+            }
+        };
+    }
+
     /** Whether a connection opening with RECOVER for {@code session} may take the lost control connection's place. */
     void checkRecover(Wire.Recover recover) throws ProtocolException {
         if (state != State.RECOVERING) {
@@ -556,6 +584,7 @@ final class DestinationSession {
             connectionGone = false;
         }
         recoveries++;
+        postcopy.markRecovered();
         enter(State.POSTCOPY);
         peer.missing(postcopy);
     }
@@ -769,6 +798,22 @@ final class DestinationSession {
         return kinds;
     }
 
+    /** The references the channels met, or null without dedup (the destination keeps no index). */
+    private DedupReport dedupReport() {
+        if (stalePages == null) {
+            return null;
+        }
+        long references = 0;
+        long across = 0;
+        long stale = 0;
+        for (PageApplier a : appliers) {
+            references += a.references();
+            across += a.acrossGuests();
+            stale += a.staleReferences();
+        }
+        return new DedupReport(references, across, 0, 0, stale, 0);
+    }
+
     private long pagesReceived() {
         long pages = 0;
         for (PageApplier a : appliers) {
@@ -789,7 +834,8 @@ final class DestinationSession {
         MigrationReport report = new MigrationReport("destination", mode, memory == null ? 0 : memory.byteSize(),
                 GuestMemory.PAGE_SIZE, outcome, verified, (clock.nanoTime() - startNanos) / 1e6, downtimeMs, -1, bytes,
                 pagesReceived(), List.of(), kinds, negotiated, error, null, resumed,
-                digest == null ? 0 : digest.value(), post, null, meterId, setupNanos < 0 ? -1 : setupNanos / 1e6, null);
+                digest == null ? 0 : digest.value(), post, dedupReport(), meterId, setupNanos < 0 ? -1 : setupNanos / 1e6,
+                null);
         awaitAppliersIdle();
         release();
         tell();

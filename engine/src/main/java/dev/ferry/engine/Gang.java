@@ -1,8 +1,8 @@
 package dev.ferry.engine;
 
 import dev.ferry.core.Configuration;
-import dev.ferry.core.GuestMemory;
 import dev.ferry.dedup.GangIndex;
+import dev.ferry.stream.HeldGuest;
 import dev.ferry.transport.BandwidthLimiter;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
@@ -30,7 +30,7 @@ public final class Gang {
     private final long indexBytes;
     /** Guarded by this: a destination, or a gang without dedup, never holds one. */
     private GangIndex index;
-    private final Map<Integer, GuestMemory> members = new ConcurrentHashMap<>();
+    private final Map<Integer, HeldGuest> members = new ConcurrentHashMap<>();
 
     private Gang(long maxBandwidth, long indexBytes) {
         this.limiter = new BandwidthLimiter(Configuration.MAX_BANDWIDTH.check(maxBandwidth));
@@ -89,16 +89,16 @@ public final class Gang {
         return index;
     }
 
-    /** Member {@code member}'s memory on this destination, from its handshake on. */
-    void hold(int member, GuestMemory memory) {
-        GuestMemory before = members.putIfAbsent(member, memory);
-        if (before != null && before != memory) {
+    /** Member {@code member} on this destination, from its handshake on. */
+    void hold(int member, HeldGuest guest) {
+        HeldGuest before = members.putIfAbsent(member, guest);
+        if (before != null && before.memory() != guest.memory()) {
             throw new IllegalStateException("gang member " + member + " already has its memory here");
         }
     }
 
-    /** Member {@code member}'s memory here, or null: where a reference to that guest reads from. */
-    GuestMemory memoryOf(int member) {
+    /** Member {@code member} here, or null: where a reference to that guest reads from. */
+    HeldGuest member(int member) {
         return members.get(member);
     }
 }

@@ -119,6 +119,8 @@ final class SourceSession {
     private boolean paused;
     private boolean handedOver;
     private boolean postcopyStarted;
+    /** References the post-copy barrier found stale (they crossed once more in full). */
+    private long postcopyStale;
 
     SourceSession(GuestMemory memory, DirtyLog dirtyLog, VmControl vm, MigrationParameters params,
             InetSocketAddress destination, EventLoopGroup group, NanoClock clock, MeterRegistry registry, String guest,
@@ -254,7 +256,7 @@ final class SourceSession {
             SourceControl control = new SourceControl(connect(), params.peerTimeoutMillis());
             this.control = control;
             Wire.Welcome welcome = control.hello(new Wire.Hello(Wire.VERSION, GuestMemory.PAGE_SIZE, memory.byteSize(),
-                    Wire.mask(offered()), params.mode().ordinal(), params.channels(), params.migrationId()));
+                    Wire.mask(params.capabilities()), params.mode().ordinal(), params.channels(), params.migrationId()));
             accept(welcome);
             migrationId = DestinationSession.meterId(params.migrationId(), session);
             registerMeters();
@@ -317,7 +319,6 @@ final class SourceSession {
                 paused = true;
                 dirtyLog.sync(toSend);
                 postcopyStarted = true;
-                channels.dedupActive(false);
                 long pages = toSend.cardinality();
                 long bytesBefore = channels.bytesSent() + requests.link().bytesSent();
                 long began = clock.nanoTime();
@@ -335,6 +336,7 @@ final class SourceSession {
                 actual = new DowntimeBreakdown(syncNanos / 1e6, 0, 0, pauseMs - syncNanos / 1e6);
                 long nanos = clock.nanoTime() - began;
                 lostBytes = result.bytesOnLostLinks();
+                postcopyStale = result.staleReferences();
                 long bytes = lostBytes + channels.bytesSent() + requests.link().bytesSent() - bytesBefore;
                 recordRound(new RoundRecord(precopy.rounds() + 1, "postcopy", pages, bytes, nanos / 1e6, 0,
                         (long) DowntimeEstimator.bandwidth(bytes, nanos), 0, false, channels.compressionReason(), Map.of()));
@@ -451,26 +453,14 @@ final class SourceSession {
         if (requests != null) {
             stats = stats.plus(requests.stats());
         }
+        long stale = (precopy == null ? 0 : precopy.staleReferences()) + postcopyStale;
         dev.ferry.core.DedupReport dedup = channels == null ? null
-                : channels.dedupReport(stats.pagesOf(PageEncoding.DEDUP), precopy == null ? 0 : precopy.staleReferences());
+                : channels.dedupReport(stats.pagesOf(PageEncoding.DEDUP), stale, requests);
         return new MigrationReport("source", params.mode(), memory.byteSize(), GuestMemory.PAGE_SIZE, state, verified,
                 ((endNanos > 0 ? endNanos : clock.nanoTime()) - start) / 1e6, downtimeMs, lastExpectedMs,
                 wireBytes + lostBytes, pages,
                 List.copyOf(rounds), pagesByKind(stats), negotiated, error, vmState, state == MigrationState.COMPLETED,
                 digestAtPause, postcopyReport, dedup, migrationId, setupNanos < 0 ? -1 : setupNanos / 1e6, switchover);
-    }
-
-    /**
-     * The capabilities offered: the parameters', without dedup in post-copy mode (references are
-     * pre-copy's: hybrid's pre-copy rounds send them, and stop at the switch).
-     */
-    private Set<Capability> offered() {
-        EnumSet<Capability> offered = EnumSet.noneOf(Capability.class);
-        offered.addAll(params.capabilities());
-        if (params.mode() == MigrationMode.POSTCOPY) {
-            offered.remove(Capability.DEDUP);
-        }
-        return offered;
     }
 
     private static String reason(RoundPlanner.Step step) {
@@ -499,7 +489,7 @@ final class SourceSession {
     }
 
     private void accept(Wire.Welcome welcome) throws ProtocolException {
-        int offered = Wire.mask(offered());
+        int offered = Wire.mask(params.capabilities());
         if ((welcome.capabilities() & ~offered) != 0) {
             throw new ProtocolException("destination accepted capabilities that were not offered: "
                     + Wire.capabilities(welcome.capabilities()));
@@ -559,10 +549,12 @@ final class SourceSession {
         boolean compressor = negotiated.contains(Capability.LZ4) || negotiated.contains(Capability.ZSTD);
         // the chooser only exists when it has something to choose
         CompressionChooser chooser = pageChannel && params.adaptiveCompression() && compressor ? new CompressionChooser() : null;
-        boolean dedup = pageChannel && negotiated.contains(Capability.DEDUP);
+        boolean dedup = negotiated.contains(Capability.DEDUP);
+        // the index is split among the channels that send references: the request channel is one in post-copy
+        int indexes = params.channels() + (negotiated.contains(Capability.POSTCOPY) ? 1 : 0);
         return new PageSender(channel, link, memory, encoder, chooser, digest.part(), dirtyLog, clock,
-                dedup ? new dev.ferry.dedup.DedupIndex(params.dedupIndexSize() / params.channels()) : null,
-                dedup ? inFull : null, dedup && gang != null ? gang.index() : null, member);
+                dedup ? new dev.ferry.dedup.DedupIndex(params.dedupIndexSize() / indexes) : null,
+                dedup && pageChannel ? inFull : null, dedup && gang != null ? gang.index() : null, member);
     }
 
     /**

@@ -30,6 +30,8 @@ public final class PostcopyDestination implements PostcopyTarget, AutoCloseable 
     private UserfaultFaults userfault;
     private SoftwareFaults software;
     private String softwareReason;
+    private volatile PageRequester requester;
+    private volatile boolean recovered;
 
     /**
      * @param written the pages written before post-copy (a page never written is still zero here),
@@ -69,6 +71,7 @@ public final class PostcopyDestination implements PostcopyTarget, AutoCloseable 
      * @return where the guest's threads must check pages
      */
     public PageGate start(PageRequester requester) {
+        this.requester = requester;
         if (mechanism != FaultMechanism.SOFTWARE) {
             String unavailable = Userfaultfd.unavailableReason();
             if (unavailable == null) {
@@ -117,6 +120,21 @@ public final class PostcopyDestination implements PostcopyTarget, AutoCloseable 
             memory.segment().asSlice(page << GuestMemory.PAGE_SHIFT, GuestMemory.PAGE_SIZE).fill((byte) 0);
         }
         return present.markPresent(page);
+    }
+
+    @Override
+    public void requestAgain(long page) {
+        requester.request(page);
+    }
+
+    @Override
+    public boolean recovered() {
+        return recovered;
+    }
+
+    /** A lost connection was recovered: what it carried may never have arrived. */
+    public void markRecovered() {
+        recovered = true;
     }
 
     /** Pages still missing. */

@@ -26,6 +26,11 @@ import java.util.concurrent.locks.LockSupport;
  * that a request never waits behind the push (QEMU's postcopy-preempt). A page goes once: the
  * push and the answers claim pages from one set.
  *
+ * <p>With dedup a page may cross as a reference to a copy the destination holds. One it finds
+ * stale (the guest runs there and may have changed the copy) it asks for at once, and a request
+ * for a page sent as a reference is answered in full; the post-copy barrier's STALE names any
+ * still missing, and those cross once more, in full, before END.
+ *
  * <p>A lost connection loses nothing (QEMU's postcopy recovery): until {@code recover-timeout}
  * runs out, the session is connected anew, the destination says what it still lacks (MISSING),
  * and the push goes on from there.
@@ -51,6 +56,7 @@ public final class PostcopySource {
     private long pagesPushed;
     private int recoveries;
     private long bytesOnLostLinks;
+    private long staleReferences;
 
     /** Connects the whole session anew after a loss: the control connection with RECOVER, every channel with JOIN. */
     @FunctionalInterface
@@ -64,10 +70,11 @@ public final class PostcopySource {
 
     /**
      * What post-copy did; {@code resumeNanos} is when POSTCOPY_RUNNING said the destination resumed,
-     * or -1 when the connection was lost before it came (RESUMED says it too).
+     * or -1 when the connection was lost before it came (RESUMED says it too); {@code staleReferences}
+     * are the pages the post-copy barrier's STALE named, sent once more in full.
      */
     public record Result(Wire.Resumed resumed, long resumeNanos, long pagesRequested, long pagesPushed, int recoveries,
-            long bytesOnLostLinks) {
+            long bytesOnLostLinks, long staleReferences) {
     }
 
     /**
@@ -101,6 +108,10 @@ public final class PostcopySource {
         // the destination may drop its stale copies: deltas against them are no use
         channels.xbzrleActive(false);
         requests.xbzrleActive(false);
+        boolean dedup = channels.dedup();
+        ClaimablePages referenced = new ClaimablePages(new PageBitmap(toSend.pageCount()));
+        channels.postcopy(referenced, toSend);
+        requests.postcopy(referenced, toSend);
         lowLatency();
         ClaimablePages remaining = new ClaimablePages(toSend);
         claimable = remaining;
@@ -114,6 +125,8 @@ public final class PostcopySource {
             // recovered like any loss (a destination that never switched refuses the RECOVER)
             recover(e, remaining);
         }
+        boolean references = dedup;
+        int barrier = round;
         while (true) {
             RequestServer server = new RequestServer(remaining);
             try {
@@ -125,14 +138,33 @@ public final class PostcopySource {
                 server.finish();
                 // the barrier: END is checked only after every page pushed or answered was applied
                 for (int c = 0; c < channels.count(); c++) {
-                    channels.sender(c).endPostcopy(round);
+                    channels.sender(c).endPostcopy(barrier);
                 }
-                requests.endPostcopy(round);
-                control.roundEnd(round, total);
+                requests.endPostcopy(barrier);
+                control.roundEnd(barrier, total);
+                if (dedup) {
+                    PageBitmap stale = new PageBitmap(toSend.pageCount());
+                    long count = control.awaitStale(barrier, stale);
+                    if (count > 0) {
+                        if (!references) {
+                            throw new ProtocolException("the destination reported pages stale that crossed in full");
+                        }
+                        // the pages still missing for a stale reference cross once more, in full
+                        staleReferences += count;
+                        references = false;
+                        channels.dedupActive(false);
+                        requests.dedupActive(false);
+                        remaining.replaceWith(stale);
+                        total += count;
+                        barrier++;
+                        continue;
+                    }
+                }
                 control.end(dev.ferry.core.PageDigest.seal(digest.value(), deviceState, session), pauseNanos);
                 Wire.Resumed resumed = control.awaitResumed();
                 pagesPushed = total - pagesRequested;
-                return new Result(resumed, resumeNanos, pagesRequested, pagesPushed, recoveries, bytesOnLostLinks);
+                return new Result(resumed, resumeNanos, pagesRequested, pagesPushed, recoveries, bytesOnLostLinks,
+                        staleReferences);
             } catch (LinkException | CancelledException e) {
                 server.stop();
                 recover(e, remaining);
@@ -144,7 +176,7 @@ public final class PostcopySource {
         }
     }
 
-    /** Pages not sent yet, pushed or requested, from any thread; only decreases (all of them before the push). */
+    /** Pages not sent yet, pushed or requested, from any thread; only decreases between barriers (all of them before the push). */
     public long remaining() {
         ClaimablePages c = claimable;
         return c == null ? -1 : c.remaining();

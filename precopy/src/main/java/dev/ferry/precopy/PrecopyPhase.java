@@ -49,6 +49,8 @@ public final class PrecopyPhase {
     private long syncNanos;
     /** With dedup, the pages the destination found a stale reference for; else null. */
     private final PageBitmap inFull;
+    /** With dedup, the pages of the last barrier's STALE; else null. */
+    private final PageBitmap stale;
     private long staleReferences;
     /** Bytes the destination had taken off the page connections (sent less queued) at the last round's end, and when. */
     private long deliveredMark;
@@ -66,6 +68,7 @@ public final class PrecopyPhase {
             NanoClock clock, Consumer<RoundRecord> onRound, Runnable progress, IntPredicate throttle,
             long roundTripNanos, PageBitmap inFull) {
         this.inFull = inFull;
+        this.stale = inFull == null ? null : new PageBitmap(inFull.pageCount());
         this.dirtyLog = dirtyLog;
         this.channels = channels;
         this.control = control;
@@ -242,7 +245,10 @@ public final class PrecopyPhase {
         if (inFull != null) {
             // the destination answers each barrier with the pages whose references were stale:
             // they go into the next round, in full
-            staleReferences += control.awaitStale(round, toSend, inFull);
+            staleReferences += control.awaitStale(round, stale);
+            toSend.or(stale);
+            inFull.or(stale);
+            stale.clearAll();
         }
         boolean last = kind.equals("stop-and-copy") || kind.equals("stale");
         long queued = last ? 0 : channels.queuedBytes();

@@ -43,9 +43,10 @@ public final class PageApplier implements AutoCloseable {
     private long[] stale = new long[16];
     private int staleCount;
     private long references;
+    private long acrossGuests;
     private long staleReferences;
     private GuestMemory aside;
-    private final IntFunction<GuestMemory> members;
+    private final IntFunction<HeldGuest> members;
     private volatile PostcopyTarget postcopy;
     private long pagesThisRound;
     private long pages;
@@ -72,11 +73,11 @@ public final class PageApplier implements AutoCloseable {
     }
 
     /**
-     * @param members the memory of guest {@code n} of this destination's gang (from 1), or null for
-     *                a number that is no member: where a reference to another guest reads from
+     * @param members guest {@code n} of this destination's gang (from 1), or null for a number
+     *                that is no member: where a reference to another guest reads from
      */
     public PageApplier(int channel, int channels, GuestMemory memory, PageBitmap written, MemoryDigest.Part digest,
-            int allowedEncodings, PageBitmap held, IntFunction<GuestMemory> members) {
+            int allowedEncodings, PageBitmap held, IntFunction<HeldGuest> members) {
         this.members = members;
         this.held = held;
         this.channel = channel;
@@ -157,14 +158,7 @@ public final class PageApplier implements AutoCloseable {
             applyAcrossGuests(index, guest, source);
             return;
         }
-        if (source >= memory.pageCount()) {
-            throw new ProtocolException("dedup reference for page " + index + " names page " + source
-                    + " out of range (guest has " + memory.pageCount() + " pages)");
-        }
-        if (PageBitmap.stripeOf(source, channels) != channel) {
-            throw new ProtocolException("dedup reference on channel " + channel + " for page " + index + " names page "
-                    + source + ", which travels on channel " + PageBitmap.stripeOf(source, channels));
-        }
+        checkOwnReference(index, source);
         if (!held.get(source)) {
             throw new ProtocolException("dedup reference for page " + index + " names page " + source
                     + ", which this destination never held");
@@ -193,36 +187,101 @@ public final class PageApplier implements AutoCloseable {
      * (its checked segment refuses).
      */
     private void applyAcrossGuests(long index, int guest, long source) throws ProtocolException {
-        GuestMemory other = members.apply(guest);
-        if (other == null) {
-            throw new ProtocolException("dedup reference for page " + index + " names guest " + guest
-                    + ", which is no member of this destination's gang");
-        }
-        if (source >= other.pageCount()) {
-            throw new ProtocolException("dedup reference for page " + index + " names page " + source + " of guest "
-                    + guest + ", out of range (it has " + other.pageCount() + " pages)");
-        }
-        references++;
         long at = index << GuestMemory.PAGE_SHIFT;
-        boolean copied;
-        try {
-            MemorySegment.copy(other.segment(), source << GuestMemory.PAGE_SHIFT, ram, at, GuestMemory.PAGE_SIZE);
-            copied = true;
-        } catch (IllegalStateException closed) {
-            copied = false;
-        }
-        if (copied) {
-            // no longer fresh, whatever it holds: a zero run must write it
-            written.set(index);
-            held.set(index);
-        }
-        if (!copied || !hash.matches(ram, at, records.referenceHigh(), records.referenceLow())) {
+        if (!copyFromMember(index, guest, source, ram, at)) {
             // it crosses in full before END, which sets its digest then
             staleReferences++;
             addStale(index);
             return;
         }
         digest.update(index, PageDigest.contentHash(ram, at));
+    }
+
+    /**
+     * Copies page {@code source} of gang member {@code guest} to {@code to[at..)} and checks the
+     * copy against the reference's XXH3-128; false when that guest does not hold the page, its
+     * memory is gone, or the copy does not match. Counts the reference.
+     */
+    private boolean copyFromMember(long index, int guest, long source, MemorySegment to, long at)
+            throws ProtocolException {
+        HeldGuest other = members.apply(guest);
+        if (other == null) {
+            throw new ProtocolException("dedup reference for page " + index + " names guest " + guest
+                    + ", which is no member of this destination's gang");
+        }
+        if (source >= other.memory().pageCount()) {
+            throw new ProtocolException("dedup reference for page " + index + " names page " + source + " of guest "
+                    + guest + ", out of range (it has " + other.memory().pageCount() + " pages)");
+        }
+        references++;
+        acrossGuests++;
+        if (!other.holds(source)) {
+            return false;
+        }
+        try {
+            MemorySegment.copy(other.memory().segment(), source << GuestMemory.PAGE_SHIFT, to, at,
+                    GuestMemory.PAGE_SIZE);
+        } catch (IllegalStateException closed) {
+            return false;
+        }
+        if (to == ram) {
+            // no longer fresh, whatever it holds: a zero run must write it
+            written.set(index);
+            held.set(index);
+        }
+        return hash.matches(to, at, records.referenceHigh(), records.referenceLow());
+    }
+
+    /**
+     * A reference in post-copy: the named copy is taken aside, checked, and installed like any
+     * arriving page. A copy not here (discarded by post-copy, or in another guest still missing)
+     * or changed since (the guest runs here now) is stale: the page is asked for again at once,
+     * since a guest may wait for it, and named at the post-copy barrier's STALE if still missing.
+     * An own page this destination never held is a broken stream, unless a recovered loss may
+     * have taken it.
+     */
+    private void applyReferencePostcopy(PostcopyTarget target, long index) throws ProtocolException {
+        int guest = records.referenceGuest();
+        long source = records.referencePage();
+        MemorySegment copy = aside.segment();
+        boolean good;
+        if (guest == 0) {
+            checkOwnReference(index, source);
+            references++;
+            if (target.isPresent(source)) {
+                MemorySegment.copy(ram, source << GuestMemory.PAGE_SHIFT, copy, 0, GuestMemory.PAGE_SIZE);
+                good = hash.matches(copy, 0, records.referenceHigh(), records.referenceLow());
+            } else if (held.get(source) || target.recovered()) {
+                good = false;
+            } else {
+                throw new ProtocolException("dedup reference for page " + index + " names page " + source
+                        + ", which this destination never held");
+            }
+        } else {
+            good = copyFromMember(index, guest, source, copy, 0);
+        }
+        if (!good) {
+            staleReferences++;
+            addStale(index);
+            target.requestAgain(index);
+            return;
+        }
+        if (target.install(index, copy, 0)) {
+            digest.update(index, PageDigest.contentHash(copy, 0));
+        }
+    }
+
+    /** An own page a reference may name: in range, and on this page channel when it is one. */
+    private void checkOwnReference(long index, long source) throws ProtocolException {
+        if (source >= memory.pageCount()) {
+            throw new ProtocolException("dedup reference for page " + index + " names page " + source
+                    + " out of range (guest has " + memory.pageCount() + " pages)");
+        }
+        // the request channel's references name pages it sent itself, of any stripe
+        if (channel < channels && PageBitmap.stripeOf(source, channels) != channel) {
+            throw new ProtocolException("dedup reference on channel " + channel + " for page " + index + " names page "
+                    + source + ", which travels on channel " + PageBitmap.stripeOf(source, channels));
+        }
     }
 
     private synchronized void addStale(long page) {
@@ -245,6 +304,11 @@ public final class PageApplier implements AutoCloseable {
         return references;
     }
 
+    /** References this channel applied or found stale that named a page of another guest of the gang. */
+    public long acrossGuests() {
+        return acrossGuests;
+    }
+
     /** References this channel found stale. */
     public long staleReferences() {
         return staleReferences;
@@ -262,12 +326,12 @@ public final class PageApplier implements AutoCloseable {
             }
             return;
         }
-        if (encoding == PageEncoding.DEDUP) {
-            throw new ProtocolException("dedup reference for page " + index + " during post-copy, where the source"
-                    + " sends none");
-        }
         if (target.isPresent(index)) {
             // a requested page that the push had already sent, or the reverse: the first copy won
+            return;
+        }
+        if (encoding == PageEncoding.DEDUP) {
+            applyReferencePostcopy(target, index);
             return;
         }
         if (encoding == PageEncoding.XBZRLE || encoding >= PageEncoding.XBZRLE_LZ4) {

@@ -208,26 +208,43 @@ public final class PageChannels implements AutoCloseable {
         }
     }
 
-    /** Dedup references on every channel, or not (off in post-copy). */
+    /** Dedup references on every channel, or not. */
     public void dedupActive(boolean on) {
         for (PageSender s : senders) {
             s.dedupActive(on);
         }
     }
 
+    /** Post-copy from now on, on every channel ({@link PageSender#postcopy}). */
+    public void postcopy(ClaimablePages referenced, PageBitmap discarded) {
+        for (PageSender s : senders) {
+            s.postcopy(referenced, discarded);
+        }
+    }
+
+    /** Whether the channels send dedup references (the handshake accepted dedup). */
+    public boolean dedup() {
+        return senders[0].dedup() != null;
+    }
+
     /**
-     * The dedup figures over every channel's index, with {@code stale} references as the
-     * destination reported them, or null without dedup.
+     * The dedup figures over every channel's index and the request channel's ({@code requests},
+     * or null without post-copy), with {@code stale} references as the destination reported them,
+     * or null without dedup.
      */
-    public dev.ferry.core.DedupReport dedupReport(long references, long stale) {
-        if (senders[0].dedup() == null) {
+    public dev.ferry.core.DedupReport dedupReport(long references, long stale, PageSender requests) {
+        if (!dedup()) {
             return null;
         }
         long misses = 0;
         long evictions = 0;
         long bytes = 0;
         long acrossGuests = 0;
-        for (PageSender s : senders) {
+        List<PageSender> all = new ArrayList<>(List.of(senders));
+        if (requests != null) {
+            all.add(requests);
+        }
+        for (PageSender s : all) {
             misses += s.dedup().misses();
             evictions += s.dedup().evictions();
             bytes += s.dedup().bytes();

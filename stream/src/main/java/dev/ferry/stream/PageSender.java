@@ -43,6 +43,8 @@ import java.lang.foreign.MemorySegment;
  * page the content was last sent to in full. The index holds only pages sent in full on this
  * channel, so a reference names a page that arrived on this same connection before it: the
  * destination holds it whatever the other channels are doing (docs/protocol.md, Dedup references).
+ * In post-copy the request channel has an index of its own pages, and no reference names a page
+ * the destination discarded unless it came again since ({@link #postcopy}).
  *
  * <p>The adaptive compression choice is made per channel, chunk by chunk, from this channel's own
  * figures: each channel has its own link and its own share of the cores.
@@ -80,6 +82,14 @@ public final class PageSender implements AutoCloseable {
     private long acrossGuests;
     private final ContentHash hash = new ContentHash();
     private boolean dedupActive;
+    /** In post-copy: the pages sent as references since it started (any channel's); else null. */
+    private ClaimablePages referenced;
+    /** In post-copy: the pages the destination discarded at its start; else null. */
+    private PageBitmap discarded;
+    /** In post-copy with dedup: the pages this channel sent in full since it started; else null. */
+    private PageBitmap sentInPostcopy;
+    /** The page being appended goes in full whatever the index holds. */
+    private boolean forceFull;
 
     private ByteBuf frame;
     private MemorySegment frameSegment;
@@ -113,8 +123,9 @@ public final class PageSender implements AutoCloseable {
 
     /**
      * @param dedup  this channel's content index, or null without dedup
-     * @param inFull pages that must cross in full (shared by the channels, each touching only its
-     *               stripes; written by the session between rounds), or null without dedup
+     * @param inFull pages that must cross in full (shared by the page channels, each touching only
+     *               its stripes; written by the session between rounds), or null without dedup and
+     *               on the request channel
      */
     public PageSender(int channel, Link link, GuestMemory memory, PageEncoder encoder, CompressionChooser chooser,
             MemoryDigest.Part digest, DirtyLog dirtyLog, NanoClock clock, DedupIndex dedup, PageBitmap inFull) {
@@ -250,12 +261,19 @@ public final class PageSender implements AutoCloseable {
      * @return whether this call sent it (false: already sent by the push or an earlier request)
      */
     public boolean sendRequested(ClaimablePages remaining, long page) throws LinkException {
+        boolean again = false;
         if (!remaining.claim(page)) {
-            return false;
+            // one that crossed as a reference may have been stale: it goes again, in full
+            if (referenced == null || !referenced.claim(page)) {
+                return false;
+            }
+            again = true;
         }
         // a frame of one page's size: a guest waits for it, and a short frame in a large buffer is copied out
         openFrame(ONE_PAGE_FRAME);
+        forceFull = again;
         appendPage(page);
+        forceFull = false;
         link.sendUrgent(closeFrame());
         postcopySent++;
         return true;
@@ -308,9 +326,23 @@ public final class PageSender implements AutoCloseable {
         return encoder.stats();
     }
 
-    /** Dedup references from now on, or not (off in post-copy); only with an index. */
+    /** Dedup references from now on, or not; only with an index. */
     public void dedupActive(boolean on) {
         dedupActive = on && dedup != null;
+    }
+
+    /**
+     * Post-copy from now on, with {@code discarded} the pages the destination dropped at its start
+     * (read only, by every channel): a reference names only a page the destination holds (one it
+     * kept, or one this channel sent in full since), and every page sent as a reference joins
+     * {@code referenced}, shared by the channels, so that a request for it is answered in full.
+     */
+    public void postcopy(ClaimablePages referenced, PageBitmap discarded) {
+        this.referenced = referenced;
+        this.discarded = discarded;
+        if (dedup != null && sentInPostcopy == null) {
+            sentInPostcopy = new PageBitmap(discarded.pageCount());
+        }
     }
 
     /** This channel's content index, or null without dedup. */
@@ -357,13 +389,16 @@ public final class PageSender implements AutoCloseable {
             dirtyLog.sending(page, frameSegment, payloadAt);
             if (dedupActive && !(encoder.zeroPages() && ZeroPages.isZero(frameSegment, payloadAt))) {
                 long contentHash = PageDigest.contentHash(frameSegment, payloadAt);
-                if (inFull.get(page)) {
+                if (inFull != null && inFull.get(page)) {
                     inFull.clear(page);
-                } else if (reference(page, headerAt, payloadAt, contentHash)) {
+                } else if (!forceFull && reference(page, headerAt, payloadAt, contentHash)) {
                     return;
                 }
                 length = encoder.encodeNonZero(page, frameSegment, payloadAt, frameSegment, payloadAt, contentHash);
                 dedup.put(contentHash, DedupIndex.location(0, page));
+                if (sentInPostcopy != null) {
+                    sentInPostcopy.set(page);
+                }
                 if (gang != null) {
                     gang.put(contentHash, DedupIndex.location(member, page));
                 }
@@ -404,6 +439,11 @@ public final class PageSender implements AutoCloseable {
         if (location == DedupIndex.location(0, page) && encoder.xbzrleActive()) {
             return false;
         }
+        if (location >= 0 && discarded != null && discarded.get(DedupIndex.pageOf(location))
+                && !sentInPostcopy.get(DedupIndex.pageOf(location))) {
+            // post-copy dropped that copy at the destination and it has not come again
+            location = -1;
+        }
         if (location < 0 && gang != null) {
             // another guest's copy: this guest's own pages on other channels are not ordered with this one
             long elsewhere = gang.lookup(contentHash);
@@ -423,6 +463,9 @@ public final class PageSender implements AutoCloseable {
         PageRecords.putHeader(frameSegment, headerAt, page, PageEncoding.DEDUP, PageRecords.REFERENCE_BYTES);
         writeAt = headerAt + Wire.RECORD_HEADER + PageRecords.REFERENCE_BYTES;
         zeroRunAt = -1;
+        if (referenced != null) {
+            referenced.add(page);
+        }
         return true;
     }
 

@@ -23,4 +23,16 @@ public interface PostcopyTarget {
 
     /** Installs {@code page} as zeros; true when this call made it present. */
     boolean installZero(long page);
+
+    /**
+     * A reference for {@code page} was stale: it is asked for again on the return path, since a
+     * guest may be waiting for it (the source answers in full).
+     */
+    void requestAgain(long page);
+
+    /**
+     * Whether a lost connection was recovered since post-copy started: pages sent before the loss
+     * may never have arrived, so a reference to a page not here is stale rather than an error.
+     */
+    boolean recovered();
 }

@@ -57,30 +57,28 @@ public final class SourceControl implements AutoCloseable {
         link.sendNow(out);
     }
 
-    /** The device state, flushed. */
     /**
      * Waits for the STALE frames answering round {@code round}'s barrier and adds their pages to
-     * {@code toSend} and {@code inFull}.
+     * {@code stale}.
      *
      * @return the pages they named
      */
-    public long awaitStale(int round, PageBitmap toSend, PageBitmap inFull) throws LinkException, ProtocolException {
+    public long awaitStale(int round, PageBitmap stale) throws LinkException, ProtocolException {
         long[] pages = new long[1];
         while (true) {
             ByteBuf frame = expect(link, Wire.STALE, "destination failed: ", peerTimeoutMillis, false);
             try {
-                Wire.Stale stale = Wire.readStale(frame);
-                if (stale.round() != round) {
-                    throw new ProtocolException("STALE of round " + stale.round() + " at the barrier of round " + round);
+                Wire.Stale answer = Wire.readStale(frame);
+                if (answer.round() != round) {
+                    throw new ProtocolException("STALE of round " + answer.round() + " at the barrier of round " + round);
                 }
-                PageRuns.read("STALE", frame, toSend.pageCount(), (first, count) -> {
+                PageRuns.read("STALE", frame, stale.pageCount(), (first, count) -> {
                     for (long p = first; p < first + count; p++) {
-                        toSend.set(p);
-                        inFull.set(p);
+                        stale.set(p);
                     }
                     pages[0] += count;
                 });
-                if (stale.last()) {
+                if (answer.last()) {
                     return pages[0];
                 }
             } finally {
@@ -89,6 +87,7 @@ public final class SourceControl implements AutoCloseable {
         }
     }
 
+    /** The device state, flushed. */
     public void deviceState(byte[] state) throws LinkException {
         ByteBuf out = link.buffer(Wire.FRAME_HEADER + state.length);
         Wire.writeDeviceState(out, state);
