@@ -23,6 +23,18 @@ public final class DowntimeEstimator {
         public static final FixedCosts NONE = new FixedCosts(0, 0, 0);
     }
 
+    /** The share of the downtime limit that bytes still queued on the link may take before a round starts. */
+    static final int QUEUE_SHARE_OF_LIMIT = 4;
+
+    /**
+     * How many queued bytes may stay in front of the next round: what {@code bandwidth} carries in
+     * a quarter of the downtime limit, so that a round measures the guest rather than the queue
+     * and the estimate's queued part stays small; 0 when the pace is unknown.
+     */
+    public static long queueAllowance(double bandwidth, long downtimeLimitMillis) {
+        return bandwidth <= 0 ? 0 : (long) (bandwidth * downtimeLimitMillis / 1000.0 / QUEUE_SHARE_OF_LIMIT);
+    }
+
     /** Bytes per second the round drained, or 0 when it took no time or sent nothing. */
     public static double bandwidth(long roundBytes, long roundNanos) {
         return roundNanos <= 0 || roundBytes <= 0 ? 0 : roundBytes * 1e9 / roundNanos;

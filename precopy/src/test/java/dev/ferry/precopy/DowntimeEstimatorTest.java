@@ -72,4 +72,13 @@ class DowntimeEstimatorTest {
         assertEquals(Double.POSITIVE_INFINITY, DowntimeEstimator.expected(1, 4100, 0, none).memoryMs(), "no pace measured");
         assertEquals(0.0, DowntimeEstimator.expected(0, 4100, 0, none).memoryMs(), "nothing dirty, nothing to pace");
     }
+
+    @Test
+    void theQueueAllowedInFrontOfARoundIsWhatTheLinkCarriesInAQuarterOfTheLimit() {
+        // 125 MB/s (1 Gbit/s) and a 30 ms limit: 7.5 ms of it, 937,500 bytes
+        assertEquals(937_500, DowntimeEstimator.queueAllowance(125e6, 30));
+        assertEquals(9_375_000, DowntimeEstimator.queueAllowance(125e6, 300));
+        // no pace measured yet: nothing may be assumed to drain
+        assertEquals(0, DowntimeEstimator.queueAllowance(0, 300));
+    }
 }
