@@ -41,16 +41,28 @@ public final class DowntimeEstimator {
     }
 
     /**
-     * The pause by part: {@code dirtyPages} of {@code bytesPerPage} each (what a sample of them
-     * would take now: deltas where XBZRLE holds the page), and what was queued, at
-     * {@code bandwidth} bytes a second (the pace the destination took bytes at); the sync; one way
-     * of the round trip measured at the handshake. The device state is not known before the pause
-     * (0), nor is the destination's resume.
+     * What a dirty page would cost if sent now: {@code wireBytes} (a sample's: deltas where
+     * XBZRLE holds the page), and {@code encodeNanos} of a sender's time to encode it, which
+     * {@code channels} senders spend side by side.
      */
-    public static DowntimeBreakdown expected(long dirtyPages, double bytesPerPage, double bandwidth, FixedCosts fixed) {
+    public record PageCost(double wireBytes, double encodeNanos, int channels) {
+    }
+
+    /**
+     * The pause by part: the memory part is the longer of the link's and the senders' time, which
+     * overlap. The link's: {@code dirtyPages} of {@code cost.wireBytes()} each, and what was
+     * queued, at {@code bandwidth} bytes a second (the pace the destination took bytes at). The
+     * senders': {@code dirtyPages} encodings shared among the channels (a cold or slow delta path
+     * once cost 40 us a page, four times what the link took). Then the sync, and one way of the
+     * round trip measured at the handshake. The device state is not known before the pause (0),
+     * nor is the destination's resume.
+     */
+    public static DowntimeBreakdown expected(long dirtyPages, PageCost cost, double bandwidth, FixedCosts fixed) {
         double pages = dirtyPages == 0 ? 0 : bandwidth <= 0 ? Double.POSITIVE_INFINITY
-                : dirtyPages * bytesPerPage / bandwidth * 1000.0;
+                : dirtyPages * cost.wireBytes() / bandwidth * 1000.0;
         double queued = bandwidth <= 0 ? 0 : fixed.queuedBytes() / bandwidth * 1000.0;
-        return new DowntimeBreakdown(fixed.syncNanos() / 1e6, pages + queued, 0, fixed.roundTripNanos() / 2e6);
+        double encoding = dirtyPages * cost.encodeNanos() / Math.max(1, cost.channels()) / 1e6;
+        return new DowntimeBreakdown(fixed.syncNanos() / 1e6, Math.max(pages + queued, encoding), 0,
+                fixed.roundTripNanos() / 2e6);
     }
 }

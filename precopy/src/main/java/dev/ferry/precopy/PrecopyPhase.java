@@ -29,7 +29,7 @@ import java.util.function.IntPredicate;
  */
 public final class PrecopyPhase {
     /** Dirty pages encoded on trial for the estimate: a few hundred microseconds a round. */
-    private static final int BYTES_PER_PAGE_SAMPLES = 256;
+    private static final int PAGE_SAMPLES = 256;
     /** How often the wait for a queue to drain looks again: a millisecond is 125 KB at 1 Gbit/s. */
     private static final long DRAIN_POLL_NANOS = 1_000_000L;
 
@@ -293,9 +293,12 @@ public final class PrecopyPhase {
         // unsent (a post-copy switch asked for mid-round once took 5716 of them for converged)
         long pending = last ? 0 : toSend.cardinality();
         // what they would take now, while every channel waits between rounds
-        double sampled = pending == 0 ? -1 : channels.sampledBytesPerPage(toSend, BYTES_PER_PAGE_SAMPLES);
-        double bytesPerPage = sampled >= 0 ? sampled : sent.pages() == 0 ? 0 : (double) sent.bytes() / sent.pages();
-        DowntimeBreakdown estimate = DowntimeEstimator.expected(pending, bytesPerPage, drainRate(last, queued, sent),
+        PageChannels.PageSample sample = pending == 0 ? null : channels.sample(toSend, PAGE_SAMPLES);
+        DowntimeEstimator.PageCost cost = sample != null
+                ? new DowntimeEstimator.PageCost(sample.bytesPerPage(), sample.encodeNanosPerPage(), channels.count())
+                : new DowntimeEstimator.PageCost(sent.pages() == 0 ? 0 : (double) sent.bytes() / sent.pages(), 0,
+                        channels.count());
+        DowntimeBreakdown estimate = DowntimeEstimator.expected(pending, cost, drainRate(last, queued, sent),
                 new DowntimeEstimator.FixedCosts(sync, queued, roundTripNanos));
         double expected = last ? 0 : estimate.totalMs();
         long bandwidth = (long) DowntimeEstimator.bandwidth(sent.bytes(), sent.nanos());

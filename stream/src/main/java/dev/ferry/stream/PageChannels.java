@@ -134,26 +134,32 @@ public final class PageChannels implements AutoCloseable {
     }
 
     /**
-     * The wire bytes a page of {@code pages} would take if sent now, averaged over up to
-     * {@code samples} of them spread over the set, each asked of the channel its stripe goes to
-     * ({@link PageSender#trialBytes}); -1 when the set is empty. Only between rounds.
+     * What a page of {@code pages} would take if sent now, averaged over up to {@code samples} of
+     * them spread over the set, each asked of the channel its stripe goes to
+     * ({@link PageSender#trialBytes}): its wire bytes, and the time its encoding took on this
+     * thread (an XBZRLE delta's, mostly); null when the set is empty. Only between rounds.
      */
-    public double sampledBytesPerPage(PageBitmap pages, int samples) {
+    public PageSample sample(PageBitmap pages, int samples) {
         long count = pages.cardinality();
         if (count == 0) {
-            return -1;
+            return null;
         }
         long step = Math.max(1, count / samples);
         long bytes = 0;
         long sampled = 0;
         long seen = 0;
+        long began = clock.nanoTime();
         for (long p = pages.nextSetBit(0); p >= 0 && sampled < samples; p = pages.nextSetBit(p + 1), seen++) {
             if (seen % step == 0) {
                 bytes += senders[(int) ((p / PageBitmap.STRIPE_PAGES) % senders.length)].trialBytes(p);
                 sampled++;
             }
         }
-        return (double) bytes / sampled;
+        return new PageSample((double) bytes / sampled, (double) (clock.nanoTime() - began) / sampled);
+    }
+
+    /** A sample's figures per page: wire bytes, and nanoseconds of encoding. */
+    public record PageSample(double bytesPerPage, double encodeNanosPerPage) {
     }
 
     /** Pages of the round in progress sent so far, over every channel. */

@@ -33,6 +33,8 @@ final class WorkloadVm implements VmControl {
         this.memory = memory;
         this.log = log;
         this.gate = gate;
+        // links the device state's string concatenation now: its first run, at the pause, cost milliseconds
+        saveDeviceState();
     }
 
     @Override
