@@ -4,8 +4,9 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 
 /**
  * Where the pause of a switch-over goes, in ms: predicted before the pause from what this run
- * measured, or measured at the pause. A {@code VmControl} says nothing of its device state before
- * the pause, so the predicted {@code deviceStateMs} is 0.
+ * measured, or measured at the pause. The predicted {@code deviceStateMs} comes from a sample of
+ * the device state taken while the guest ran ({@code VmControl.sampleDeviceState}); it is 0 for a
+ * VM that saves its device state only paused (QEMU).
  *
  * @param syncMs        the final dirty-log sync (predicted: the last round's)
  * @param memoryMs      the last dirty pages, and what was still queued on the channels, at the link's pace

@@ -17,6 +17,15 @@ public interface VmControl {
     /** The device state (opaque to Ferry), taken while paused; sent after memory. */
     byte[] saveDeviceState();
 
+    /**
+     * The device state as {@link #saveDeviceState} would give it now, taken while the vCPUs run,
+     * for the downtime estimate to time and size before the pause; null (the default) when this VM
+     * can take it only paused, as QEMU does. Called once, before the first round.
+     */
+    default byte[] sampleDeviceState() {
+        return null;
+    }
+
     /** Installs device state received from the source, before {@link #resume()}. */
     void loadDeviceState(byte[] state);
 

@@ -284,7 +284,7 @@ final class SourceSession {
                 }
             };
             PrecopyPhase precopy = new PrecopyPhase(params, dirtyLog, channels, control, clock, this::recordRound,
-                    this::tick, this::throttle, roundTripNanos, inFull);
+                    this::tick, this::throttle, roundTripNanos, inFull, sampleDeviceState());
             precopy.planner().downtimeLimitMillis(downtimeLimitMillis);
             this.precopy = precopy;
             RoundPlanner.Step step = precopy.run(toSend, start, roundControl,
@@ -472,6 +472,14 @@ final class SourceSession {
             case SWITCH_STALLED, FAIL_STALLED -> "stalled";
             case ITERATE, THROTTLE -> throw new IllegalArgumentException(step + " does not end the rounds");
         };
+    }
+
+    /** The device state saved once while the guest runs, timed, where the VM can ({@link VmControl#sampleDeviceState}). */
+    private PrecopyPhase.DeviceStateSample sampleDeviceState() {
+        long began = clock.nanoTime();
+        byte[] sample = vm.sampleDeviceState();
+        return sample == null ? PrecopyPhase.DeviceStateSample.NONE
+                : new PrecopyPhase.DeviceStateSample(clock.nanoTime() - began, sample.length);
     }
 
     /** Auto-converge: asks the guest to slow down; false when it cannot be. */

@@ -42,6 +42,7 @@ class PrecopyMigrationTest {
                 // what the estimator expected when it decided, not the stop-and-copy round's own figure (always 0)
                 assertEquals(out.rounds().get(out.rounds().size() - 2).expectedDowntimeMs(), out.expectedDowntimeMs());
                 assertTrue(out.expectedDowntimeMs() > 0, "the guest dirtied pages: " + out.expectedDowntimeMs());
+                assertEquals(0.0, out.switchover().predicted().deviceStateMs(), "a VM that gives no sample: none priced");
                 assertTrue(out.downtimeMs() >= 0 && out.downtimeMs() < 5000, "downtime " + out.downtimeMs());
                 assertEquals(out.bytesSent(), dest.bytesSent(), "wire bytes counted alike on both sides");
 
@@ -54,6 +55,49 @@ class PrecopyMigrationTest {
                 assertEquals(1, meters.get("ferry.downtime").timer().count());
                 assertEquals(out.downtimeMs(), meters.get("ferry.downtime").timer().totalTime(TimeUnit.MILLISECONDS), 0.01);
                 assertEquals(out.rounds().size(), meters.get("ferry.round.bandwidth").summary().count());
+            }
+        }
+    }
+
+    @Test
+    void aDeviceStateSampledWhileTheGuestRunsIsPartOfThePredictedPause() throws Exception {
+        byte[] state = new byte[1 << 20];
+        new java.util.SplittableRandom(3).nextBytes(state);
+        try (TestGuest source = new TestGuest(SIZE, 7, true); TestGuest target = new TestGuest(SIZE, 0, false)) {
+            dev.ferry.core.VmControl vm = new dev.ferry.core.VmControl() {
+                @Override
+                public void pause() {
+                    source.pause();
+                }
+
+                @Override
+                public void resume() {
+                    source.resume();
+                }
+
+                @Override
+                public byte[] saveDeviceState() {
+                    return state;
+                }
+
+                @Override
+                public byte[] sampleDeviceState() {
+                    return state;
+                }
+
+                @Override
+                public void loadDeviceState(byte[] loaded) {
+                }
+            };
+            try (IncomingMigration in = Migration.destination(target).memory(target.memory).start()) {
+                MigrationReport out = Migration.source(source.memory, source.dirty, vm)
+                        .parameters(MigrationParameters.builder().maxBandwidth(50_000_000).build())
+                        .connect(in.address()).start().result().get(60, TimeUnit.SECONDS);
+                assertTrue(out.succeeded() && out.verified(), out.error());
+                // 1 MiB after the pages at the link's pace (50 MB/s: 21 ms); without a sample it is 0
+                double predicted = out.switchover().predicted().deviceStateMs();
+                assertTrue(predicted > 5, "the device state's sample was priced: " + out.switchover());
+                assertTrue(out.switchover().actual().deviceStateMs() > 0, out.switchover().toString());
             }
         }
     }

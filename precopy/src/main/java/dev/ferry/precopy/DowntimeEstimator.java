@@ -18,9 +18,14 @@ public final class DowntimeEstimator {
     private DowntimeEstimator() {
     }
 
-    /** What this run measured that the pause will cost besides its pages. */
-    public record FixedCosts(long syncNanos, long queuedBytes, long roundTripNanos) {
-        public static final FixedCosts NONE = new FixedCosts(0, 0, 0);
+    /**
+     * What this run measured that the pause will cost besides its pages; {@code deviceStateNanos}
+     * and {@code deviceStateBytes} are a sample of the device state taken while the guest ran
+     * (0 and 0 where the VM saves it only paused).
+     */
+    public record FixedCosts(long syncNanos, long queuedBytes, long roundTripNanos, long deviceStateNanos,
+            long deviceStateBytes) {
+        public static final FixedCosts NONE = new FixedCosts(0, 0, 0, 0, 0);
     }
 
     /** The share of the downtime limit that bytes still queued on the link may take before a round starts. */
@@ -54,15 +59,18 @@ public final class DowntimeEstimator {
      * queued, at {@code bandwidth} bytes a second (the pace the destination took bytes at). The
      * senders': {@code dirtyPages} encodings shared among the channels (a cold or slow delta path
      * once cost 40 us a page, four times what the link took). Then the sync, and one way of the
-     * round trip measured at the handshake. The device state is not known before the pause (0),
-     * nor is the destination's resume.
+     * round trip measured at the handshake; the device state as its sample took to save, and its
+     * bytes at {@code bandwidth} (sent after the pages). The destination's resume is not known
+     * before the pause.
      */
     public static DowntimeBreakdown expected(long dirtyPages, PageCost cost, double bandwidth, FixedCosts fixed) {
         double pages = dirtyPages == 0 ? 0 : bandwidth <= 0 ? Double.POSITIVE_INFINITY
                 : dirtyPages * cost.wireBytes() / bandwidth * 1000.0;
         double queued = bandwidth <= 0 ? 0 : fixed.queuedBytes() / bandwidth * 1000.0;
         double encoding = dirtyPages * cost.encodeNanos() / Math.max(1, cost.channels()) / 1e6;
-        return new DowntimeBreakdown(fixed.syncNanos() / 1e6, Math.max(pages + queued, encoding), 0,
+        double deviceState = fixed.deviceStateNanos() / 1e6
+                + (bandwidth <= 0 ? 0 : fixed.deviceStateBytes() / bandwidth * 1000.0);
+        return new DowntimeBreakdown(fixed.syncNanos() / 1e6, Math.max(pages + queued, encoding), deviceState,
                 fixed.roundTripNanos() / 2e6);
     }
 }

@@ -64,6 +64,12 @@ final class WorkloadVm implements VmControl {
                 .getBytes(StandardCharsets.UTF_8);
     }
 
+    /** The same text as at the pause: a workload's device state is its counters, readable while it runs. */
+    @Override
+    public byte[] sampleDeviceState() {
+        return saveDeviceState();
+    }
+
     @Override
     public void loadDeviceState(byte[] state) {
         loadedState = state.clone();
