@@ -12,6 +12,7 @@ import dev.ferry.core.MigrationReport;
 import dev.ferry.core.MigrationState;
 import dev.ferry.core.PageBitmap;
 import dev.ferry.protocol.Wire;
+import io.netty.buffer.ByteBuf;
 import java.lang.foreign.MemorySegment;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
@@ -25,7 +26,8 @@ import org.junit.jupiter.api.Test;
  * installed; one whose copy changed since is left alone and named in the round's STALE, and once
  * the page crossed again in full the migration ends verified; a reference to a page the
  * destination never held, to a page of another channel's stripe, or to a guest of no gang here,
- * fails the migration.
+ * fails the migration. In post-copy a stale reference's page is requested at once on the request
+ * channel, and a reference naming a discarded page never held fails the migration.
  */
 class DedupReferencesTest {
     private static final int PAGES = 3 * PageBitmap.STRIPE_PAGES;
@@ -145,5 +147,84 @@ class DedupReferencesTest {
         assertEquals(MigrationState.FAILED, report.outcome());
         assertTrue(report.error().contains("names guest 2, which is no member of this destination's gang"), report.error());
         assertEquals(0, vm.resumes.get());
+    }
+
+    // ---- post-copy: the guest runs here, so a missing copy is stale and the page is asked for at once ----
+
+    private static final int WITH_POSTCOPY = CAPABILITIES | Wire.bit(Capability.POSTCOPY);
+
+    /**
+     * Round 1 on page channel 0 carries page 3 ({@code a}) and pages 5 and 6; then DISCARD of
+     * pages 5, 6 and 7 (7 never held), DEVICE_STATE and POSTCOPY_START; returns once the
+     * destination runs the guest.
+     */
+    private static void intoPostcopy(HandSource source, byte[] a, byte[] deviceState) throws Exception {
+        assertEquals(WITH_POSTCOPY, source.hello(1, WITH_POSTCOPY).capabilities(), "dedup is accepted with post-copy");
+        source.join(0);
+        source.join(1);
+        source.raw(0, 3, a);
+        source.raw(0, 5, randomPage(5));
+        source.raw(0, 6, randomPage(6));
+        source.endRound(1);
+        assertEquals(List.of(), source.awaitStale(1));
+        HandSource.send(source.control, out -> {
+            Wire.writeHeader(out, Wire.DISCARD, dev.ferry.protocol.PageRuns.RUN);
+            out.writeLong(5).writeInt(3);
+            Wire.writeDeviceState(out, deviceState);
+            Wire.writePostcopyStart(out, 1);
+        });
+        ByteBuf running = HandSource.readFrame(source.control);
+        assertEquals(Wire.typeName(Wire.POSTCOPY_RUNNING), Wire.typeName(running.readUnsignedByte()));
+    }
+
+    @Test
+    void inPostcopyAFreshReferenceIsInstalledAndAStaleOneIsRequestedAtOnceAndAnsweredInFull() throws Exception {
+        byte[] a = randomPage(1);
+        byte[] c = randomPage(2);
+        byte[] deviceState = "state".getBytes();
+        try (HandSource source = new HandSource(in.address(), BYTES)) {
+            intoPostcopy(source, a, deviceState);
+            // page 6 refers to page 3, which holds a: installed; page 5 names content page 3 does not hold: stale
+            source.reference(0, 6, 3, hash(a), true);
+            source.reference(0, 5, 3, hash(c), false);
+            ByteBuf request = HandSource.readFrame(source.channel(1));
+            assertEquals(Wire.typeName(Wire.PAGE_REQUEST), Wire.typeName(request.readUnsignedByte()),
+                    "the stale page is asked for at once");
+            List<Long> asked = new java.util.ArrayList<>();
+            Wire.readPageRequest(request, PAGES, asked::add);
+            assertEquals(List.of(5L), asked);
+            // answered in full on the request channel, the last discarded page pushed, then the
+            // post-copy barrier: nothing is still missing
+            source.raw(1, 5, c);
+            source.raw(0, 7, randomPage(7));
+            source.endRound(2);
+            assertEquals(List.of(), source.awaitStale(2), "page 5 arrived before the barrier");
+            long sealed = source.sealed(deviceState);
+            HandSource.send(source.control, out -> Wire.writeEnd(out, sealed, 1_000));
+            assertEquals(sealed, source.awaitResumed().digest());
+        }
+        MigrationReport report = in.result().get(10, TimeUnit.SECONDS);
+        assertEquals(MigrationState.COMPLETED, report.outcome(), report.error());
+        assertTrue(report.verified());
+        assertEquals(2, report.dedup().hits(), report.dedup().toString());
+        assertEquals(1, report.dedup().stale(), report.dedup().toString());
+        assertEquals(-1, memory.segment().asSlice(6L * GuestMemory.PAGE_SIZE, GuestMemory.PAGE_SIZE)
+                .mismatch(MemorySegment.ofArray(a)), "page 6 holds the referenced content");
+        assertEquals(-1, memory.segment().asSlice(5L * GuestMemory.PAGE_SIZE, GuestMemory.PAGE_SIZE)
+                .mismatch(MemorySegment.ofArray(c)), "page 5 holds what came in full");
+    }
+
+    @Test
+    void inPostcopyAReferenceToAPageNeverHeldIsAProtocolError() throws Exception {
+        byte[] a = randomPage(1);
+        try (HandSource source = new HandSource(in.address(), BYTES)) {
+            intoPostcopy(source, a, "state".getBytes());
+            // page 7 was discarded without ever holding content: no copy of anything is there
+            source.reference(0, 5, 7, hash(a), false);
+            readUntilClosed(source.control);
+        }
+        MigrationReport report = in.result().get(10, TimeUnit.SECONDS);
+        assertEquals(MigrationState.FAILED, report.outcome());
+        assertTrue(report.error().contains("names page 7, which this destination never held"), report.error());
     }
 }
