@@ -162,33 +162,13 @@ public final class Wire {
     }
 
     /**
-     * The framing stage of a destination's connection: as {@link #frameDecoder()}, but a first
+     * The framing stage of a destination's connection: as {@link #frameDecoder()}, but frames are
+     * passed on as slices of the buffers they arrived in ({@link FrameSplitter}), and a first
      * frame longer than {@link #MAX_HANDSHAKE_FRAME} fails the channel at its length field, before
      * its bytes are buffered.
      */
     public static ChannelHandler handshakeFrameDecoder() {
-        return new LengthFieldBasedFrameDecoder(MAX_FRAME + 4, 0, 4, 0, 4) {
-            private boolean first = true;
-
-            @Override
-            protected long getUnadjustedFrameLength(ByteBuf buf, int offset, int length, java.nio.ByteOrder order) {
-                long frame = super.getUnadjustedFrameLength(buf, offset, length, order);
-                if (first && frame > MAX_HANDSHAKE_FRAME) {
-                    throw new io.netty.handler.codec.TooLongFrameException("a connection's first frame of " + frame
-                            + " bytes, above MAX_HANDSHAKE_FRAME " + MAX_HANDSHAKE_FRAME);
-                }
-                return frame;
-            }
-
-            @Override
-            protected Object decode(io.netty.channel.ChannelHandlerContext ctx, ByteBuf in) throws Exception {
-                Object frame = super.decode(ctx, in);
-                if (frame != null) {
-                    first = false;
-                }
-                return frame;
-            }
-        };
+        return new FrameSplitter(MAX_HANDSHAKE_FRAME);
     }
 
     /** The bit of {@code capability} in the handshake's capability mask. */
