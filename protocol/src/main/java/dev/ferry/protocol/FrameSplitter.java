@@ -6,15 +6,16 @@ import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.handler.codec.TooLongFrameException;
 
 /**
- * A destination's framing: cuts the frames ({@code u32 length}, then {@code type + body}) out of
+ * Ferry's framing, on both sides: cuts the frames ({@code u32 length}, then {@code type + body}) out of
  * each read without copying them, each passed on as a slice of the buffer it arrived in; only a
  * frame split across reads is assembled, in a buffer of its own size. Netty's
  * {@code LengthFieldBasedFrameDecoder} copies every read into its cumulation buffer whenever part
  * of a frame is left from the read before, which on a page channel is nearly every read: a pass
  * over every byte the destination receives, where this one copies about one frame a read.
  *
- * <p>A connection's first frame may be at most {@code firstFrameLimit} bytes (a handshake's),
- * every later one {@link Wire#MAX_FRAME}; a longer one fails the connection at its length field,
+ * <p>A connection's first frame may be at most {@code firstFrameLimit} bytes (a handshake's on a
+ * destination, {@link Wire#MAX_FRAME} on a source), every later one {@link Wire#MAX_FRAME}; a
+ * longer one fails the connection at its length field,
  * before its bytes are buffered, with a {@link TooLongFrameException}, and nothing after it is
  * read.
  */

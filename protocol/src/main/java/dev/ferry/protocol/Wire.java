@@ -3,7 +3,6 @@ package dev.ferry.protocol;
 import dev.ferry.core.Capability;
 import io.netty.buffer.ByteBuf;
 import io.netty.channel.ChannelHandler;
-import io.netty.handler.codec.LengthFieldBasedFrameDecoder;
 import java.util.EnumSet;
 import java.util.Set;
 import java.util.UUID;
@@ -154,16 +153,16 @@ public final class Wire {
 
     /**
      * The framing stage of every Ferry pipeline: splits the byte stream into frames of
-     * {@code type + body}, stripping the u32 length; a length above {@link #MAX_FRAME} fails the
-     * channel with a {@link io.netty.handler.codec.TooLongFrameException}.
+     * {@code type + body}, stripping the u32 length, each passed on as a slice of the buffer it
+     * arrived in ({@link FrameSplitter}); a length above {@link #MAX_FRAME} fails the channel with
+     * a {@link io.netty.handler.codec.TooLongFrameException}.
      */
     public static ChannelHandler frameDecoder() {
-        return new LengthFieldBasedFrameDecoder(MAX_FRAME + 4, 0, 4, 0, 4);
+        return new FrameSplitter(MAX_FRAME);
     }
 
     /**
-     * The framing stage of a destination's connection: as {@link #frameDecoder()}, but frames are
-     * passed on as slices of the buffers they arrived in ({@link FrameSplitter}), and a first
+     * The framing stage of a destination's connection: as {@link #frameDecoder()}, but a first
      * frame longer than {@link #MAX_HANDSHAKE_FRAME} fails the channel at its length field, before
      * its bytes are buffered.
      */
