@@ -75,8 +75,10 @@ class TlsMigrationTest {
         return certs.resolve(name + "-key.pem");
     }
 
-    /** A source presenting {@code who}'s certificate, trusting the test CA. */
-    /** Forced to hand over: these tests are about TLS, and a busy machine can make a tiny round look stalled. */
+    /**
+     * A source presenting {@code who}'s certificate, trusting the test CA; forced to hand over:
+     * these tests are about TLS, and a busy machine can make a tiny round look stalled.
+     */
     private static MigrationParameters.Builder as(String who) {
         return MigrationParameters.builder().downtimeLimitMillis(50).convergence(ConvergencePolicy.FORCE)
                 .tls(cert(who), key(who), cert("ca"));

@@ -72,7 +72,7 @@ final class FrameSplitter extends ChannelInboundHandlerAdapter {
         long limit = first ? firstFrameLimit : Wire.MAX_FRAME;
         if (unsigned > limit) {
             failed = true;
-            ctx.fireExceptionCaught(new TooLongFrameException(first
+            ctx.fireExceptionCaught(new TooLongFrameException(limit < Wire.MAX_FRAME
                     ? "a connection's first frame of " + unsigned + " bytes, above MAX_HANDSHAKE_FRAME " + limit
                     : "frame of " + unsigned + " bytes, above MAX_FRAME " + limit));
             return;

@@ -53,10 +53,10 @@ final class DestCommand {
         this.err = err;
     }
 
-    /** What dest sets up from its options: the destination's settings, and how long it waits for a migration. */
     /** How long after the accept timeout this process gives up on a migration that never reported. */
     private static final long GIVE_UP_MARGIN_MILLIS = 10_000;
 
+    /** What dest sets up from its options: the destination's settings, and how long it waits for a migration. */
     record Setup(UnaryOperator<DestinationBuilder> destination, long acceptTimeoutMillis) {
     }
 
