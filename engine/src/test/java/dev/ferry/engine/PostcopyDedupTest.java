@@ -144,6 +144,11 @@ class PostcopyDedupTest {
                 for (int p = 0; p < PAGES; p++) {
                     source.dirty.mark(p);
                 }
+                // the handle is set right after start(); the switch comes after a whole bulk round
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+                while (handle.get() == null && System.nanoTime() < deadline) {
+                    Thread.onSpinWait();
+                }
                 handle.get().maxBandwidth(100_000);
             };
             try (IncomingMigration in = Migration.destination(hooked(target, () -> { }, resumed::countDown))
