@@ -10,8 +10,8 @@ import dev.ferry.core.DowntimeBreakdown;
  * what a sample of the dirty pages would take now (after a round of first resends that went raw,
  * the pages still dirty mostly go as XBZRLE deltas: 0.38 of a page on {@code hotset}); plus what
  * the pause costs besides the pages ({@link #expected}): the bytes still queued on the channels at
- * the round's end (they arrive before the last pages), the final dirty-log sync, one way of the
- * hand-over's round trip. A round that sent nothing carries no measurement; its estimate is 0
+ * the round's end (they arrive before the last pages), the final dirty-log sync, the device state
+ * as a sample of it measured, one way of the hand-over's round trip. A round that sent nothing carries no measurement; its estimate is 0
  * when nothing is dirty and unknown (infinite) otherwise.
  */
 public final class DowntimeEstimator {
