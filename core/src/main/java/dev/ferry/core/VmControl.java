@@ -20,7 +20,8 @@ public interface VmControl {
     /**
      * The device state as {@link #saveDeviceState} would give it now, taken while the vCPUs run,
      * for the downtime estimate to time and size before the pause; null (the default) when this VM
-     * can take it only paused, as QEMU does. Called once, before the first round.
+     * can take it only paused, as QEMU does. Called twice, before the first round (the second is
+     * timed: the first runs cold).
      */
     default byte[] sampleDeviceState() {
         return null;

@@ -18,14 +18,15 @@ public final class DowntimeEstimator {
     private DowntimeEstimator() {
     }
 
-    /**
-     * What this run measured that the pause will cost besides its pages; {@code deviceStateNanos}
-     * and {@code deviceStateBytes} are a sample of the device state taken while the guest ran
-     * (0 and 0 where the VM saves it only paused).
-     */
-    public record FixedCosts(long syncNanos, long queuedBytes, long roundTripNanos, long deviceStateNanos,
-            long deviceStateBytes) {
-        public static final FixedCosts NONE = new FixedCosts(0, 0, 0, 0, 0);
+    /** What this run measured that the pause will cost besides its pages. */
+    public record FixedCosts(long syncNanos, long queuedBytes, long roundTripNanos, DeviceStateSample deviceState) {
+        public static final FixedCosts NONE = new FixedCosts(0, 0, 0, DeviceStateSample.NONE);
+    }
+
+    /** How long saving the device state took while the guest ran, and its size. */
+    public record DeviceStateSample(long nanos, long bytes) {
+        /** No sample: the VM saves its device state only paused. */
+        public static final DeviceStateSample NONE = new DeviceStateSample(0, 0);
     }
 
     /** The share of the downtime limit that bytes still queued on the link may take before a round starts. */
@@ -68,8 +69,8 @@ public final class DowntimeEstimator {
                 : dirtyPages * cost.wireBytes() / bandwidth * 1000.0;
         double queued = bandwidth <= 0 ? 0 : fixed.queuedBytes() / bandwidth * 1000.0;
         double encoding = dirtyPages * cost.encodeNanos() / Math.max(1, cost.channels()) / 1e6;
-        double deviceState = fixed.deviceStateNanos() / 1e6
-                + (bandwidth <= 0 ? 0 : fixed.deviceStateBytes() / bandwidth * 1000.0);
+        double deviceState = fixed.deviceState().nanos() / 1e6
+                + (bandwidth <= 0 ? 0 : fixed.deviceState().bytes() / bandwidth * 1000.0);
         return new DowntimeBreakdown(fixed.syncNanos() / 1e6, Math.max(pages + queued, encoding), deviceState,
                 fixed.roundTripNanos() / 2e6);
     }

@@ -52,13 +52,7 @@ public final class PrecopyPhase {
     private long syncNanos;
     /** With dedup, the pages the destination found a stale reference for; else null. */
     private final PageBitmap inFull;
-    private final DeviceStateSample deviceState;
-
-    /** How long saving the device state took while the guest ran, and its size. */
-    public record DeviceStateSample(long nanos, long bytes) {
-        /** No sample: the VM saves its device state only paused. */
-        public static final DeviceStateSample NONE = new DeviceStateSample(0, 0);
-    }
+    private final DowntimeEstimator.DeviceStateSample deviceState;
 
     /** With dedup, the pages of the last barrier's STALE; else null. */
     private final PageBitmap stale;
@@ -76,12 +70,12 @@ public final class PrecopyPhase {
      * @param roundTripNanos the round trip to the destination, as measured at the handshake
      * @param inFull         with dedup, where the destination's STALE pages go (they cross in full in the
      *                       next round); null without
-     * @param deviceState    a sample of the device state taken while the guest ran ({@link DeviceStateSample#NONE}
-     *                       where the VM saves it only paused)
+     * @param deviceState    a sample of the device state taken while the guest ran
+     *                       ({@link DowntimeEstimator.DeviceStateSample#NONE} where the VM saves it only paused)
      */
     public PrecopyPhase(MigrationParameters params, DirtyLog dirtyLog, PageChannels channels, SourceControl control,
             NanoClock clock, Consumer<RoundRecord> onRound, Runnable progress, IntPredicate throttle,
-            long roundTripNanos, PageBitmap inFull, DeviceStateSample deviceState) {
+            long roundTripNanos, PageBitmap inFull, DowntimeEstimator.DeviceStateSample deviceState) {
         this.deviceState = deviceState;
         this.inFull = inFull;
         this.stale = inFull == null ? null : new PageBitmap(inFull.pageCount());
@@ -310,7 +304,7 @@ public final class PrecopyPhase {
                 : new DowntimeEstimator.PageCost(sent.pages() == 0 ? 0 : (double) sent.bytes() / sent.pages(), 0,
                         channels.count());
         DowntimeBreakdown estimate = DowntimeEstimator.expected(pending, cost, drainRate(last, queued, sent),
-                new DowntimeEstimator.FixedCosts(sync, queued, roundTripNanos, deviceState.nanos(), deviceState.bytes()));
+                new DowntimeEstimator.FixedCosts(sync, queued, roundTripNanos, deviceState));
         double expected = last ? 0 : estimate.totalMs();
         long bandwidth = (long) DowntimeEstimator.bandwidth(sent.bytes(), sent.nanos());
         StageStats stats = sent.stats();

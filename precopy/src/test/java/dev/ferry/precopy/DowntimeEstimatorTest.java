@@ -53,7 +53,7 @@ class DowntimeEstimatorTest {
     @Test
     void theEstimateAddsWhatIsQueuedTheSyncAndOneWayOfTheRoundTrip() {
         // 1000 dirty pages at 4100 bytes a page and 41 MB/s: 100 ms; 4.1 MB queued: 100 ms more
-        var fixed = new DowntimeEstimator.FixedCosts(2_000_000, 4_100_000, 600_000, 0, 0);
+        var fixed = new DowntimeEstimator.FixedCosts(2_000_000, 4_100_000, 600_000, DowntimeEstimator.DeviceStateSample.NONE);
         dev.ferry.core.DowntimeBreakdown e = DowntimeEstimator.expected(1000, wire(4100), 41e6, fixed);
         assertEquals(2.0, e.syncMs(), 1e-9);
         assertEquals(200.0, e.memoryMs(), 1e-9);
@@ -61,7 +61,7 @@ class DowntimeEstimatorTest {
         assertEquals(0.0, e.deviceStateMs());
         assertEquals(202.3, e.totalMs(), 1e-9);
         assertEquals(2.3, DowntimeEstimator.expected(0, wire(4100), 41e6,
-                new DowntimeEstimator.FixedCosts(2_000_000, 0, 600_000, 0, 0)).totalMs(), 1e-9,
+                new DowntimeEstimator.FixedCosts(2_000_000, 0, 600_000, DowntimeEstimator.DeviceStateSample.NONE)).totalMs(), 1e-9,
                 "nothing dirty still costs the sync and the trip");
     }
 
@@ -71,7 +71,7 @@ class DowntimeEstimatorTest {
         // 1000 pages that would now take 1025 bytes each, drained at 41 MB/s: 25 ms (a raw round said 100)
         assertEquals(25.0, DowntimeEstimator.expected(1000, wire(1025), 41e6, none).memoryMs(), 1e-9);
         assertEquals(0.0, DowntimeEstimator.expected(1000, wire(0), 41e6, none).memoryMs(), 1e-9, "all zero pages cost no page bytes");
-        var fixed = new DowntimeEstimator.FixedCosts(0, 4_100_000, 0, 0, 0);
+        var fixed = new DowntimeEstimator.FixedCosts(0, 4_100_000, 0, DowntimeEstimator.DeviceStateSample.NONE);
         assertEquals(125.0, DowntimeEstimator.expected(1000, wire(1025), 41e6, fixed).memoryMs(), 1e-9,
                 "what is queued drains first");
         assertEquals(Double.POSITIVE_INFINITY, DowntimeEstimator.expected(1, wire(4100), 0, none).memoryMs(), "no pace measured");
@@ -98,13 +98,13 @@ class DowntimeEstimatorTest {
                 .memoryMs(), 1e-9);
         // what is queued is the link's too: 1 MB more is 20 ms, still under the encoding's 40
         assertEquals(40.0, DowntimeEstimator.expected(2000, new DowntimeEstimator.PageCost(60, 40_000, 2), 50e6,
-                new DowntimeEstimator.FixedCosts(0, 1_000_000, 0, 0, 0)).memoryMs(), 1e-9);
+                new DowntimeEstimator.FixedCosts(0, 1_000_000, 0, DowntimeEstimator.DeviceStateSample.NONE)).memoryMs(), 1e-9);
     }
 
     @Test
     void theDeviceStateCostsWhatItsSampleTookToSaveAndItsBytesAtThePace() {
         // saved in 1.5 ms, 2 MB at 100 MB/s: 20 ms more
-        var fixed = new DowntimeEstimator.FixedCosts(0, 0, 0, 1_500_000, 2_000_000);
+        var fixed = new DowntimeEstimator.FixedCosts(0, 0, 0, new DowntimeEstimator.DeviceStateSample(1_500_000, 2_000_000));
         assertEquals(21.5, DowntimeEstimator.expected(0, wire(4100), 100e6, fixed).deviceStateMs(), 1e-9);
         assertEquals(21.5, DowntimeEstimator.expected(0, wire(4100), 100e6, fixed).totalMs(), 1e-9);
         assertEquals(0.0, DowntimeEstimator.expected(0, wire(4100), 100e6, DowntimeEstimator.FixedCosts.NONE)

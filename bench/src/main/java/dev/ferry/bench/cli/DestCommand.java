@@ -13,8 +13,6 @@ import dev.ferry.engine.IncomingMigration;
 import dev.ferry.engine.Migration;
 import java.io.PrintStream;
 import java.net.InetSocketAddress;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.TimeUnit;
@@ -84,6 +82,13 @@ final class DestCommand {
         err.flush();
     }
 
+    /** This side's report to {@code --json}, when given. */
+    private static void writeJson(ParsedOptions o, ObjectNode json) throws java.io.IOException {
+        if (o.has(JSON)) {
+            OutputPath.write(o.get(JSON), ReportJson.text(json) + "\n");
+        }
+    }
+
     private static int members(String text) {
         int n = Integer.parseInt(text);
         if (n < 1 || n > dev.ferry.engine.Gang.MAX_MEMBERS) {
@@ -142,11 +147,7 @@ final class DestCommand {
                         report.outcome(), report.verified() ? " (verified)" : "", report.bytesSent(), report.downtimeMs(),
                         report.destinationResumed(), report.error() != null ? ", " + report.error() : "");
             }
-            if (o.has(JSON)) {
-                Path path = o.get(JSON);
-                Files.createDirectories(path.getParent());
-                Files.writeString(path, ReportJson.text(GangReport.json(reports)) + "\n");
-            }
+            writeJson(o, GangReport.json(reports));
             out.printf(Locale.ROOT, "gang               %s, %d guests%n", GangReport.succeeded(reports) ? "COMPLETED" : "FAILED",
                     reports.size());
             return GangReport.succeeded(reports) ? 0 : 1;
@@ -210,11 +211,7 @@ final class DestCommand {
             } else {
                 json.put("deviceStateBytes", guest.deviceState == null ? 0 : guest.deviceState.length);
             }
-            if (o.has(JSON)) {
-                Path path = o.get(JSON);
-                Files.createDirectories(path.getParent());
-                Files.writeString(path, ReportJson.text(json) + "\n");
-            }
+            writeJson(o, json);
             out.printf(Locale.ROOT, "outcome            %s%s%n", report.outcome(), report.verified() ? " (verified)" : "");
             if (report.error() != null) {
                 out.printf(Locale.ROOT, "error              %s%n", report.error());

@@ -26,6 +26,12 @@ final class OutputPath {
         return path;
     }
 
+    /** Writes {@code text} to {@code path} (one {@link #file} checked), creating its directories. */
+    static void write(Path path, String text) throws java.io.IOException {
+        Files.createDirectories(path.getParent());
+        Files.writeString(path, text);
+    }
+
     /** A directory to write files into. */
     static Path directory(String text) {
         Path path = Path.of(text).toAbsolutePath();
