@@ -51,6 +51,20 @@ class DedupReferencesTest {
         memory.close();
     }
 
+    /** Page {@code page} of the destination's memory holds {@code content}. */
+    private void assertPage(long page, byte[] content, String why) {
+        assertEquals(-1, memory.segment().asSlice(page * GuestMemory.PAGE_SIZE, GuestMemory.PAGE_SIZE)
+                .mismatch(MemorySegment.ofArray(content)), why);
+    }
+
+    /** The migration failed, and its error says {@code reason}; its report. */
+    private MigrationReport assertFailedWith(String reason) throws Exception {
+        MigrationReport report = in.result().get(10, TimeUnit.SECONDS);
+        assertEquals(MigrationState.FAILED, report.outcome());
+        assertTrue(report.error().contains(reason), report.error());
+        return report;
+    }
+
     /** The XXH3-128 of {@code page}, low half first, as zero-allocation-hashing gives it. */
     private static long[] hash(byte[] page) {
         return net.openhft.hashing.LongTupleHashFunction.xx128().hashBytes(page);
@@ -91,8 +105,7 @@ class DedupReferencesTest {
         assertEquals(MigrationState.COMPLETED, report.outcome(), report.error());
         assertTrue(report.verified() && report.destinationResumed());
         assertEquals(4, report.pagesByKind().get("dedup"), "three references installed, one found stale: " + report.pagesByKind());
-        assertEquals(-1, memory.segment().asSlice(5L * GuestMemory.PAGE_SIZE, GuestMemory.PAGE_SIZE)
-                .mismatch(MemorySegment.ofArray(a)), "page 5 holds the referenced content");
+        assertPage(5, a, "page 5 holds the referenced content");
     }
 
     @Test
@@ -106,9 +119,7 @@ class DedupReferencesTest {
             source.reference(0, 5, 4, hash(a), true);
             readUntilClosed(source.control);
         }
-        MigrationReport report = in.result().get(10, TimeUnit.SECONDS);
-        assertEquals(MigrationState.FAILED, report.outcome());
-        assertTrue(report.error().contains("names page 4, which this destination never held"), report.error());
+        MigrationReport report = assertFailedWith("names page 4, which this destination never held");
         assertFalse(report.destinationResumed());
         assertEquals(0, vm.resumes.get());
     }
@@ -126,9 +137,7 @@ class DedupReferencesTest {
             source.reference(1, 512 + 4, 3, hash(a), true);
             readUntilClosed(source.control);
         }
-        MigrationReport report = in.result().get(10, TimeUnit.SECONDS);
-        assertEquals(MigrationState.FAILED, report.outcome());
-        assertTrue(report.error().contains("names page 3, which travels on channel 0"), report.error());
+        assertFailedWith("names page 3, which travels on channel 0");
         assertEquals(0, vm.resumes.get());
     }
 
@@ -143,9 +152,7 @@ class DedupReferencesTest {
             source.reference(0, 2, 5, 3, hash(a));
             readUntilClosed(source.control);
         }
-        MigrationReport report = in.result().get(10, TimeUnit.SECONDS);
-        assertEquals(MigrationState.FAILED, report.outcome());
-        assertTrue(report.error().contains("names guest 2, which is no member of this destination's gang"), report.error());
+        assertFailedWith("names guest 2, which is no member of this destination's gang");
         assertEquals(0, vm.resumes.get());
     }
 
@@ -208,10 +215,8 @@ class DedupReferencesTest {
         assertTrue(report.verified());
         assertEquals(2, report.dedup().hits(), report.dedup().toString());
         assertEquals(1, report.dedup().stale(), report.dedup().toString());
-        assertEquals(-1, memory.segment().asSlice(6L * GuestMemory.PAGE_SIZE, GuestMemory.PAGE_SIZE)
-                .mismatch(MemorySegment.ofArray(a)), "page 6 holds the referenced content");
-        assertEquals(-1, memory.segment().asSlice(5L * GuestMemory.PAGE_SIZE, GuestMemory.PAGE_SIZE)
-                .mismatch(MemorySegment.ofArray(c)), "page 5 holds what came in full");
+        assertPage(6, a, "page 6 holds the referenced content");
+        assertPage(5, c, "page 5 holds what came in full");
     }
 
     @Test
@@ -223,8 +228,6 @@ class DedupReferencesTest {
             source.reference(0, 5, 7, hash(a), false);
             readUntilClosed(source.control);
         }
-        MigrationReport report = in.result().get(10, TimeUnit.SECONDS);
-        assertEquals(MigrationState.FAILED, report.outcome());
-        assertTrue(report.error().contains("names page 7, which this destination never held"), report.error());
+        assertFailedWith("names page 7, which this destination never held");
     }
 }

@@ -120,22 +120,7 @@ class GangMigrationTest {
         try (TestGuest first = new TestGuest(SIZE, 7, true); TestGuest second = new TestGuest(SIZE, 7, true);
              TestGuest firstTarget = new TestGuest(SIZE, 0, false); TestGuest secondTarget = new TestGuest(SIZE, 0, false)) {
             // the second member's destination cannot load its device state
-            VmControl refusing = new VmControl() {
-                @Override
-                public void pause() {
-                    secondTarget.pause();
-                }
-
-                @Override
-                public void resume() {
-                    secondTarget.resume();
-                }
-
-                @Override
-                public byte[] saveDeviceState() {
-                    return secondTarget.saveDeviceState();
-                }
-
+            VmControl refusing = new ForwardingVm(secondTarget) {
                 @Override
                 public void loadDeviceState(byte[] state) {
                     throw new IllegalStateException("device state refused by the test");

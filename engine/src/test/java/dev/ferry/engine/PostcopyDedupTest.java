@@ -49,27 +49,17 @@ class PostcopyDedupTest {
 
     /** A VM whose pause (the switch) runs {@code atPause} first and whose resume runs {@code atResume} first. */
     private static VmControl hooked(TestGuest guest, Runnable atPause, Runnable atResume) {
-        return new VmControl() {
+        return new ForwardingVm(guest) {
             @Override
             public void pause() {
                 atPause.run();
-                guest.pause();
+                super.pause();
             }
 
             @Override
             public void resume() {
                 atResume.run();
-                guest.resume();
-            }
-
-            @Override
-            public byte[] saveDeviceState() {
-                return guest.saveDeviceState();
-            }
-
-            @Override
-            public void loadDeviceState(byte[] state) {
-                guest.loadDeviceState(state);
+                super.resume();
             }
         };
     }

@@ -64,17 +64,7 @@ class PrecopyMigrationTest {
         byte[] state = new byte[1 << 20];
         new java.util.SplittableRandom(3).nextBytes(state);
         try (TestGuest source = new TestGuest(SIZE, 7, true); TestGuest target = new TestGuest(SIZE, 0, false)) {
-            dev.ferry.core.VmControl vm = new dev.ferry.core.VmControl() {
-                @Override
-                public void pause() {
-                    source.pause();
-                }
-
-                @Override
-                public void resume() {
-                    source.resume();
-                }
-
+            dev.ferry.core.VmControl vm = new ForwardingVm(source) {
                 @Override
                 public byte[] saveDeviceState() {
                     return state;
