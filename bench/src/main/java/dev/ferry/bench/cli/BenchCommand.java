@@ -210,9 +210,10 @@ final class BenchCommand {
         }
         MigrationParameters params = sides.source();
         Instant started = Instant.now();
-        Migration.warmUp();
         try (Guest guest = Guest.create(o); ProgressOutput progress = ProgressOutput.of(Outputs.of(o), out);
              MetricsEndpoint metrics = MetricsEndpoint.of(Outputs.of(o), err)) {
+            // after the fill: what it queued for the JIT compiler is compiled in the warm-up, not the migration
+            Migration.warmUp();
             PrintStream summary = progress.takesStdout() ? err : out;
             try (GuestMemory target = GuestMemory.anonymous(guest.memory.byteSize())) {
                 DirtyBitmap targetLog = new DirtyBitmap(target.pageCount());
@@ -285,7 +286,6 @@ final class BenchCommand {
         }
         MigrationParameters params = sides.source();
         Instant started = Instant.now();
-        Migration.warmUp();
         Gang sourceGang = o.has(WITHIN_GUESTS) ? Gang.withinGuests(params.maxBandwidth())
                 : Gang.create(params.maxBandwidth(), params.dedupIndexSize());
         Gang destinationGang = Gang.create();
@@ -294,6 +294,8 @@ final class BenchCommand {
             for (String spec : specs) {
                 members.add(Member.create(o, spec, members.size() + 1));
             }
+            // after the fill: what it queued for the JIT compiler is compiled in the warm-up, not the migration
+            Migration.warmUp();
             for (Member m : members) {
                 m.in = sides.destination().apply(Migration.destination(m.targetVm)).memory(m.target)
                         .gang(destinationGang, m.number).guest(m.name()).meterRegistry(metrics.registry()).start();
@@ -423,7 +425,6 @@ final class BenchCommand {
             throw new UsageException("a gang's guests are its --" + VM.name() + " workloads, one report in JSON");
         }
         Instant started = Instant.now();
-        Migration.warmUp();
         Gang gang = o.has(WITHIN_GUESTS) ? Gang.withinGuests(params.maxBandwidth())
                 : Gang.create(params.maxBandwidth(), params.dedupIndexSize());
         List<Guest> guests = new java.util.ArrayList<>();
@@ -432,6 +433,8 @@ final class BenchCommand {
             for (String spec : specs) {
                 guests.add(Guest.create(o, spec));
             }
+            // after the fill: what it queued for the JIT compiler is compiled in the warm-up, not the migration
+            Migration.warmUp();
             long began = System.nanoTime();
             for (int k = 0; k < guests.size(); k++) {
                 Guest g = guests.get(k);
@@ -465,11 +468,11 @@ final class BenchCommand {
         if (qemu.given()) {
             QemuTarget.requirePrecopy(params);
         }
-        Migration.warmUp();
         if (qemu.given()) {
             try (QemuTarget.Attached guest = qemu.attach(dev.ferry.qemu.QemuVm.Side.SOURCE, out);
                  ProgressOutput progress = ProgressOutput.of(Outputs.of(o), out);
                  MetricsEndpoint metrics = MetricsEndpoint.of(Outputs.of(o), err)) {
+                Migration.warmUp();
                 PrintStream summary = progress.takesStdout() ? err : out;
                 Timeline timeline = new Timeline(progress);
                 OutgoingMigration migration = Migration.source(guest.memory(), guest.log(), guest.vm())
@@ -486,6 +489,8 @@ final class BenchCommand {
         }
         try (Guest guest = Guest.create(o); ProgressOutput progress = ProgressOutput.of(Outputs.of(o), out);
              MetricsEndpoint metrics = MetricsEndpoint.of(Outputs.of(o), err)) {
+            // after the fill: what it queued for the JIT compiler is compiled in the warm-up, not the migration
+            Migration.warmUp();
             PrintStream summary = progress.takesStdout() ? err : out;
             WorkloadVm vm = new WorkloadVm(guest.workload, guest.memory, guest.log, () -> PageGate.OPEN);
             guest.workload.start(guest.memory, guest.log, PageGate.OPEN);
