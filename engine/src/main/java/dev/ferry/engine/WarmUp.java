@@ -53,15 +53,17 @@ final class WarmUp {
         loadSegmentKinds();
         // POSTCOPY too: the destination then links its userfaultfd calls at the handshake, once
         EnumSet<Capability> all = EnumSet.of(Capability.ZERO_PAGES, Capability.XBZRLE, Capability.LZ4,
-                Capability.ZSTD, Capability.POSTCOPY);
+                Capability.ZSTD, Capability.DEDUP, Capability.POSTCOPY);
         // compression always, whatever the default: the warm-up is there to put every page through the codecs
         MigrationReport report = migrate(new SyntheticGuest(GUEST_BYTES, true), MigrationParameters.builder()
                 .capabilities(all).adaptiveCompression(false).downtimeLimitMillis(1).maxRounds(6)
                 .convergence(dev.ferry.core.ConvergencePolicy.FORCE).build());
-        // the raw page path, which compression always bypasses, until C2 has compiled it
+        // the raw page path, which compression always bypasses, until C2 has compiled it; every
+        // other pass with dedup, whose references the raw guest's twin pages make
         for (int pass = 0; pass < RAW_PASSES; pass++) {
-            migrate(new SyntheticGuest(RAW_GUEST_BYTES, false), MigrationParameters.builder()
-                    .capabilities(EnumSet.of(Capability.ZERO_PAGES)).build());
+            EnumSet<Capability> stages = pass % 2 == 0 ? EnumSet.of(Capability.ZERO_PAGES)
+                    : EnumSet.of(Capability.ZERO_PAGES, Capability.DEDUP);
+            migrate(new SyntheticGuest(RAW_GUEST_BYTES, false), MigrationParameters.builder().capabilities(stages).build());
         }
         done = true;
         return report;
@@ -111,9 +113,11 @@ final class WarmUp {
     /**
      * A guest without a vCPU thread: each sync first "writes" a quarter of its pages in every way
      * the stages treat differently, then reports them, until the switch-over pauses it; or, not
-     * dirtying, a guest of three quarters random pages that never changes.
+     * dirtying, a guest that never changes: of every four pages a zero one, two random ones and
+     * a twin of the one before.
      */
     private static final class SyntheticGuest implements DirtyLog, VmControl, AutoCloseable {
+        private static final int TWIN = 5;
         final GuestMemory memory;
         private final DirtyBitmap dirty;
         private final SplittableRandom random = new SplittableRandom(42);
@@ -126,7 +130,7 @@ final class WarmUp {
             this.dirty = new DirtyBitmap(memory.pageCount());
             this.dirtying = dirtying;
             for (long page = 0; page < memory.pageCount(); page++) {
-                write(page, dirtying ? (int) (page % 4) : page % 4 == 0 ? 0 : 1);
+                write(page, dirtying ? (int) (page % 4) : page % 4 == 0 ? 0 : page % 4 == 3 ? TWIN : 1);
             }
         }
 
@@ -144,7 +148,10 @@ final class WarmUp {
             return dirty.sync(into);
         }
 
-        /** Kinds 0-3 write a page zero, random, text-like, or a few bytes off; 4 leaves it as it was. */
+        /**
+         * Kinds 0-3 write a page zero, random, text-like, or a few bytes off; {@link #TWIN} copies
+         * the page before; any other leaves it as it was.
+         */
         private void write(long page, int kind) {
             MemorySegment bytes = memory.segment().asSlice(page * GuestMemory.PAGE_SIZE, GuestMemory.PAGE_SIZE);
             switch (kind) {
@@ -160,6 +167,8 @@ final class WarmUp {
                     }
                 }
                 case 3 -> bytes.set(ValueLayout.JAVA_LONG_UNALIGNED, 8L * random.nextInt(512), random.nextLong());
+                case TWIN -> bytes.copyFrom(memory.segment().asSlice((page - 1) * GuestMemory.PAGE_SIZE,
+                        GuestMemory.PAGE_SIZE));
                 default -> {
                 }
             }
