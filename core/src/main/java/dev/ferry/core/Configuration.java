@@ -90,12 +90,11 @@ public final class Configuration {
     public static final String DEDUP_INDEX_SIZE_PROP_NAME = "ferry.dedup-index-size";
     /**
      * 64 MiB, as QEMU's XBZRLE cache: at 16 bytes an entry it names 4 M contents, 16 GiB of
-     * distinct pages, more than one source host's guests usually hold; split among the channels,
-     * and no channel's part larger than its pages need (a 1 GiB guest's two channels take 8 MiB each).
+     * distinct pages, more than one source host's guests usually hold; split among the channels.
      */
     public static final long DEDUP_INDEX_SIZE_DEFAULT = 64L << 20;
     public static final Setting<Long> DEDUP_INDEX_SIZE = Setting.size(DEDUP_INDEX_SIZE_PROP_NAME,
-            DEDUP_INDEX_SIZE_DEFAULT, "bytes of the source's content index for dedup references (16 bytes a page), at most what the guest needs");
+            DEDUP_INDEX_SIZE_DEFAULT, "bytes of the source's content index for dedup references (16 bytes a page)");
 
     public static final String ZSTD_LEVEL_PROP_NAME = "ferry.zstd-level";
     /** As QEMU's {@code multifd-zstd-level}. */

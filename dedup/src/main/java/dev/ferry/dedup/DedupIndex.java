@@ -42,15 +42,6 @@ public final class DedupIndex {
         this.bucketMask = (int) buckets - 1;
     }
 
-    /**
-     * The bytes an index needs to hold {@code pages} distinct contents at most half full (after
-     * the constructor's rounding down): an index of a small guest need not cost the whole
-     * {@code dedup-index-size}, which its setup zeroes (64 MiB took 30 ms of a migration's setup here).
-     */
-    public static long bytesFor(long pages) {
-        return Math.max(1, pages) * ENTRY_BYTES * WAYS;
-    }
-
     /** The location of page {@code page} of guest {@code guest} of the session. */
     public static long location(int guest, long page) {
         return (long) guest << PAGE_BITS | page;

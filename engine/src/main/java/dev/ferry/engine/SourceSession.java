@@ -564,13 +564,10 @@ final class SourceSession {
         // the chooser only exists when it has something to choose
         CompressionChooser chooser = pageChannel && params.adaptiveCompression() && compressor ? new CompressionChooser() : null;
         boolean dedup = negotiated.contains(Capability.DEDUP);
-        // the index is split among the channels that send references: the request channel is one in post-copy;
-        // a page channel sends only its stripes, the request channel any page
+        // the index is split among the channels that send references: the request channel is one in post-copy
         int indexes = params.channels() + (negotiated.contains(Capability.POSTCOPY) ? 1 : 0);
-        long pages = pageChannel ? Math.ceilDiv(memory.pageCount(), params.channels()) : memory.pageCount();
-        long indexBytes = Math.min(params.dedupIndexSize() / indexes, dev.ferry.dedup.DedupIndex.bytesFor(pages));
         return new PageSender(channel, link, memory, encoder, chooser, digest.part(), dirtyLog, clock,
-                dedup ? new dev.ferry.dedup.DedupIndex(indexBytes) : null,
+                dedup ? new dev.ferry.dedup.DedupIndex(params.dedupIndexSize() / indexes) : null,
                 dedup && pageChannel ? inFull : null, dedup && gang != null ? gang.index() : null, member);
     }
 
