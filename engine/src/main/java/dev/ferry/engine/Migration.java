@@ -31,12 +31,14 @@ public final class Migration {
 
     /**
      * Runs one small migration of a synthetic 8 MiB guest within this process over 127.0.0.1,
-     * then four of 128 MiB with no stage but zero pages, once per process, so that the JIT has
-     * seen every branch of the page path, and compiled the raw path and Netty's per-frame calls,
-     * before a real migration. It takes about 2 s here, loading classes and native libraries that
-     * the first migration would otherwise load inside its own time, and compiling what it would
-     * otherwise compile during its bulk round. Call it at startup, before
-     * the first migration (Ferry's CLI does): otherwise the first switch-over recompiles the code
+     * then four of 128 MiB with zero pages and, every other one, dedup, once per process, so that
+     * the JIT has seen every branch of the page path, and compiled the raw path and Netty's
+     * per-frame calls, before a real migration. It takes about 2 s here, loading classes and
+     * native libraries that the first migration would otherwise load inside its own time, and
+     * compiling what it would otherwise compile during its bulk round. Call it at startup, after
+     * preparing anything else the process compiles (Ferry's CLI calls it after filling its guests,
+     * so that their generators' compilation does not run during the migration) and before the
+     * first migration: otherwise the first switch-over recompiles the code
      * its bulk round compiled without deltas or sparse rounds, and the guest waits for it (15-30 ms
      * more downtime on a 512 MiB guest, measured).
      *

@@ -10,7 +10,9 @@ import dev.ferry.core.PageBitmap;
 import dev.ferry.core.VmControl;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.util.ArrayList;
 import java.util.EnumSet;
+import java.util.List;
 import java.util.SplittableRandom;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
@@ -26,7 +28,8 @@ import java.util.concurrent.TimeoutException;
  * stop-and-copy, then throws that code away and runs interpreted until it is compiled again:
  * measured as 15-30 ms more downtime on a 512 MiB guest. After this migration the profile
  * holds every branch, so nothing is thrown away at the switch-over. Then raw passes of a larger
- * guest bring the raw page path and Netty's per-frame calls to C2 ({@link #RAW_GUEST_BYTES}).
+ * guest, every other one with dedup, bring the raw page path, references and Netty's per-frame
+ * calls to C2 ({@link #RAW_GUEST_BYTES}).
  */
 final class WarmUp {
     private static final long GUEST_BYTES = 8L << 20;
@@ -45,28 +48,30 @@ final class WarmUp {
     private WarmUp() {
     }
 
-    /** Runs the warm-up migrations unless they already ran: the first one's report, or null. */
-    static synchronized MigrationReport run() {
+    /** Runs the warm-up migrations unless they already ran: their reports, the all-stages one first; or none. */
+    static synchronized List<MigrationReport> run() {
         if (done) {
-            return null;
+            return List.of();
         }
+        List<MigrationReport> reports = new ArrayList<>();
         loadSegmentKinds();
         // POSTCOPY too: the destination then links its userfaultfd calls at the handshake, once
         EnumSet<Capability> all = EnumSet.of(Capability.ZERO_PAGES, Capability.XBZRLE, Capability.LZ4,
                 Capability.ZSTD, Capability.DEDUP, Capability.POSTCOPY);
         // compression always, whatever the default: the warm-up is there to put every page through the codecs
-        MigrationReport report = migrate(new SyntheticGuest(GUEST_BYTES, true), MigrationParameters.builder()
+        reports.add(migrate(new SyntheticGuest(GUEST_BYTES, true), MigrationParameters.builder()
                 .capabilities(all).adaptiveCompression(false).downtimeLimitMillis(1).maxRounds(6)
-                .convergence(dev.ferry.core.ConvergencePolicy.FORCE).build());
+                .convergence(dev.ferry.core.ConvergencePolicy.FORCE).build()));
         // the raw page path, which compression always bypasses, until C2 has compiled it; every
         // other pass with dedup, whose references the raw guest's twin pages make
         for (int pass = 0; pass < RAW_PASSES; pass++) {
             EnumSet<Capability> stages = pass % 2 == 0 ? EnumSet.of(Capability.ZERO_PAGES)
                     : EnumSet.of(Capability.ZERO_PAGES, Capability.DEDUP);
-            migrate(new SyntheticGuest(RAW_GUEST_BYTES, false), MigrationParameters.builder().capabilities(stages).build());
+            reports.add(migrate(new SyntheticGuest(RAW_GUEST_BYTES, false),
+                    MigrationParameters.builder().capabilities(stages).build()));
         }
         done = true;
-        return report;
+        return reports;
     }
 
     /**
@@ -118,6 +123,8 @@ final class WarmUp {
      */
     private static final class SyntheticGuest implements DirtyLog, VmControl, AutoCloseable {
         private static final int TWIN = 5;
+        /** The never-changing guest's pages, by page number modulo 4: zero, random, random, twin. */
+        private static final int[] RAW_KINDS = {0, 1, 1, TWIN};
         final GuestMemory memory;
         private final DirtyBitmap dirty;
         private final SplittableRandom random = new SplittableRandom(42);
@@ -130,7 +137,7 @@ final class WarmUp {
             this.dirty = new DirtyBitmap(memory.pageCount());
             this.dirtying = dirtying;
             for (long page = 0; page < memory.pageCount(); page++) {
-                write(page, dirtying ? (int) (page % 4) : page % 4 == 0 ? 0 : page % 4 == 3 ? TWIN : 1);
+                write(page, dirtying ? (int) (page % 4) : RAW_KINDS[(int) (page % 4)]);
             }
         }
 

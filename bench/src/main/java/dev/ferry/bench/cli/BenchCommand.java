@@ -212,7 +212,6 @@ final class BenchCommand {
         Instant started = Instant.now();
         try (Guest guest = Guest.create(o); ProgressOutput progress = ProgressOutput.of(Outputs.of(o), out);
              MetricsEndpoint metrics = MetricsEndpoint.of(Outputs.of(o), err)) {
-            // after the fill: what it queued for the JIT compiler is compiled in the warm-up, not the migration
             Migration.warmUp();
             PrintStream summary = progress.takesStdout() ? err : out;
             try (GuestMemory target = GuestMemory.anonymous(guest.memory.byteSize())) {
@@ -294,7 +293,6 @@ final class BenchCommand {
             for (String spec : specs) {
                 members.add(Member.create(o, spec, members.size() + 1));
             }
-            // after the fill: what it queued for the JIT compiler is compiled in the warm-up, not the migration
             Migration.warmUp();
             for (Member m : members) {
                 m.in = sides.destination().apply(Migration.destination(m.targetVm)).memory(m.target)
@@ -433,7 +431,6 @@ final class BenchCommand {
             for (String spec : specs) {
                 guests.add(Guest.create(o, spec));
             }
-            // after the fill: what it queued for the JIT compiler is compiled in the warm-up, not the migration
             Migration.warmUp();
             long began = System.nanoTime();
             for (int k = 0; k < guests.size(); k++) {
@@ -489,7 +486,6 @@ final class BenchCommand {
         }
         try (Guest guest = Guest.create(o); ProgressOutput progress = ProgressOutput.of(Outputs.of(o), out);
              MetricsEndpoint metrics = MetricsEndpoint.of(Outputs.of(o), err)) {
-            // after the fill: what it queued for the JIT compiler is compiled in the warm-up, not the migration
             Migration.warmUp();
             PrintStream summary = progress.takesStdout() ? err : out;
             WorkloadVm vm = new WorkloadVm(guest.workload, guest.memory, guest.log, () -> PageGate.OPEN);
