@@ -246,7 +246,7 @@ public final class PageEncoder implements AutoCloseable {
     }
 
     /**
-     * Encodes page {@code index}, known to be zero without reading it (never touched), as ZERO
+     * Encodes page {@code index}, known to be zero (never touched, or read by the caller), as ZERO
      * when zero pages were negotiated; the encoding is then {@link #encoding()}.
      *
      * @return whether it did (false: the page must be read and encoded as any other)

@@ -91,6 +91,7 @@ public final class Configuration {
     /**
      * 64 MiB, as QEMU's XBZRLE cache: at 16 bytes an entry it names 4 M contents, 16 GiB of
      * distinct pages, more than one source host's guests usually hold; split among the channels.
+     * A bound: each index starts at 1 MiB and doubles as its contents need.
      */
     public static final long DEDUP_INDEX_SIZE_DEFAULT = 64L << 20;
     public static final Setting<Long> DEDUP_INDEX_SIZE = Setting.size(DEDUP_INDEX_SIZE_PROP_NAME,

@@ -7,7 +7,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
  * ({@code acrossGuests} of them to a page of another guest of its gang),
  * {@code misses} looked their content up and crossed in full, {@code evictions} index entries
  * were replaced for room, {@code stale} references named a copy that no longer held the content
- * (the destination asked for those pages and they crossed again), out of an index of
+ * (the destination asked for those pages and they crossed again), out of an index grown to
  * {@code indexBytes}.
  *
  * <p>The destination's report counts what it met: {@code hits} references it checked,

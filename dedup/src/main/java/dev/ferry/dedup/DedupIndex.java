@@ -9,9 +9,13 @@ package dev.ferry.dedup;
  * (two contents with one 64-bit hash) is a stale reference, never a wrong page.
  *
  * <p>Set-associative, {@link #WAYS} entries a bucket, each entry two longs (hash, location + 1;
- * 0 is an empty entry), so a lookup touches one cache line and nothing is allocated after
- * construction. A full bucket evicts one entry by turns (a clock, as cheap as it gets; what it
- * evicts is only a missed reference, never a wrong page).
+ * 0 is an empty entry), so a lookup touches one cache line. The table starts at
+ * {@link #INITIAL_BYTES} and doubles when a bucket is full, up to its bound: a 64 MiB table costs
+ * a 1 GiB guest's setup about 12 ms of zeroing and first touches, for a guest that may have few
+ * contents to index. Doubling splits each bucket in two, so moving the entries never overflows
+ * one; while it doubles, the old table is alive too (half the new one's bytes). At its bound a
+ * full bucket evicts one entry by turns (a clock, as cheap as it gets; what it evicts is only a
+ * missed reference, never a wrong page), and nothing is allocated any more.
  *
  * <p>An entry says where a content was sent, not that it is still there: the page may have been
  * sent again since with other content. The destination checks every reference against the copy
@@ -24,10 +28,13 @@ public final class DedupIndex {
     public static final int WAYS = 4;
     /** Bytes one entry takes. */
     public static final int ENTRY_BYTES = 2 * Long.BYTES;
+    /** Bytes the table starts with (or its bound, when smaller). */
+    public static final long INITIAL_BYTES = 1L << 20;
     private static final int PAGE_BITS = 48;
 
-    private final long[] table;
-    private final int bucketMask;
+    private final int maxBuckets;
+    private long[] table;
+    private int bucketMask;
     private int victim;
     private long hits;
     private long misses;
@@ -36,10 +43,15 @@ public final class DedupIndex {
 
     /** An index of at most {@code bytes} bytes (at least one bucket), rounded down to a power of two of buckets. */
     public DedupIndex(long bytes) {
+        this.maxBuckets = buckets(bytes);
+        int buckets = Math.min(maxBuckets, buckets(INITIAL_BYTES));
+        this.table = new long[buckets * WAYS * 2];
+        this.bucketMask = buckets - 1;
+    }
+
+    private static int buckets(long bytes) {
         long buckets = Math.max(1, bytes / (ENTRY_BYTES * WAYS));
-        buckets = Long.highestOneBit(Math.min(buckets, 1L << 26));
-        this.table = new long[(int) (buckets * WAYS * 2)];
-        this.bucketMask = (int) buckets - 1;
+        return (int) Long.highestOneBit(Math.min(buckets, 1L << 26));
     }
 
     /** The location of page {@code page} of guest {@code guest} of the session. */
@@ -89,6 +101,11 @@ public final class DedupIndex {
                 return;
             }
         }
+        if (empty < 0 && bucketMask + 1 < maxBuckets) {
+            grow();
+            put(hash, location);
+            return;
+        }
         if (empty < 0) {
             empty = first + 2 * (victim++ & WAYS - 1);
             evictions++;
@@ -97,6 +114,31 @@ public final class DedupIndex {
         }
         table[empty] = hash;
         table[empty + 1] = location + 1;
+    }
+
+    /** Doubles the table: the entries of bucket b go to b or b + the old count, in their order. */
+    private void grow() {
+        long[] old = table;
+        int buckets = (bucketMask + 1) * 2;
+        table = new long[buckets * WAYS * 2];
+        bucketMask = buckets - 1;
+        for (int from = 0; from < old.length; from += WAYS * 2) {
+            // bucket b is at the same offset in both tables, b + the old count an old table further
+            int low = from;
+            int high = from + old.length;
+            for (int at = from; at < from + WAYS * 2; at += 2) {
+                if (old[at + 1] != 0) {
+                    int to = bucket(old[at]) == from ? low : high;
+                    table[to] = old[at];
+                    table[to + 1] = old[at + 1];
+                    if (to == low) {
+                        low += 2;
+                    } else {
+                        high += 2;
+                    }
+                }
+            }
+        }
     }
 
     private int bucket(long hash) {
@@ -124,12 +166,12 @@ public final class DedupIndex {
         return entries;
     }
 
-    /** Entries the index holds at most. */
+    /** Entries the index holds at most, once grown to its bound. */
     public long capacity() {
-        return table.length / 2;
+        return (long) maxBuckets * WAYS;
     }
 
-    /** Bytes of the table. */
+    /** Bytes of the table as it is now. */
     public long bytes() {
         return (long) table.length * Long.BYTES;
     }

@@ -29,8 +29,8 @@ public final class GangIndex {
         return index.evictions();
     }
 
-    /** Bytes of the table. */
-    public long bytes() {
+    /** Bytes of the table as it is now. */
+    public synchronized long bytes() {
         return index.bytes();
     }
 }

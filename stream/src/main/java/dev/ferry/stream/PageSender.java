@@ -387,7 +387,10 @@ public final class PageSender implements AutoCloseable {
         if (!untouched.contains(page) || !encoder.encodeKnownZero(page)) {
             MemorySegment.copy(guest, page << GuestMemory.PAGE_SHIFT, frameSegment, payloadAt, GuestMemory.PAGE_SIZE);
             dirtyLog.sending(page, frameSegment, payloadAt);
-            if (dedupActive && !(encoder.zeroPages() && ZeroPages.isZero(frameSegment, payloadAt))) {
+            if (dedupActive && encoder.zeroPages() && ZeroPages.isZero(frameSegment, payloadAt)) {
+                // found zero here: the encoder need not read it again
+                encoder.encodeKnownZero(page);
+            } else if (dedupActive) {
                 long contentHash = PageDigest.contentHash(frameSegment, payloadAt);
                 if (inFull != null && inFull.get(page)) {
                     inFull.clear(page);

@@ -63,7 +63,8 @@ class GangBenchCommandTest {
         }
         assertEquals(0, within.get("dedup").get("acrossGuests").asLong(), "no shared index, no reference across");
         assertEquals(0, within.get("dedup").get("gangIndexBytes").asLong());
-        assertEquals(64L << 20, across.get("dedup").get("gangIndexBytes").asLong(), "dedup-index-size's default");
+        long grown = across.get("dedup").get("gangIndexBytes").asLong();
+        assertTrue(grown >= 1L << 20 && grown < 64L << 20, "grown as its contents need, below dedup-index-size's default: " + grown);
         assertEquals(0, across.get("dedup").get("gangIndexEvictions").asLong(), "4 M entries hold two 32 MiB guests");
         // an index of 1024 entries for 16 k pages: bounded, it evicts, and every guest still verifies
         ObjectNode small = gang("small", "--stages", "zero,dedup", "--dedup-index-size", "16k");
