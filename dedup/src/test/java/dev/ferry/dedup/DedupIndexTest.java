@@ -53,7 +53,7 @@ class DedupIndexTest {
         DedupIndex index = new DedupIndex(64L << 20);
         assertEquals(DedupIndex.INITIAL_BYTES, index.bytes(), "a 64 MiB index starts at 1 MiB");
         assertEquals((64L << 20) / DedupIndex.ENTRY_BYTES, index.capacity());
-        int contents = 20_000;
+        int contents = 200_000;
         // content hashes look random; a multiplicative sequence's folded bits do not
         long[] hashes = new java.util.SplittableRandom(7).longs(contents).toArray();
         for (int i = 0; i < contents; i++) {
@@ -62,7 +62,7 @@ class DedupIndexTest {
         assertEquals(0, index.evictions(), "below its bound a full bucket doubles the table instead");
         assertEquals(contents, index.entries());
         assertTrue(index.bytes() > DedupIndex.INITIAL_BYTES && index.bytes() <= 64L << 20, "grew to " + index.bytes());
-        assertTrue(index.bytes() <= 16L << 20, "20k contents fit 16 MiB of 4-way buckets: " + index.bytes());
+        assertTrue(index.bytes() <= 16L << 20, "200k contents fit 1 M entries of two-choice buckets: " + index.bytes());
         for (int i = 0; i < contents; i++) {
             long at = index.lookup(hashes[i]);
             assertEquals(DedupIndex.location(1, i), at, "content " + i + " survives every doubling at its page");
