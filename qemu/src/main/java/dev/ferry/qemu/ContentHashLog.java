@@ -48,6 +48,13 @@ public final class ContentHashLog implements DirtyLog, AutoCloseable {
     private final NanoClock clock;
     /** One single-thread executor per helper: with the calling thread, a scan runs on every core. */
     private final List<ExecutorService> scanners = new ArrayList<>();
+    /**
+     * What each scanning thread found dirty in the current sync, the caller's last: the threads
+     * write disjoint words, but a set's page count is one field, which concurrent sets would race
+     * on (a sync then counted fewer pages than it set, and the stop-and-copy's check that no stale
+     * page was left saw a negative count). They are merged after the scan.
+     */
+    private final PageBitmap[] found;
     private long lastScanNanos;
 
     private static long[] zeroPageHash() {
@@ -75,6 +82,10 @@ public final class ContentHashLog implements DirtyLog, AutoCloseable {
         }
         this.guest = memory.unchecked();
         this.pageCount = memory.pageCount();
+        this.found = new PageBitmap[threads];
+        for (int i = 0; i < threads; i++) {
+            found[i] = new PageBitmap(pageCount);
+        }
         long bytes = pageCount * 2 * Long.BYTES;
         this.slotMemory = GuestMemory.anonymous((bytes + GuestMemory.PAGE_SIZE - 1) & -GuestMemory.PAGE_SIZE);
         this.slots = slotMemory.unchecked();
@@ -85,22 +96,27 @@ public final class ContentHashLog implements DirtyLog, AutoCloseable {
         long began = clock.nanoTime();
         AtomicLong next = new AtomicLong();
         List<Future<Long>> helpers = new ArrayList<>(scanners.size());
-        for (ExecutorService scanner : scanners) {
-            helpers.add(scanner.submit(() -> scan(into, next)));
+        for (int i = 0; i < scanners.size(); i++) {
+            PageBitmap mine = found[i];
+            helpers.add(scanners.get(i).submit(() -> scan(into, mine, next)));
         }
-        long added = scan(into, next);
+        long added = scan(into, found[scanners.size()], next);
         for (Future<Long> helper : helpers) {
             added += join(helper);
+        }
+        for (PageBitmap mine : found) {
+            into.or(mine);
+            mine.clearAll();
         }
         lastScanNanos = clock.nanoTime() - began;
         return added;
     }
 
     /**
-     * Scans the chunks this thread claims from {@code next}: whole words of the bitmap, so that
-     * the threads never write the same one.
+     * Scans the chunks this thread claims from {@code next}, into {@code mine} the dirty pages
+     * that {@code into} does not hold yet.
      */
-    private long scan(PageBitmap into, AtomicLong next) {
+    private long scan(PageBitmap into, PageBitmap mine, AtomicLong next) {
         long[] hash = RESULTS.get();
         long added = 0;
         long base = guest.address();
@@ -110,7 +126,7 @@ public final class ContentHashLog implements DirtyLog, AutoCloseable {
                 long slot = page << 1;
                 if (((hash[0] ^ ZERO[0]) != slots.getAtIndex(ValueLayout.JAVA_LONG, slot)
                         || (hash[1] ^ ZERO[1]) != slots.getAtIndex(ValueLayout.JAVA_LONG, slot + 1)) && !into.get(page)) {
-                    into.set(page);
+                    mine.set(page);
                     added++;
                 }
             }
