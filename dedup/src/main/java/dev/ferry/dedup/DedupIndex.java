@@ -87,6 +87,20 @@ public final class DedupIndex {
         return table[at + 1] - 1;
     }
 
+    /** Whether a content of hash {@code hash} has an entry; not counted (for estimates). */
+    public boolean holds(long hash) {
+        return find(hash, first(hash)) >= 0 || find(hash, second(hash)) >= 0;
+    }
+
+    /** Forgets every entry and count; the table keeps its size. */
+    public void clear() {
+        java.util.Arrays.fill(table, 0L);
+        hits = 0;
+        misses = 0;
+        evictions = 0;
+        entries = 0;
+    }
+
     /** The entry of bucket {@code bucket} that holds {@code hash}, or -1. */
     private int find(long hash, int bucket) {
         for (int at = bucket; at < bucket + WAYS * 2; at += 2) {

@@ -19,6 +19,11 @@ public final class GangIndex {
         return index.lookup(hash);
     }
 
+    /** Whether a guest of the gang sent a content of hash {@code hash} in full; not counted (for estimates). */
+    public synchronized boolean holds(long hash) {
+        return index.holds(hash);
+    }
+
     /** Records that guest {@link DedupIndex#guestOf} of {@code location} sent a content of hash {@code hash} there in full. */
     public synchronized void put(long hash, long location) {
         index.put(hash, location);

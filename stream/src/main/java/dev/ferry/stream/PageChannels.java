@@ -145,6 +145,9 @@ public final class PageChannels implements AutoCloseable {
             return null;
         }
         long step = Math.max(1, count / samples);
+        for (PageSender s : senders) {
+            s.startSample();
+        }
         long bytes = 0;
         long sampled = 0;
         long seen = 0;
