@@ -28,9 +28,7 @@ import java.util.Set;
  * @param pagesByKind        pages per encoding ({@code normal}, {@code zero}, ...)
  * @param capabilities       what the handshake settled on
  * @param error              why it failed, or null
- * @param sourceVmState      {@code RUNNING} when the guest runs on the source afterwards,
- *                           {@code STOPPED} when it was handed over, {@code PAUSED} when the
- *                           hand-over is in doubt; null on the destination
+ * @param sourceVmState      where the source left its guest; null on the destination
  * @param destinationResumed whether the destination resumed the guest
  * @param digest             the memory digest at the pause as this side computed it
  * @param postcopy           what post-copy did, or null when the guest moved by pre-copy
@@ -43,7 +41,7 @@ import java.util.Set;
 public record MigrationReport(String role, MigrationMode mode, long memoryBytes, int pageSize, MigrationState outcome,
         boolean verified, double totalTimeMs, double downtimeMs, double expectedDowntimeMs, long bytesSent,
         long pagesSent, List<RoundRecord> rounds, Map<String, Long> pagesByKind, Set<Capability> capabilities,
-        String error, String sourceVmState, boolean destinationResumed, long digest, PostcopyReport postcopy,
+        String error, SourceVmState sourceVmState, boolean destinationResumed, long digest, PostcopyReport postcopy,
         DedupReport dedup, String migrationId, double setupTimeMs, Switchover switchover) {
 
     /** This report with {@code value} as its post-copy figures. */
@@ -99,7 +97,7 @@ public record MigrationReport(String role, MigrationMode mode, long memoryBytes,
             json.put("error", error);
         }
         if (sourceVmState != null) {
-            json.put("sourceVmState", sourceVmState);
+            json.put("sourceVmState", sourceVmState.name());
         }
         json.put("destinationResumed", destinationResumed)
                 .put("digest", String.format("%016x", digest));

@@ -7,7 +7,7 @@ import java.util.Map;
  * What one round of a migration did, as the source measured it.
  *
  * @param round               1 for the bulk round, then 2, 3, ...; the stop-and-copy pass is the last
- * @param kind                {@code bulk}, {@code iterate} or {@code stop-and-copy}
+ * @param kind                what the round was
  * @param pagesSent           pages put on the wire in the round
  * @param bytesSent           bytes put on the wire in the round, frame headers included
  * @param durationMs          wall time of the round
@@ -18,7 +18,7 @@ import java.util.Map;
  * @param compressionReason   why the adaptive chooser decided so
  * @param bytesSavedByStage   per stage, page bytes minus wire payload bytes in the round
  */
-public record RoundRecord(int round, String kind, long pagesSent, long bytesSent, double durationMs, long dirtyPages,
+public record RoundRecord(int round, RoundKind kind, long pagesSent, long bytesSent, double durationMs, long dirtyPages,
         long bandwidthBytesPerSec, double expectedDowntimeMs, boolean compressed, String compressionReason,
         Map<String, Long> bytesSavedByStage) {
 
@@ -26,7 +26,7 @@ public record RoundRecord(int round, String kind, long pagesSent, long bytesSent
     public ObjectNode toJsonNode() {
         ObjectNode json = ReportJson.object()
                 .put("round", round)
-                .put("kind", kind)
+                .put("kind", kind.toString())
                 .put("pagesSent", pagesSent)
                 .put("bytesSent", bytesSent);
         ReportJson.put(json, "durationMs", durationMs);

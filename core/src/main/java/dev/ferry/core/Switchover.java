@@ -6,8 +6,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
  * How a source switched over, or why it did not: what it decided, what the pause was predicted to
  * cost and what it cost.
  *
- * @param reason          why the rounds ended ({@code converged}, {@code round-limit}, {@code time-limit},
- *                        {@code postcopy}, {@code stalled}, {@code cancelled}), or null when they never did
+ * @param reason          why the rounds ended, or null when they never did
  * @param policy          the convergence policy the migration ran with
  * @param downtimeLimitMs the limit in force at the switch-over
  * @param stalledRounds   rounds that ended stalled (dirty rate against bandwidth)
@@ -17,7 +16,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
  * @param predicted       the estimate the switch-over was decided on, by part
  * @param actual          the pause as measured, by part ({@link DowntimeBreakdown#UNKNOWN} without one)
  */
-public record Switchover(String reason, ConvergencePolicy policy, long downtimeLimitMs, int stalledRounds,
+public record Switchover(SwitchoverReason reason, ConvergencePolicy policy, long downtimeLimitMs, int stalledRounds,
         int throttlePercent, boolean limitExceeded, DowntimeBreakdown predicted, DowntimeBreakdown actual) {
     /**
      * How far over the limit a pause may go before it counts as exceeding it: estimates of a
@@ -33,7 +32,7 @@ public record Switchover(String reason, ConvergencePolicy policy, long downtimeL
     /** Adds this switch-over as the {@code switchover} member of {@code json}. */
     public void putJsonMembers(ObjectNode json) {
         ObjectNode node = json.putObject("switchover")
-                .put("reason", reason == null ? "none" : reason)
+                .put("reason", reason == null ? "none" : reason.toString())
                 .put("policy", policy.name().toLowerCase(java.util.Locale.ROOT))
                 .put("downtimeLimitMs", downtimeLimitMs)
                 .put("stalledRounds", stalledRounds)

@@ -45,14 +45,14 @@ class ReportJsonTest {
 
     @Test
     void migrationReportIsValidJsonWithItsFields() {
-        RoundRecord bulk = new RoundRecord(1, "bulk", 1000, 4_100_000, 12.5, 17, 328_000_000L, 0.2, false,
+        RoundRecord bulk = new RoundRecord(1, RoundKind.BULK, 1000, 4_100_000, 12.5, 17, 328_000_000L, 0.2, false,
                 "not \"negotiated\"", Map.of("zero", 4096L));
-        RoundRecord last = new RoundRecord(2, "stop-and-copy", 17, 70_000, 0.1, 0, 700_000_000L,
+        RoundRecord last = new RoundRecord(2, RoundKind.STOP_AND_COPY, 17, 70_000, 0.1, 0, 700_000_000L,
                 Double.POSITIVE_INFINITY, false, "n/a", Map.of());
         MigrationReport report = new MigrationReport("source", MigrationMode.PRECOPY, 1L << 30, 4096, MigrationState.FAILED,
                 false, 20.0, -1, 0.2, 4_170_000, 1017, List.of(bulk, last), Map.of("normal", 900L, "zero", 117L),
-                EnumSet.of(Capability.ZERO_PAGES, Capability.LZ4), NASTY, "RUNNING", false, 0xFEDCBA9876543210L, null,
-                null, "m-1", 3.5, new Switchover("stalled", ConvergencePolicy.FORCE, 300, 2, 0, true,
+                EnumSet.of(Capability.ZERO_PAGES, Capability.LZ4), NASTY, SourceVmState.RUNNING, false, 0xFEDCBA9876543210L, null,
+                null, "m-1", 3.5, new Switchover(SwitchoverReason.STALLED, ConvergencePolicy.FORCE, 300, 2, 0, true,
                         new DowntimeBreakdown(1, 400, 0, 0.5), DowntimeBreakdown.UNKNOWN));
 
         ObjectNode json = ReportJson.parseObject(report.toJson());
@@ -91,7 +91,7 @@ class ReportJsonTest {
                 List.of(new long[] {100, 7}, new long[] {1300, 5}));
         MigrationReport report = new MigrationReport("source", MigrationMode.POSTCOPY, 4096, 4096,
                 MigrationState.COMPLETED, true, 1, 0.5, -1, 100, 1, List.of(), Map.of(), EnumSet.noneOf(Capability.class),
-                null, "STOPPED", true, 1, postcopy, null, "m-1", 2.0, null);
+                null, SourceVmState.STOPPED, true, 1, postcopy, null, "m-1", 2.0, null);
         ObjectNode json = ReportJson.parseObject(report.toJson());
         assertEquals(12, json.get("faults").asLong());
         assertEquals(900, json.get("faultLatencyMicros").get("p99").asLong());

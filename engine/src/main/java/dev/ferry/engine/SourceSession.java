@@ -6,7 +6,10 @@ import dev.ferry.compression.StageStats;
 import dev.ferry.core.Capability;
 import dev.ferry.core.DowntimeBreakdown;
 import dev.ferry.core.MigrationProgress;
+import dev.ferry.core.RoundKind;
+import dev.ferry.core.SourceVmState;
 import dev.ferry.core.Switchover;
+import dev.ferry.core.SwitchoverReason;
 import dev.ferry.core.DirtyLog;
 import dev.ferry.core.GuestMemory;
 import dev.ferry.core.MemoryDigest;
@@ -245,7 +248,7 @@ final class SourceSession {
         boolean verified = false;
         MemoryDigest sentDigest = null;
         PostcopyReport postcopyReport = null;
-        String reason = null;
+        SwitchoverReason reason = null;
         DowntimeBreakdown actual = DowntimeBreakdown.UNKNOWN;
         long wireBytes = 0;
         long lostBytes = 0;
@@ -338,7 +341,7 @@ final class SourceSession {
                 lostBytes = result.bytesOnLostLinks();
                 postcopyStale = result.staleReferences();
                 long bytes = lostBytes + channels.bytesSent() + requests.link().bytesSent() - bytesBefore;
-                recordRound(new RoundRecord(precopy.rounds() + 1, "postcopy", pages, bytes, nanos / 1e6, 0,
+                recordRound(new RoundRecord(precopy.rounds() + 1, RoundKind.POSTCOPY, pages, bytes, nanos / 1e6, 0,
                         (long) DowntimeEstimator.bandwidth(bytes, nanos), 0, false, channels.compressionReason(), Map.of()));
                 postcopyReport = new PostcopyReport(precopy.rounds(), 0, result.pagesRequested(), result.pagesPushed(),
                         nanos / 1e6, result.recoveries(), null, 0, 0, 0, List.of());
@@ -385,7 +388,7 @@ final class SourceSession {
             }
         } catch (CancelledException e) {
             error = e.getMessage();
-            reason = "cancelled";
+            reason = SwitchoverReason.CANCELLED;
             end(MigrationState.CANCELLED);
         } catch (LinkException | ProtocolException | RuntimeException e) {
             error = e.getMessage() != null ? e.getMessage() : e.toString();
@@ -413,21 +416,21 @@ final class SourceSession {
                 throttlePercent = 0;
             }
         }
-        String vmState;
+        SourceVmState vmState;
         if (state == MigrationState.COMPLETED) {
-            vmState = "STOPPED";
+            vmState = SourceVmState.STOPPED;
         } else if (paused && postcopyStarted) {
-            vmState = "PAUSED";
+            vmState = SourceVmState.PAUSED;
             error = "post-copy failed (" + error + "): the guest ran on the destination, so it stays paused here"
                     + " with the memory it had at the switch-over";
         } else if (paused && handedOver) {
-            vmState = "PAUSED";
+            vmState = SourceVmState.PAUSED;
             error = "hand-over in doubt (" + error + "): the destination may have resumed, so the guest stays paused here";
         } else {
             if (paused) {
                 vm.resume();
             }
-            vmState = "RUNNING";
+            vmState = SourceVmState.RUNNING;
         }
         PrecopyPhase precopy = this.precopy;
         double lastExpectedMs = precopy == null ? -1 : precopy.expectedDowntimeMs();
@@ -463,13 +466,13 @@ final class SourceSession {
                 digestAtPause, postcopyReport, dedup, migrationId, setupNanos < 0 ? -1 : setupNanos / 1e6, switchover);
     }
 
-    private static String reason(RoundPlanner.Step step) {
+    private static SwitchoverReason reason(RoundPlanner.Step step) {
         return switch (step) {
-            case SWITCH_CONVERGED -> "converged";
-            case SWITCH_ROUND_LIMIT -> "round-limit";
-            case SWITCH_TIME_LIMIT -> "time-limit";
-            case SWITCH_POSTCOPY -> "postcopy";
-            case SWITCH_STALLED, FAIL_STALLED -> "stalled";
+            case SWITCH_CONVERGED -> SwitchoverReason.CONVERGED;
+            case SWITCH_ROUND_LIMIT -> SwitchoverReason.ROUND_LIMIT;
+            case SWITCH_TIME_LIMIT -> SwitchoverReason.TIME_LIMIT;
+            case SWITCH_POSTCOPY -> SwitchoverReason.POSTCOPY;
+            case SWITCH_STALLED, FAIL_STALLED -> SwitchoverReason.STALLED;
             case ITERATE, THROTTLE -> throw new IllegalArgumentException(step + " does not end the rounds");
         };
     }

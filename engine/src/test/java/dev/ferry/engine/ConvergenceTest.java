@@ -8,6 +8,8 @@ import dev.ferry.core.ConvergencePolicy;
 import dev.ferry.core.MigrationParameters;
 import dev.ferry.core.MigrationReport;
 import dev.ferry.core.MigrationState;
+import dev.ferry.core.SourceVmState;
+import dev.ferry.core.SwitchoverReason;
 import java.time.Duration;
 import java.util.List;
 import org.junit.jupiter.api.Test;
@@ -41,9 +43,9 @@ class ConvergenceTest {
         try (TestGuest source = new TestGuest(SIZE, 3, true)) {
             MigrationReport report = migrate(ConvergencePolicy.FAIL, source);
             assertEquals(MigrationState.FAILED, report.outcome());
-            assertEquals("RUNNING", report.sourceVmState());
+            assertEquals(SourceVmState.RUNNING, report.sourceVmState());
             assertTrue(report.error().contains("stalled"), report.error());
-            assertEquals("stalled", report.switchover().reason());
+            assertEquals(SwitchoverReason.STALLED, report.switchover().reason());
             assertTrue(report.switchover().stalledRounds() >= 2);
             assertFalse(report.switchover().limitExceeded(), "the guest was never paused");
             assertEquals(0, source.resumes, "never paused, so never resumed");
@@ -55,7 +57,7 @@ class ConvergenceTest {
         try (TestGuest source = new TestGuest(SIZE, 3, true)) {
             MigrationReport report = migrate(ConvergencePolicy.FORCE, source);
             assertTrue(report.succeeded(), report.error());
-            assertEquals("stalled", report.switchover().reason());
+            assertEquals(SwitchoverReason.STALLED, report.switchover().reason());
             assertTrue(report.switchover().limitExceeded(), report.switchover().toString());
             assertTrue(report.downtimeLimitExceeded());
             assertTrue(report.error().contains("downtime limit"), report.error());
@@ -71,7 +73,7 @@ class ConvergenceTest {
             assertEquals(MigrationState.FAILED, report.outcome(), report.switchover() + " " + report.rounds());
             assertEquals(List.of(20, 30, 40, 50, 60, 70, 80, 90, 99, 0), source.throttles, "lifted at the end");
             assertTrue(report.error().contains("throttled to 99%"), report.error());
-            assertEquals("RUNNING", report.sourceVmState());
+            assertEquals(SourceVmState.RUNNING, report.sourceVmState());
         }
     }
 

@@ -22,6 +22,7 @@ import dev.ferry.core.MigrationState;
 import dev.ferry.core.NanoClock;
 import dev.ferry.core.PageBitmap;
 import dev.ferry.core.PageDigest;
+import dev.ferry.core.SourceVmState;
 import dev.ferry.protocol.Wire;
 import io.netty.buffer.ByteBuf;
 import java.lang.foreign.MemorySegment;
@@ -762,7 +763,7 @@ class DestinationChannelsTest {
 
                 assertEquals(MigrationState.COMPLETED, out.outcome(), out.error());
                 assertTrue(out.verified(), out.error());
-                assertEquals("STOPPED", out.sourceVmState());
+                assertEquals(SourceVmState.STOPPED, out.sourceVmState());
                 assertEquals(MigrationState.COMPLETED, dest.outcome(), dest.error());
                 assertTrue(dest.verified() && dest.destinationResumed());
                 assertEquals(-1, source.memory.segment().mismatch(target.memory.segment()), "memories differ");
@@ -803,7 +804,7 @@ class DestinationChannelsTest {
 
                 assertTrue(proxy.cut.isDone(), "the proxy never cut page channel 0");
                 assertEquals(MigrationState.FAILED, out.outcome(), "source: " + out.error());
-                assertEquals("RUNNING", out.sourceVmState(), out.error());
+                assertEquals(SourceVmState.RUNNING, out.sourceVmState(), out.error());
                 assertFalse(out.verified());
                 assertEquals(-1, before.segment().mismatch(source.memory.segment()), "the source's memory was written");
 

@@ -10,6 +10,7 @@ import dev.ferry.core.MigrationParameters;
 import dev.ferry.core.MigrationReport;
 import dev.ferry.core.MigrationState;
 import dev.ferry.core.PageDigest;
+import dev.ferry.core.SourceVmState;
 import dev.ferry.core.VmControl;
 import java.lang.foreign.ValueLayout;
 import java.time.Duration;
@@ -136,7 +137,7 @@ class GangMigrationTest {
                 MigrationReport completed = out1.await(Duration.ofSeconds(60));
                 assertEquals(MigrationState.FAILED, failed.outcome());
                 assertTrue(failed.error().contains("device state refused by the test"), failed.error());
-                assertEquals("RUNNING", failed.sourceVmState(), "the failed member runs on at its source");
+                assertEquals(SourceVmState.RUNNING, failed.sourceVmState(), "the failed member runs on at its source");
                 assertEquals(0, secondTarget.resumes, "and never on its destination");
                 assertEquals(MigrationState.COMPLETED, completed.outcome(), completed.error());
                 assertTrue(completed.verified() && in1.await(Duration.ofSeconds(10)).verified());

@@ -7,6 +7,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.ferry.core.MigrationParameters;
 import dev.ferry.core.MigrationReport;
 import dev.ferry.core.MigrationState;
+import dev.ferry.core.SourceVmState;
+import dev.ferry.core.SwitchoverReason;
 import dev.ferry.core.PageDigest;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.util.EnumSet;
@@ -33,7 +35,7 @@ class PrecopyMigrationTest {
 
                 assertEquals(MigrationState.COMPLETED, out.outcome(), out.error());
                 assertTrue(out.verified(), out.error());
-                assertEquals("STOPPED", out.sourceVmState());
+                assertEquals(SourceVmState.STOPPED, out.sourceVmState());
                 assertTrue(dest.destinationResumed());
                 assertEquals(PageDigest.scan(source.memory), PageDigest.scan(target.memory));
                 assertTrue(source.memory.segment().mismatch(target.memory.segment()) < 0, "memories differ");
@@ -242,7 +244,7 @@ class PrecopyMigrationTest {
                 double expected = out.rounds().get(0).expectedDowntimeMs();
                 // 16 k references cost about what the bulk round's 16 k references did, not 90 times that
                 assertTrue(expected < 10 * bulkMs + 50, "expected " + expected + " ms after a bulk round of " + bulkMs + " ms");
-                assertEquals("converged", out.switchover().reason(), "a stop-and-copy of references meets the limit");
+                assertEquals(SwitchoverReason.CONVERGED, out.switchover().reason(), "a stop-and-copy of references meets the limit");
             }
         }
     }

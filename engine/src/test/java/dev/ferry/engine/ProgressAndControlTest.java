@@ -12,6 +12,8 @@ import dev.ferry.core.MigrationParameters;
 import dev.ferry.core.MigrationProgress;
 import dev.ferry.core.MigrationReport;
 import dev.ferry.core.MigrationState;
+import dev.ferry.core.SourceVmState;
+import dev.ferry.core.SwitchoverReason;
 import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.time.Duration;
@@ -138,7 +140,7 @@ class ProgressAndControlTest {
                 assertEquals(60_000, out.downtimeLimitMillis());
                 MigrationReport report = out.await(Duration.ofSeconds(60));
                 assertTrue(report.succeeded(), report.error());
-                assertEquals("converged", report.switchover().reason());
+                assertEquals(SwitchoverReason.CONVERGED, report.switchover().reason());
                 assertEquals(60_000, report.switchover().downtimeLimitMs());
                 assertThrows(IllegalArgumentException.class, () -> out.downtimeLimitMillis(0));
             }
@@ -157,7 +159,7 @@ class ProgressAndControlTest {
                 out.close();
                 MigrationReport report = out.result().getNow(null);
                 assertEquals(MigrationState.CANCELLED, report.outcome());
-                assertEquals("RUNNING", report.sourceVmState());
+                assertEquals(SourceVmState.RUNNING, report.sourceVmState());
                 assertEquals(0, source.resumes, "never paused");
             }
         }

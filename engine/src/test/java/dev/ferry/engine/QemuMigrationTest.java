@@ -10,6 +10,7 @@ import dev.ferry.core.MigrationReport;
 import dev.ferry.core.MigrationState;
 import dev.ferry.core.NanoClock;
 import dev.ferry.core.RoundRecord;
+import dev.ferry.core.SourceVmState;
 import dev.ferry.qemu.BootBlockGuest;
 import dev.ferry.qemu.ContentHashLog;
 import dev.ferry.qemu.QemuVm;
@@ -128,7 +129,7 @@ class QemuMigrationTest {
                 }
             });
             assertEquals(MigrationState.FAILED, result.source().outcome());
-            assertEquals("RUNNING", result.source().sourceVmState(), result.source().error());
+            assertEquals(SourceVmState.RUNNING, result.source().sourceVmState(), result.source().error());
             assertEquals("running", pair.status(pair.from()));
             long here = pair.source().serialBytes();
             assertTrue(pair.source().awaitSerial(here, 50, TIMEOUT), "the guest does not run on the source after the failure");
@@ -144,7 +145,7 @@ class QemuMigrationTest {
             Result result = pair.migrate(MigrationListener.NONE);
             assertEquals(MigrationState.FAILED, result.source().outcome());
             assertTrue(result.source().error().contains("QEMU refused migrate"), result.source().error());
-            assertEquals("RUNNING", result.source().sourceVmState());
+            assertEquals(SourceVmState.RUNNING, result.source().sourceVmState());
             assertEquals("running", pair.status(pair.from()), "Ferry stopped the source, so it cont'ed it");
             assertEquals("inmigrate", pair.status(pair.to()), "the destination QEMU never got cont");
             long here = pair.source().serialBytes();

@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.ferry.core.MigrationParameters;
 import dev.ferry.core.MigrationReport;
 import dev.ferry.core.MigrationState;
+import dev.ferry.core.SourceVmState;
 import dev.ferry.protocol.ProtocolException;
 import dev.ferry.protocol.Wire;
 import io.netty.buffer.ByteBuf;
@@ -45,7 +46,7 @@ class SourceHandOverTest {
             }
             assertEquals(MigrationState.FAILED, report.outcome(), "not COMPLETED: " + report.error());
             assertFalse(report.verified());
-            assertEquals("PAUSED", report.sourceVmState(), "the guest must not run nowhere");
+            assertEquals(SourceVmState.PAUSED, report.sourceVmState(), "the guest must not run nowhere");
             assertTrue(report.error().contains("hand-over in doubt"), report.error());
             assertTrue(report.error().contains("RESUMED with digest"), report.error());
             assertEquals(0, source.resumes, "the source's guest was not resumed");

@@ -14,6 +14,7 @@ import dev.ferry.core.MigrationMode;
 import dev.ferry.core.MigrationParameters;
 import dev.ferry.core.MigrationReport;
 import dev.ferry.core.MigrationState;
+import dev.ferry.core.SourceVmState;
 import dev.ferry.core.TlsProvider;
 import dev.ferry.transport.LinkException;
 import java.io.IOException;
@@ -244,7 +245,7 @@ class TlsMigrationTest {
 
     private static void assertRefusedWithTheGuestRunning(MigrationReport out, String reason) {
         assertEquals(MigrationState.FAILED, out.outcome());
-        assertEquals("RUNNING", out.sourceVmState(), "the guest runs on the source");
+        assertEquals(SourceVmState.RUNNING, out.sourceVmState(), "the guest runs on the source");
         assertNotNull(out.error());
         assertTrue(out.error().contains(reason), out.error());
     }

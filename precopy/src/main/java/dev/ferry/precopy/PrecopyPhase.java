@@ -6,6 +6,7 @@ import dev.ferry.core.DowntimeBreakdown;
 import dev.ferry.core.MigrationParameters;
 import dev.ferry.core.NanoClock;
 import dev.ferry.core.PageBitmap;
+import dev.ferry.core.RoundKind;
 import dev.ferry.core.RoundRecord;
 import dev.ferry.protocol.PageEncoding;
 import dev.ferry.protocol.ProtocolException;
@@ -114,7 +115,7 @@ public final class PrecopyPhase {
         dirtyLog.sync(toSend);
         toSend.setAll();
         synced(toSend.cardinality());
-        send(toSend, "bulk", roundControl);
+        send(toSend, RoundKind.BULK, roundControl);
         channels.xbzrleActive(true);
         while (true) {
             RoundRecord r = last;
@@ -130,7 +131,7 @@ public final class PrecopyPhase {
                 return step;
             }
             roundStart.starting(false);
-            send(toSend, "iterate", roundControl);
+            send(toSend, RoundKind.ITERATE, roundControl);
         }
     }
 
@@ -142,10 +143,10 @@ public final class PrecopyPhase {
         syncNanos = clock.nanoTime() - began;
         synced(toSend.cardinality());
         channels.lastRound();
-        send(toSend, "stop-and-copy", roundControl);
+        send(toSend, RoundKind.STOP_AND_COPY, roundControl);
         if (inFull != null && !toSend.isEmpty()) {
             // the stale references of the stop-and-copy: those pages cross in full, which cannot be stale
-            send(toSend, "stale", roundControl);
+            send(toSend, RoundKind.STALE, roundControl);
             if (!toSend.isEmpty()) {
                 throw new ProtocolException("the destination reported pages stale that crossed in full");
             }
@@ -263,7 +264,7 @@ public final class PrecopyPhase {
         return last;
     }
 
-    private void send(PageBitmap toSend, String kind, RoundControl roundControl)
+    private void send(PageBitmap toSend, RoundKind kind, RoundControl roundControl)
             throws LinkException, ProtocolException, CancelledException {
         if (roundControl.cancelled()) {
             throw new CancelledException();
@@ -283,7 +284,7 @@ public final class PrecopyPhase {
             inFull.or(stale);
             stale.clearAll();
         }
-        boolean last = kind.equals("stop-and-copy") || kind.equals("stale");
+        boolean last = kind == RoundKind.STOP_AND_COPY || kind == RoundKind.STALE;
         if (!last) {
             awaitDrain();
         }

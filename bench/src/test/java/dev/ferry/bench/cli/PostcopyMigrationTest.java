@@ -135,7 +135,7 @@ class PostcopyMigrationTest {
                 MigrationReport report = out.result().get(60, TimeUnit.SECONDS);
                 assertTrue(report.succeeded(), report.error());
                 assertEquals(1, report.postcopy().switchoverRound(), "switched in the middle of the bulk round");
-                assertEquals("postcopy", report.rounds().getLast().kind());
+                assertEquals(dev.ferry.core.RoundKind.POSTCOPY, report.rounds().getLast().kind());
                 assertTrue(report.rounds().getFirst().pagesSent() < source.pageCount(),
                         "the bulk round stopped early: " + report.rounds().getFirst().pagesSent());
                 MigrationReport destination = in.result().get(10, TimeUnit.SECONDS);

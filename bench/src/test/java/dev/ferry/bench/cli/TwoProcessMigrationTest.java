@@ -14,6 +14,7 @@ import dev.ferry.core.MigrationReport;
 import dev.ferry.core.MigrationState;
 import dev.ferry.core.PageDigest;
 import dev.ferry.core.PageGate;
+import dev.ferry.core.SourceVmState;
 import dev.ferry.engine.Migration;
 import dev.ferry.engine.OutgoingMigration;
 import java.io.InputStream;
@@ -74,7 +75,7 @@ class TwoProcessMigrationTest {
 
             MigrationReport report = migration.result().get(60, TimeUnit.SECONDS);
             assertEquals(MigrationState.FAILED, report.outcome());
-            assertEquals("RUNNING", report.sourceVmState());
+            assertEquals(SourceVmState.RUNNING, report.sourceVmState());
             assertFalse(report.verified());
             assertTrue(report.error() != null && !report.error().isBlank(), "says why");
             long before = workload.pagesWritten();
@@ -228,7 +229,7 @@ class TwoProcessMigrationTest {
                     .connect((InetSocketAddress) silent.getLocalSocketAddress()).start()
                     .result().get(30, TimeUnit.SECONDS);
             assertEquals(MigrationState.FAILED, report.outcome());
-            assertEquals("RUNNING", report.sourceVmState());
+            assertEquals(SourceVmState.RUNNING, report.sourceVmState());
             // whichever notices first: the link's read timeout (not even a heartbeat came) or the wait for WELCOME
             assertTrue(report.error().contains("peer silent past the peer timeout")
                     || report.error().contains("no WELCOME from the destination within 500 ms"), report.error());
