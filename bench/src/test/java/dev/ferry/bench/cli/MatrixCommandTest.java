@@ -3,7 +3,9 @@ package dev.ferry.bench.cli;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import dev.ferry.bench.report.RunReport;
+import dev.ferry.core.ReportJson;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
@@ -71,10 +73,22 @@ class MatrixCommandTest {
             assertEquals("gang:idle+idle", r.workload());
             assertEquals(2 * (32L << 20), r.memoryBytes(), "the gang's memory is its guests'");
         }
-        // the two guests hold one content: with dedup across them the gang sends far less than without
-        long plain = reports.stream().mapToLong(RunReport::bytesSent).max().orElseThrow();
-        long deduplicated = reports.stream().mapToLong(RunReport::bytesSent).min().orElseThrow();
-        assertTrue(deduplicated * 10 < plain * 7, "with dedup across the gang: " + deduplicated + " against " + plain);
+        // the two guests hold one content: with dedup many pages cross as references to the other's, and
+        // only raw pages cost a page (a bound from the run's own counts: a ratio to the plain run moved
+        // with the guests' race for the first copies, 0.72 on one CI run against a bound of 0.7)
+        int withDedup = 0;
+        for (RunReport r : reports) {
+            JsonNode gang = ReportJson.parseObject(r.json());
+            long across = gang.path("dedup").path("acrossGuests").asLong();
+            if (gang.path("dedup").path("gangIndexBytes").asLong() > 0) {
+                withDedup++;
+                assertTrue(across > 1000, "references across the gang: " + across);
+                GangBenchCommandTest.assertOnlyRawPagesCostAPage(gang);
+            } else {
+                assertEquals(0, across, "no index, no reference across");
+            }
+        }
+        assertEquals(1, withDedup, "one of the two runs had dedup");
         assertTrue(out.toString(StandardCharsets.UTF_8).contains("gang:idle+idle"), out.toString(StandardCharsets.UTF_8));
     }
 
