@@ -18,7 +18,7 @@ class MigrationParametersTest {
         assertEquals(MigrationMode.PRECOPY, p.mode());
         assertEquals(30, p.maxRounds());
         assertEquals(0, p.totalTimeLimitMillis());
-        assertEquals(Set.of(Capability.ZERO_PAGES, Capability.XBZRLE, Capability.LZ4), p.capabilities());
+        assertEquals(Set.of(Capability.ZERO_PAGES, Capability.XBZRLE, Capability.LZ4, Capability.DEDUP), p.capabilities());
         assertEquals(1, p.zstdLevel());
         assertEquals(-1, p.postcopyAfterRounds());
         assertEquals(10_000, p.peerTimeoutMillis());

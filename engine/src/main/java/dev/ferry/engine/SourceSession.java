@@ -25,6 +25,7 @@ import dev.ferry.core.PageDigest;
 import dev.ferry.core.PostcopyReport;
 import dev.ferry.core.RoundRecord;
 import dev.ferry.core.VmControl;
+import dev.ferry.dedup.DedupChooser;
 import dev.ferry.postcopy.PostcopySource;
 import dev.ferry.precopy.DowntimeEstimator;
 import dev.ferry.precopy.PrecopyPhase;
@@ -569,9 +570,11 @@ final class SourceSession {
         boolean dedup = negotiated.contains(Capability.DEDUP);
         // the index is split among the channels that send references: the request channel is one in post-copy
         int indexes = params.channels() + (negotiated.contains(Capability.POSTCOPY) ? 1 : 0);
+        // a guest alone looks its pages up only while that finds copies; a gang's members always do
+        DedupChooser dedupChooser = dedup && pageChannel && gang == null ? new DedupChooser() : null;
         return new PageSender(channel, link, memory, encoder, chooser, digest.part(), dirtyLog, clock,
                 dedup ? new dev.ferry.dedup.DedupIndex(params.dedupIndexSize() / indexes) : null,
-                dedup && pageChannel ? inFull : null, dedup && gang != null ? gang.index() : null, member);
+                dedup && pageChannel ? inFull : null, dedup && gang != null ? gang.index() : null, member, dedupChooser);
     }
 
     /**

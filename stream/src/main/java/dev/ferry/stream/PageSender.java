@@ -5,6 +5,7 @@ import dev.ferry.compression.PageEncoder;
 import dev.ferry.compression.StageStats;
 import dev.ferry.compression.ZeroPages;
 import dev.ferry.dedup.ContentHash;
+import dev.ferry.dedup.DedupChooser;
 import dev.ferry.dedup.DedupIndex;
 import dev.ferry.dedup.GangIndex;
 import dev.ferry.core.ClaimablePages;
@@ -77,6 +78,13 @@ public final class PageSender implements AutoCloseable {
     private final DedupIndex dedup;
     /** With dedup, the contents of the pages sampled so far by the estimate between rounds. */
     private final DedupIndex sampled;
+    /** With dedup on a page channel of a guest alone, whether pages are looked up at all; else null. */
+    private final DedupChooser dedupChooser;
+    /** Whether the chooser has the index on for this chunk (always, without a chooser). */
+    private boolean indexing = true;
+    /** The index's lookups and hits when the chunk began. */
+    private long chunkLookups;
+    private long chunkHits;
     /** Pages the destination found a stale reference for: they cross in full the next time. */
     private final PageBitmap inFull;
     /** With a gang, the index its guests share and this guest's number in it (1 up); else null and 0. */
@@ -144,6 +152,18 @@ public final class PageSender implements AutoCloseable {
     public PageSender(int channel, Link link, GuestMemory memory, PageEncoder encoder, CompressionChooser chooser,
             MemoryDigest.Part digest, DirtyLog dirtyLog, NanoClock clock, DedupIndex dedup, PageBitmap inFull,
             GangIndex gang, int member) {
+        this(channel, link, memory, encoder, chooser, digest, dirtyLog, clock, dedup, inFull, gang, member, null);
+    }
+
+    /**
+     * @param dedupChooser with dedup, what decides chunk by chunk whether pages are looked up at
+     *                     all; null to look every page up (a gang's members always do: the others
+     *                     may refer to what one sends)
+     */
+    public PageSender(int channel, Link link, GuestMemory memory, PageEncoder encoder, CompressionChooser chooser,
+            MemoryDigest.Part digest, DirtyLog dirtyLog, NanoClock clock, DedupIndex dedup, PageBitmap inFull,
+            GangIndex gang, int member, DedupChooser dedupChooser) {
+        this.dedupChooser = dedup == null ? null : dedupChooser;
         this.gang = gang;
         this.member = member;
         this.dirtyLog = dirtyLog;
@@ -213,6 +233,7 @@ public final class PageSender implements AutoCloseable {
             }
             if (chunkDone) {
                 adaptCompression();
+                adaptDedup();
             }
         }
         if (frame != null) {
@@ -317,7 +338,8 @@ public final class PageSender implements AutoCloseable {
      */
     public int trialBytes(long page) {
         long at = page << GuestMemory.PAGE_SHIFT;
-        if (dedupActive && !(encoder.zeroPages() && ZeroPages.isZero(guest, at)) && !(inFull != null && inFull.get(page))) {
+        if (dedupActive && indexing && !(encoder.zeroPages() && ZeroPages.isZero(guest, at))
+                && !(inFull != null && inFull.get(page))) {
             long contentHash = PageDigest.contentHash(guest, at);
             boolean known = sampled.holds(contentHash) || dedup.holds(contentHash) || gang != null && gang.holds(contentHash);
             sampled.put(contentHash, page);
@@ -365,6 +387,7 @@ public final class PageSender implements AutoCloseable {
     public void postcopy(ClaimablePages referenced, PageBitmap discarded) {
         this.referenced = referenced;
         this.discarded = discarded;
+        indexing = true;
         if (dedup != null && sentInPostcopy == null) {
             sentInPostcopy = new PageBitmap(discarded.pageCount());
         }
@@ -412,10 +435,10 @@ public final class PageSender implements AutoCloseable {
         if (!untouched.contains(page) || !encoder.encodeKnownZero(page)) {
             MemorySegment.copy(guest, page << GuestMemory.PAGE_SHIFT, frameSegment, payloadAt, GuestMemory.PAGE_SIZE);
             dirtyLog.sending(page, frameSegment, payloadAt);
-            if (dedupActive && encoder.zeroPages() && ZeroPages.isZero(frameSegment, payloadAt)) {
+            if (dedupActive && indexing && encoder.zeroPages() && ZeroPages.isZero(frameSegment, payloadAt)) {
                 // found zero here: the encoder need not read it again
                 encoder.encodeKnownZero(page);
-            } else if (dedupActive) {
+            } else if (dedupActive && indexing) {
                 long contentHash = PageDigest.contentHash(frameSegment, payloadAt);
                 if (inFull != null && inFull.get(page)) {
                     inFull.clear(page);
@@ -543,6 +566,18 @@ public final class PageSender implements AutoCloseable {
      * is most of the bytes, so it must be able to switch compression on (a slow link) or off
      * (loopback) as soon as the first chunks have measured both.
      */
+    /** At a chunk's end: whether the next chunk looks its pages up, from what this one found. */
+    private void adaptDedup() {
+        if (dedupChooser == null) {
+            return;
+        }
+        long hits = dedup.hits();
+        long lookups = hits + dedup.misses();
+        indexing = dedupChooser.next(lookups - chunkLookups, hits - chunkHits);
+        chunkLookups = lookups;
+        chunkHits = hits;
+    }
+
     private void adaptCompression() {
         if (chooser == null) {
             return;
