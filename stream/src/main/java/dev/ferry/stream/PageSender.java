@@ -125,37 +125,15 @@ public final class PageSender implements AutoCloseable {
     private long chunkStart;
 
     /**
-     * @param channel  this channel's index, for messages
-     * @param chooser  the adaptive compression choice, or null when there is nothing to choose
-     */
-    public PageSender(int channel, Link link, GuestMemory memory, PageEncoder encoder, CompressionChooser chooser,
-            MemoryDigest.Part digest, DirtyLog dirtyLog, NanoClock clock) {
-        this(channel, link, memory, encoder, chooser, digest, dirtyLog, clock, null, null);
-    }
-
-    /**
-     * @param dedup  this channel's content index, or null without dedup
-     * @param inFull pages that must cross in full (shared by the page channels, each touching only
-     *               its stripes; written by the session between rounds), or null without dedup and
-     *               on the request channel
-     */
-    public PageSender(int channel, Link link, GuestMemory memory, PageEncoder encoder, CompressionChooser chooser,
-            MemoryDigest.Part digest, DirtyLog dirtyLog, NanoClock clock, DedupIndex dedup, PageBitmap inFull) {
-        this(channel, link, memory, encoder, chooser, digest, dirtyLog, clock, dedup, inFull, null, 0);
-    }
-
-    /**
-     * @param gang   with dedup in a gang, the index the gang's guests share (asked when this channel's
-     *               own index misses; told of every page sent in full); else null
-     * @param member this guest's number in the gang, from 1, as the destination's gang numbers it
-     */
-    public PageSender(int channel, Link link, GuestMemory memory, PageEncoder encoder, CompressionChooser chooser,
-            MemoryDigest.Part digest, DirtyLog dirtyLog, NanoClock clock, DedupIndex dedup, PageBitmap inFull,
-            GangIndex gang, int member) {
-        this(channel, link, memory, encoder, chooser, digest, dirtyLog, clock, dedup, inFull, gang, member, null);
-    }
-
-    /**
+     * @param channel      this channel's index, for messages
+     * @param chooser      the adaptive compression choice, or null when there is nothing to choose
+     * @param dedup        this channel's content index, or null without dedup
+     * @param inFull       pages that must cross in full (shared by the page channels, each touching
+     *                     only its stripes; written by the session between rounds), or null without
+     *                     dedup and on the request channel
+     * @param gang         with dedup in a gang, the index the gang's guests share (asked when this
+     *                     channel's own index misses; told of every page sent in full); else null
+     * @param member       this guest's number in the gang, from 1, as the destination's gang numbers it
      * @param dedupChooser with dedup, what decides chunk by chunk whether pages are looked up at
      *                     all; null to look every page up (a gang's members always do: the others
      *                     may refer to what one sends)
@@ -435,10 +413,11 @@ public final class PageSender implements AutoCloseable {
         if (!untouched.contains(page) || !encoder.encodeKnownZero(page)) {
             MemorySegment.copy(guest, page << GuestMemory.PAGE_SHIFT, frameSegment, payloadAt, GuestMemory.PAGE_SIZE);
             dirtyLog.sending(page, frameSegment, payloadAt);
-            if (dedupActive && indexing && encoder.zeroPages() && ZeroPages.isZero(frameSegment, payloadAt)) {
+            boolean dedupNow = dedupActive && indexing;
+            if (dedupNow && encoder.zeroPages() && ZeroPages.isZero(frameSegment, payloadAt)) {
                 // found zero here: the encoder need not read it again
                 encoder.encodeKnownZero(page);
-            } else if (dedupActive && indexing) {
+            } else if (dedupNow) {
                 long contentHash = PageDigest.contentHash(frameSegment, payloadAt);
                 if (inFull != null && inFull.get(page)) {
                     inFull.clear(page);
@@ -561,11 +540,6 @@ public final class PageSender implements AutoCloseable {
         chunkStats = encoder.stats();
     }
 
-    /**
-     * The adaptive choice, made every chunk of a round rather than once a round: the bulk round
-     * is most of the bytes, so it must be able to switch compression on (a slow link) or off
-     * (loopback) as soon as the first chunks have measured both.
-     */
     /** At a chunk's end: whether the next chunk looks its pages up, from what this one found. */
     private void adaptDedup() {
         if (dedupChooser == null) {
@@ -578,6 +552,11 @@ public final class PageSender implements AutoCloseable {
         chunkHits = hits;
     }
 
+    /**
+     * The adaptive choice, made every chunk of a round rather than once a round: the bulk round
+     * is most of the bytes, so it must be able to switch compression on (a slow link) or off
+     * (loopback) as soon as the first chunks have measured both.
+     */
     private void adaptCompression() {
         if (chooser == null) {
             return;
