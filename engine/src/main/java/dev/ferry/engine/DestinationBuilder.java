@@ -9,6 +9,7 @@ import dev.ferry.core.NanoClock;
 import dev.ferry.core.TlsProvider;
 import dev.ferry.core.VmControl;
 import dev.ferry.transport.LinkException;
+import dev.ferry.transport.GuestMux;
 import dev.ferry.transport.LinkServer;
 import dev.ferry.transport.Tls;
 import dev.ferry.transport.Transports;
@@ -342,7 +343,9 @@ public final class DestinationBuilder {
 
     /**
      * Listens and serves exactly one migration: another connection is refused, unless it resumes
-     * a post-copy migration whose link was lost.
+     * a post-copy migration whose link was lost. A gang's member is received on the gang's
+     * listening socket instead, which the first member started opens, with its address, TLS and
+     * timeouts.
      */
     public IncomingMigration start() throws MigrationException {
         if (memoryForSize == null) {
@@ -364,24 +367,43 @@ public final class DestinationBuilder {
         if (prealloc && given != null) {
             given.prealloc();
         }
-        // page channels apply in parallel, each on an event loop of its own as far as the cores go
-        EventLoopGroup group = Transports.group(Math.max(4, 2 * Runtime.getRuntime().availableProcessors()));
         DestinationSession session = new DestinationSession(memoryForSize, vm, clock, capabilities, faultMechanism,
                 peerTimeoutMillis, recoverTimeoutMillis, maxMemory, migrationId, registry, guest, listener);
-        if (gang != null) {
-            session.gang(gang, member);
-        }
         DestinationHandler handler = new DestinationHandler(session, maxPending, handshakeTimeoutMillis, peerTimeoutMillis,
                 refusals);
+        TlsProvider provider = tls == null ? null : tls.provider();
+        if (gang != null) {
+            session.gang(gang, member);
+            try {
+                Gang.Listener shared = gang.receive(member, handler, () -> {
+                    java.util.concurrent.atomic.AtomicInteger pending = new java.util.concurrent.atomic.AtomicInteger();
+                    return bind(tls, () -> new GuestMux(gang::handler, refusals, peerTimeoutMillis, handshakeTimeoutMillis,
+                            pending, maxPending));
+                });
+                session.awaitSource(acceptTimeoutMillis);
+                return new IncomingMigration(shared.address(), () -> gang.received(member, shared), () -> gang.closed(shared),
+                        session, provider);
+            } catch (LinkException e) {
+                throw new MigrationException(e.getMessage(), e);
+            }
+        }
         try {
             // one handler for every connection: the control connection, the channels, a recovery, or a refusal
-            LinkServer server = LinkServer.bind(group, address, peerTimeoutMillis, tls, refusals, () -> handler);
+            Gang.Listener own = bind(tls, () -> handler);
             session.awaitSource(acceptTimeoutMillis);
-            return new IncomingMigration(server, group, session, tls == null ? null : tls.provider());
+            return new IncomingMigration(own.address(), own::stopListening, own::close, session, provider);
         } catch (LinkException e) {
-            group.shutdownGracefully();
             throw new MigrationException(e.getMessage(), e);
-        } catch (RuntimeException e) {
+        }
+    }
+
+    /** The listening socket, on event loops of its own: page channels apply in parallel, each on a loop of its own as far as the cores go. */
+    private Gang.Listener bind(Tls tls, java.util.function.Supplier<io.netty.channel.ChannelHandler> handlers)
+            throws LinkException {
+        EventLoopGroup group = Transports.group(Math.max(4, 2 * Runtime.getRuntime().availableProcessors()));
+        try {
+            return new Gang.Listener(LinkServer.bind(group, address, peerTimeoutMillis, tls, refusals, handlers), group);
+        } catch (LinkException | RuntimeException e) {
             group.shutdownGracefully();
             throw e;
         }

@@ -3,25 +3,28 @@ package dev.ferry.engine;
 import dev.ferry.core.GuestMemory;
 import dev.ferry.core.MigrationReport;
 import dev.ferry.core.TlsProvider;
-import dev.ferry.transport.LinkServer;
-import io.netty.channel.EventLoopGroup;
 import java.net.InetSocketAddress;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.TimeUnit;
 
 /** A destination waiting for, or receiving, one migration. */
 public final class IncomingMigration implements AutoCloseable {
-    private final LinkServer server;
-    private final EventLoopGroup group;
+    private final InetSocketAddress address;
+    private final Runnable closeEventLoops;
+    private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
     private final DestinationSession migration;
     private final TlsProvider tls;
 
-    IncomingMigration(LinkServer server, EventLoopGroup group, DestinationSession migration, TlsProvider tls) {
-        this.server = server;
+    /**
+     * A migration received on {@code address}: {@code stopListening} runs once when it ends,
+     * {@code closeEventLoops} once when it is closed.
+     */
+    IncomingMigration(InetSocketAddress address, Runnable stopListening, Runnable closeEventLoops,
+            DestinationSession migration, TlsProvider tls) {
+        this.address = address;
+        this.closeEventLoops = closeEventLoops;
         this.tls = tls;
-        this.group = group;
         this.migration = migration;
-        migration.result().whenComplete((report, error) -> server.close());
+        migration.result().whenComplete((report, error) -> stopListening.run());
     }
 
     /** A snapshot of this side at this moment: bytes received, rounds ended, pages missing in post-copy. */
@@ -40,7 +43,7 @@ public final class IncomingMigration implements AutoCloseable {
 
     /** The address sources connect to. */
     public InetSocketAddress address() {
-        return server.localAddress();
+        return address;
     }
 
     /** The TLS implementation every connection runs on (OpenSSL or the JDK's); empty for plaintext. */
@@ -74,7 +77,8 @@ public final class IncomingMigration implements AutoCloseable {
     @Override
     public void close() {
         migration.fail("the destination was closed before the migration ended");
-        server.close();
-        group.shutdownGracefully(0, 1, TimeUnit.SECONDS).awaitUninterruptibly(5000);
+        if (closed.compareAndSet(false, true)) {
+            closeEventLoops.run();
+        }
     }
 }

@@ -3,7 +3,6 @@ package dev.ferry.engine;
 import dev.ferry.core.MigrationProgress;
 import dev.ferry.core.MigrationReport;
 import dev.ferry.core.MigrationState;
-import io.netty.channel.EventLoopGroup;
 import java.time.Duration;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
@@ -23,7 +22,8 @@ public final class OutgoingMigration implements AutoCloseable {
     private final SourceSession migration;
     private final CompletableFuture<MigrationReport> result = new CompletableFuture<>();
 
-    OutgoingMigration(SourceSession migration, EventLoopGroup group) {
+    /** Runs {@code migration} on a thread of its own; {@code release} gives its event loops back when it ends. */
+    OutgoingMigration(SourceSession migration, Runnable release) {
         this.migration = migration;
         Thread thread = new Thread(() -> {
             try {
@@ -31,7 +31,7 @@ public final class OutgoingMigration implements AutoCloseable {
             } catch (Throwable t) {
                 result.completeExceptionally(t);
             } finally {
-                group.shutdownGracefully(0, 1, TimeUnit.SECONDS);
+                release.run();
             }
         }, "ferry-source");
         thread.start();

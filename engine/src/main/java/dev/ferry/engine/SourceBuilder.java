@@ -99,9 +99,13 @@ public final class SourceBuilder {
             PageEncoder.loadCodecs();
         }
         // the control connection, every page channel and the request channel on a loop of its own
-        EventLoopGroup group = Transports.group(parameters.channels() + 2);
+        int loops = parameters.channels() + 2;
+        // a gang's members share its connections, so their loops too: they outlive any one member
+        EventLoopGroup group = gang == null ? Transports.group(loops) : gang.sourceLoops(loops);
         SourceSession migration = new SourceSession(memory, dirtyLog, vm, parameters, destination, group, clock,
                 registry, guest, listener, gang, member);
-        return new OutgoingMigration(migration, group);
+        return new OutgoingMigration(migration, gang == null
+                ? () -> group.shutdownGracefully(0, 1, java.util.concurrent.TimeUnit.SECONDS)
+                : () -> gang.releaseSourceLoops(group));
     }
 }

@@ -257,7 +257,7 @@ final class SourceSession {
         try {
             tls = new TlsCredentials(params.tlsCert(), params.tlsKey(), params.tlsCa(), params.tlsAllow(),
                     params.tlsProvider()).forSource(destination.getHostString());
-            SourceControl control = new SourceControl(connect(), params.peerTimeoutMillis());
+            SourceControl control = new SourceControl(connect(Gang.CONTROL), params.peerTimeoutMillis());
             this.control = control;
             Wire.Welcome welcome = control.hello(new Wire.Hello(Wire.VERSION, GuestMemory.PAGE_SIZE, memory.byteSize(),
                     Wire.mask(params.capabilities()), params.mode().ordinal(), params.channels(), params.migrationId()));
@@ -520,13 +520,15 @@ final class SourceSession {
         }
     }
 
-    private Link connect() throws LinkException {
-        return Link.connect(group, destination, tls, limiter, params.peerTimeoutMillis(), clock);
+    /** A connection of {@code role} ({@link Gang#CONTROL}, {@link Gang#REQUEST} or a page channel), a gang's shared by its members. */
+    private Link connect(int role) throws LinkException {
+        Gang.Connector connector = () -> Link.connect(group, destination, tls, limiter, params.peerTimeoutMillis(), clock);
+        return gang == null ? connector.connect() : gang.link(member, role, connector);
     }
 
     /** A connection joined to the session as {@code channel}; its JOIN's round trip counts for the estimate. */
     private Link join(int channel) throws LinkException, ProtocolException {
-        Link link = connect();
+        Link link = connect(channel == params.channels() ? Gang.REQUEST : channel);
         try {
             long sent = clock.nanoTime();
             SourceControl.join(link, new Wire.Join(session, channel, params.migrationId()), params.peerTimeoutMillis());
@@ -584,7 +586,7 @@ final class SourceSession {
     private List<Link> reconnect(PageBitmap missing) throws LinkException, ProtocolException {
         List<Link> links = new ArrayList<>();
         try {
-            Link control = connect();
+            Link control = connect(Gang.CONTROL);
             links.add(control);
             io.netty.buffer.ByteBuf recover = control.buffer(Wire.FRAME_HEADER + 32);
             Wire.writeRecover(recover, new Wire.Recover(session, params.migrationId()));

@@ -115,6 +115,51 @@ class GangMigrationTest {
     }
 
     @Test
+    void membersShareTheSessionsConnectionsAndEachVerifies() throws Exception {
+        Gang source = Gang.create();
+        Gang destination = Gang.create();
+        MigrationParameters twoChannels = MigrationParameters.builder()
+                .capabilities(EnumSet.of(Capability.ZERO_PAGES, Capability.DEDUP)).channels(2).build();
+        List<TestGuest> guests = new ArrayList<>();
+        List<IncomingMigration> ins = new ArrayList<>();
+        List<OutgoingMigration> outs = new ArrayList<>();
+        TcpProxy proxy = null;
+        try {
+            for (int member = 1; member <= 3; member++) {
+                TestGuest target = new TestGuest(SIZE, 0, false);
+                guests.add(target);
+                ins.add(Migration.destination(target).memory(target.memory).gang(destination, member).start());
+            }
+            assertEquals(1, ins.stream().map(IncomingMigration::address).distinct().count(), "one listening socket");
+            proxy = new TcpProxy(ins.getFirst().address());
+            for (int member = 1; member <= 3; member++) {
+                TestGuest guest = new TestGuest(SIZE, 7, true);
+                guests.add(guest);
+                outs.add(Migration.source(guest.memory, guest.dirty, guest).parameters(twoChannels).gang(source, member)
+                        .connect(proxy.address()).start());
+            }
+            for (int m = 0; m < 3; m++) {
+                MigrationReport report = outs.get(m).await(Duration.ofSeconds(60));
+                assertEquals(MigrationState.COMPLETED, report.outcome(), "member " + (m + 1) + ": " + report.error());
+                MigrationReport received = ins.get(m).await(Duration.ofSeconds(10));
+                assertTrue(report.verified() && received.verified(), report.error() + " / " + received.error());
+                assertEquals(report.digest(), received.digest());
+            }
+            // the control connection and two page channels, whatever the number of guests
+            assertEquals(3, proxy.connections().size(), "connections opened by three guests of two channels each");
+        } finally {
+            for (OutgoingMigration out : outs) {
+                out.close();
+            }
+            ins.forEach(IncomingMigration::close);
+            guests.forEach(TestGuest::close);
+            if (proxy != null) {
+                proxy.close();
+            }
+        }
+    }
+
+    @Test
     void aMemberThatFailsFailsAloneAndTheOthersComplete() throws Exception {
         Gang source = Gang.create();
         Gang destination = Gang.create();

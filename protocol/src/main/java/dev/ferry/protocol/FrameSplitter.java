@@ -14,7 +14,8 @@ import io.netty.handler.codec.TooLongFrameException;
  * over every byte the destination receives, where this one copies about one frame a read.
  *
  * <p>A connection's first frame may be at most {@code firstFrameLimit} bytes (a handshake's on a
- * destination, {@link Wire#MAX_FRAME} on a source), every later one {@link Wire#MAX_FRAME}; a
+ * destination, {@link Wire#MAX_FRAME} on a source), every later one {@link Wire#MAX_FRAME}
+ * ({@link Wire#MAX_GUEST_FRAME} on a connection a gang shares, whose first frame is GUEST); a
  * longer one fails the connection at its length field,
  * before its bytes are buffered, with a {@link TooLongFrameException}, and nothing after it is
  * read.
@@ -22,6 +23,8 @@ import io.netty.handler.codec.TooLongFrameException;
 final class FrameSplitter extends ChannelInboundHandlerAdapter {
     private final int firstFrameLimit;
     private boolean first = true;
+    /** Whether the first frame was a GUEST frame: a gang's connection carries them up to {@link Wire#MAX_GUEST_FRAME}. */
+    private boolean guests;
     private boolean failed;
     /** Bytes of a length field split across reads, and how many of its four have come. */
     private int lengthField;
@@ -69,12 +72,12 @@ final class FrameSplitter extends ChannelInboundHandlerAdapter {
     /** A frame of {@code length} bytes starts at {@code in}'s reader index. */
     private void start(ChannelHandlerContext ctx, ByteBuf in, int length) {
         long unsigned = Integer.toUnsignedLong(length);
-        long limit = first ? firstFrameLimit : Wire.MAX_FRAME;
+        long limit = first ? firstFrameLimit : guests ? Wire.MAX_GUEST_FRAME : Wire.MAX_FRAME;
         if (unsigned > limit) {
             failed = true;
             ctx.fireExceptionCaught(new TooLongFrameException(limit < Wire.MAX_FRAME
                     ? "a connection's first frame of " + unsigned + " bytes, above MAX_HANDSHAKE_FRAME " + limit
-                    : "frame of " + unsigned + " bytes, above MAX_FRAME " + limit));
+                    : "frame of " + unsigned + " bytes, above " + (guests ? "MAX_GUEST_FRAME " : "MAX_FRAME ") + limit));
             return;
         }
         if (in.readableBytes() >= length) {
@@ -88,6 +91,9 @@ final class FrameSplitter extends ChannelInboundHandlerAdapter {
     }
 
     private void emit(ChannelHandlerContext ctx, ByteBuf frame) {
+        if (first) {
+            guests = frame.isReadable() && frame.getUnsignedByte(frame.readerIndex()) == Wire.GUEST;
+        }
         first = false;
         ctx.fireChannelRead(frame);
     }

@@ -35,6 +35,10 @@ import java.nio.charset.StandardCharsets;
  *   RECOVER      0x04  magic u64, session u64, migration u128; the first frame of a control connection that
  *                      resumes a post-copy session whose connections were lost
  *   JOINED       0x05  (dst→src) channel u16: the connection is part of the session
+ *   GUEST        0x06  (either way) guest u16 (a gang's member, 1 .. 65535), then whole frames of that guest's
+ *                      own connection to the end of the frame; no frames: that guest's connection here closed.
+ *                      A gang's guests share its connections: on a connection whose first frame is GUEST, every
+ *                      frame is one, and a frame may be up to MAX_GUEST_FRAME
  *   PAGES        0x10  page records to the end of the frame:
  *                      index u64, encoding u8, length u16, payload (length bytes);
  *                      for ZERO (1) there is no payload and length counts the run of
@@ -77,6 +81,10 @@ public final class Wire {
      * buffered before it said what it is.
      */
     public static final int MAX_HANDSHAKE_FRAME = 4096;
+    /** Bytes of a GUEST frame's header: length, type and guest. */
+    public static final int GUEST_HEADER = 4 + 1 + 2;
+    /** The largest frame (type + body) of a connection a gang shares: a GUEST frame around one of {@link #MAX_FRAME}. */
+    public static final int MAX_GUEST_FRAME = 1 + 2 + 4 + MAX_FRAME;
     /** Bytes of the length and type fields. */
     public static final int FRAME_HEADER = 5;
     /** Bytes of a page record's index, encoding and length fields. */
@@ -91,6 +99,7 @@ public final class Wire {
     public static final int JOIN = 0x03;
     public static final int RECOVER = 0x04;
     public static final int JOINED = 0x05;
+    public static final int GUEST = 0x06;
     public static final int PAGES = 0x10;
     public static final int ROUND_END = 0x11;
     public static final int DEVICE_STATE = 0x12;
@@ -133,6 +142,7 @@ public final class Wire {
             case JOIN -> "JOIN";
             case RECOVER -> "RECOVER";
             case JOINED -> "JOINED";
+            case GUEST -> "GUEST";
             case PAGES -> "PAGES";
             case ROUND_END -> "ROUND_END";
             case DEVICE_STATE -> "DEVICE_STATE";
@@ -257,6 +267,46 @@ public final class Wire {
     public static int readJoined(ByteBuf body) throws ProtocolException {
         expectBody("JOINED", body, JOINED_BODY);
         return body.readUnsignedShort();
+    }
+
+    /**
+     * Writes a GUEST frame's header: {@code bodyBytes} bytes of {@code guest}'s frames follow it
+     * (0 when its connection closed).
+     */
+    public static void writeGuestHeader(ByteBuf out, int guest, int bodyBytes) {
+        writeHeader(out, GUEST, 2 + bodyBytes);
+        out.writeShort(guest);
+    }
+
+    /** Reads a GUEST frame's guest, leaving {@code body} at the guest's frames. */
+    public static int readGuest(ByteBuf body) throws ProtocolException {
+        if (body.readableBytes() < 2) {
+            throw new ProtocolException("malformed GUEST frame: " + body.readableBytes() + " bytes, needs a guest u16");
+        }
+        int guest = body.readUnsignedShort();
+        if (guest == 0) {
+            throw new ProtocolException("malformed GUEST frame: guest 0 (a gang numbers its guests from 1)");
+        }
+        return guest;
+    }
+
+    /**
+     * Each whole frame in {@code frames} (length, type, body), as a retained slice of {@code type
+     * + body} for {@code each}, which releases it; a frame cut short or longer than
+     * {@link #MAX_FRAME} is an error, and nothing after it is passed on.
+     */
+    public static void forEachFrame(ByteBuf frames, java.util.function.Consumer<ByteBuf> each) throws ProtocolException {
+        while (frames.isReadable()) {
+            if (frames.readableBytes() < 4) {
+                throw new ProtocolException("a GUEST frame ends inside a frame's length field");
+            }
+            long length = Integer.toUnsignedLong(frames.readInt());
+            if (length > MAX_FRAME || length > frames.readableBytes()) {
+                throw new ProtocolException("a GUEST frame holds a frame of " + length + " bytes, "
+                        + (length > MAX_FRAME ? "above MAX_FRAME " + MAX_FRAME : "past its end"));
+            }
+            each.accept(frames.readRetainedSlice((int) length));
+        }
     }
 
     public static void writeRoundEnd(ByteBuf out, int round, long pages) {

@@ -111,7 +111,7 @@ class ProtocolDocTest {
     void constantsTableMatchesWire() throws ReflectiveOperationException {
         Map<String, String> rows = rows("Constants");
         assertTrue(rows.keySet().containsAll(Set.of("MAGIC", "VERSION", "MAX_CHANNELS", "MAX_FRAME", "FRAME_HEADER",
-                "RECORD_HEADER", "MAX_ZERO_RUN", "PAGES_FRAME_TARGET", "RUN", "STRIPE_PAGES", "MAX_HANDSHAKE_FRAME")),
+                "RECORD_HEADER", "MAX_ZERO_RUN", "GUEST_HEADER", "MAX_GUEST_FRAME", "PAGES_FRAME_TARGET", "RUN", "STRIPE_PAGES", "MAX_HANDSHAKE_FRAME")),
                 rows.keySet().toString());
         for (Map.Entry<String, String> row : rows.entrySet()) {
             Class<?> owner = switch (row.getKey()) {
@@ -176,6 +176,16 @@ class ProtocolDocTest {
                 field(expect, unchecked, "channel", join.channel());
                 migration(expect, unchecked, join.migration());
                 Wire.writeJoin(again, join);
+            }
+            case Wire.GUEST -> {
+                int guest = Wire.readGuest(frame);
+                field(expect, unchecked, "guest", guest);
+                List<ByteBuf> frames = new ArrayList<>();
+                Wire.forEachFrame(frame.duplicate(), frames::add);
+                field(expect, unchecked, "frames", frames.size());
+                frames.forEach(ByteBuf::release);
+                Wire.writeGuestHeader(again, guest, frame.readableBytes());
+                again.writeBytes(frame);
             }
             case Wire.JOINED -> {
                 int channel = Wire.readJoined(frame);

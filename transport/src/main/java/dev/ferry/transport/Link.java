@@ -31,20 +31,31 @@ public final class Link implements AutoCloseable {
     private static final int HIGH_WATER = 1 << 20;
     private static final ByteBuf CLOSED = io.netty.buffer.Unpooled.EMPTY_BUFFER;
 
+    /** The guest of a link that is the connection's own, not a gang member's on a shared one. */
+    private static final int OWN = 0;
+
     private final Channel channel;
+    /** The connection's: writability, its failure, and the inboxes of the guests that share it. */
     private final Inbound inbound;
+    /** This link's frames from the peer. */
+    private final Inbox inbox;
+    /** The gang member whose frames this link carries in GUEST frames, or {@link #OWN}. */
+    private final int guest;
     private final BandwidthLimiter limiter;
     private final NanoClock clock;
     private final long peerTimeoutNanos;
     private long bytesSent;
     private long waitedNanos;
 
-    private Link(Channel channel, Inbound inbound, BandwidthLimiter limiter, long peerTimeoutMillis, NanoClock clock) {
+    private Link(Channel channel, Inbound inbound, Inbox inbox, int guest, BandwidthLimiter limiter, long peerTimeoutNanos,
+            NanoClock clock) {
         this.channel = channel;
         this.inbound = inbound;
+        this.inbox = inbox;
+        this.guest = guest;
         this.limiter = limiter;
         this.clock = clock;
-        this.peerTimeoutNanos = TimeUnit.MILLISECONDS.toNanos(peerTimeoutMillis);
+        this.peerTimeoutNanos = peerTimeoutNanos;
     }
 
     /**
@@ -93,7 +104,23 @@ public final class Link implements AutoCloseable {
         if (tls != null) {
             verify(connect.channel(), address, tls, peerTimeoutMillis);
         }
-        return new Link(connect.channel(), inbound, limiter, peerTimeoutMillis, clock);
+        return new Link(connect.channel(), inbound, inbound.own, OWN, limiter, TimeUnit.MILLISECONDS.toNanos(peerTimeoutMillis),
+                clock);
+    }
+
+    /**
+     * A link for gang member {@code guest} on this connection, which its members share: what it
+     * sends crosses in GUEST frames naming the guest, and it receives only that guest's frames.
+     * The connection closes when the last of its guests' links does; null when it is closed or
+     * closing (the caller connects anew). This connection's own {@link #send} and
+     * {@link #receive} are then not used.
+     */
+    public Link guest(int guest) {
+        if (guest <= OWN || guest > 0xFFFF) {
+            throw new IllegalArgumentException("a gang member is 1..65535, got " + guest);
+        }
+        Inbox box = inbound.open(guest, channel);
+        return box == null ? null : new Link(channel, inbound, box, guest, limiter, peerTimeoutNanos, clock);
     }
 
     /** Waits for the TLS handshake and checks the destination's names; closes the connection if either fails. */
@@ -141,8 +168,37 @@ public final class Link implements AutoCloseable {
             frames.release();
             throw e;
         }
-        channel.write(frames, channel.voidPromise());
-        bytesSent += bytes;
+        write(frames);
+    }
+
+    /** Writes {@code frames} as they are, or in GUEST frames for a gang member's link. */
+    private void write(ByteBuf frames) {
+        if (guest == OWN) {
+            bytesSent += frames.readableBytes();
+            channel.write(frames, channel.voidPromise());
+            return;
+        }
+        // one GUEST frame carries at most one full-sized frame: larger sends are cut at frame boundaries
+        while (frames.readableBytes() > MAX_GUEST_BODY) {
+            int cut = 0;
+            int next;
+            while ((next = cut + Integer.BYTES + frames.getInt(frames.readerIndex() + cut)) <= MAX_GUEST_BODY) {
+                cut = next;
+            }
+            writeGuest(frames.readRetainedSlice(cut));
+        }
+        writeGuest(frames);
+    }
+
+    /** The most of a guest's frames one GUEST frame carries. */
+    private static final int MAX_GUEST_BODY = Wire.MAX_GUEST_FRAME - 3;
+
+    private void writeGuest(ByteBuf frames) {
+        ByteBuf header = channel.alloc().directBuffer(Wire.GUEST_HEADER);
+        Wire.writeGuestHeader(header, guest, frames.readableBytes());
+        bytesSent += Wire.GUEST_HEADER + frames.readableBytes();
+        // one write: another guest's sending thread may be writing to the connection too
+        channel.write(channel.alloc().compositeDirectBuffer(2).addComponents(true, header, frames), channel.voidPromise());
     }
 
     /**
@@ -158,8 +214,8 @@ public final class Link implements AutoCloseable {
             frames.release();
             throw e;
         }
-        bytesSent += frames.readableBytes();
-        channel.writeAndFlush(frames, channel.voidPromise());
+        write(frames);
+        channel.flush();
     }
 
     /** Sends and flushes. */
@@ -216,14 +272,14 @@ public final class Link implements AutoCloseable {
     public ByteBuf receive(long timeoutNanos) throws LinkException {
         ByteBuf frame;
         try {
-            frame = inbound.frames.poll(timeoutNanos, TimeUnit.NANOSECONDS);
+            frame = inbox.frames.poll(timeoutNanos, TimeUnit.NANOSECONDS);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new LinkException("interrupted while waiting for the peer");
         }
         if (frame == CLOSED) {
-            inbound.frames.offer(CLOSED);
-            throw new LinkException(inbound.closeReason());
+            inbox.frames.offer(CLOSED);
+            throw new LinkException(closeReason());
         }
         return frame;
     }
@@ -235,19 +291,28 @@ public final class Link implements AutoCloseable {
 
     /** Whether the connection is still open. */
     public boolean isOpen() {
-        return channel.isActive();
+        return channel.isActive() && !inbox.closed;
     }
 
-    /** Closes the connection. */
+    /**
+     * Closes the connection; a gang member's link tells the peer its guest's connection closed, and
+     * closes the connection only when no other guest's link is left on it.
+     */
     @Override
     public void close() {
-        channel.close().awaitUninterruptibly(1000);
-        ByteBuf frame;
-        while ((frame = inbound.frames.poll()) != null) {
-            if (frame != CLOSED) {
-                frame.release();
-            }
+        if (guest == OWN || inbound.close(guest, inbox)) {
+            channel.close().awaitUninterruptibly(1000);
+        } else if (channel.isActive()) {
+            ByteBuf end = channel.alloc().directBuffer(Wire.GUEST_HEADER);
+            Wire.writeGuestHeader(end, guest, 0);
+            channel.writeAndFlush(end).awaitUninterruptibly(1000);
         }
+        inbox.drain();
+    }
+
+    private String closeReason() {
+        String f = inbox.failure != null ? inbox.failure : inbound.failure;
+        return f != null ? f : "connection closed by the peer";
     }
 
     private void awaitWritable() throws LinkException {
@@ -268,7 +333,7 @@ public final class Link implements AutoCloseable {
         synchronized (inbound) {
             while (!channel.isWritable()) {
                 if (!channel.isActive()) {
-                    throw new LinkException(inbound.closeReason());
+                    throw new LinkException(closeReason());
                 }
                 long left = deadline - clock.nanoTime();
                 if (left <= 0) {
@@ -301,16 +366,82 @@ public final class Link implements AutoCloseable {
     /** How often a pacing wait looks whether the rate changed: a frame at a low rate waits long. */
     private static final long RATE_CHECK_NANOS = 2_000_000;
 
-    /** Queues inbound frames and wakes the sender on writability changes or close. */
-    private static final class Inbound extends ChannelInboundHandlerAdapter {
+    /** Frames from the peer for one link, with why the peer closed it, if it said. */
+    private static final class Inbox {
         final LinkedBlockingQueue<ByteBuf> frames = new LinkedBlockingQueue<>();
-        private volatile String failure;
+        volatile String failure;
+        volatile boolean closed;
+
+        void deliver(ByteBuf frame) {
+            int type = frame.isReadable() ? frame.getUnsignedByte(frame.readerIndex()) : -1;
+            if (type == Wire.HEARTBEAT) {
+                // the peer is alive, which the read timeout has already noted; nothing for the receiver
+                frame.release();
+                return;
+            }
+            if (type == Wire.ERROR && failure == null) {
+                failure = "peer reported: " + Wire.readError(frame.duplicate().skipBytes(1));
+            }
+            frames.offer(frame);
+        }
+
+        void close(String reason) {
+            if (failure == null && reason != null) {
+                failure = reason;
+            }
+            closed = true;
+            frames.offer(CLOSED);
+        }
+
+        void drain() {
+            ByteBuf frame;
+            while ((frame = frames.poll()) != null) {
+                if (frame != CLOSED) {
+                    frame.release();
+                }
+            }
+        }
+    }
+
+    /**
+     * Queues inbound frames, a shared connection's for each guest by its GUEST frames, and wakes
+     * the senders on writability changes or close.
+     */
+    private static final class Inbound extends ChannelInboundHandlerAdapter {
+        final Inbox own = new Inbox();
+        /** The inboxes of the gang members sharing this connection; guarded by this. */
+        private final java.util.Map<Integer, Inbox> guests = new java.util.concurrent.ConcurrentHashMap<>();
+        /** Whether guests share this connection; once they did, it closes with the last of them. */
+        private boolean shared;
+        private boolean closing;
+        volatile String failure;
+
+        synchronized Inbox open(int guest, Channel channel) {
+            if (closing || !channel.isActive()) {
+                return null;
+            }
+            if (guests.containsKey(guest)) {
+                throw new IllegalStateException("guest " + guest + " already has a link on this connection");
+            }
+            shared = true;
+            Inbox box = new Inbox();
+            guests.put(guest, box);
+            return box;
+        }
+
+        /** Forgets {@code guest}'s link; true when it was the last, and the connection is to close. */
+        synchronized boolean close(int guest, Inbox box) {
+            guests.remove(guest, box);
+            box.closed = true;
+            closing = guests.isEmpty();
+            return closing;
+        }
 
         @Override
         public void channelRead(ChannelHandlerContext ctx, Object msg) {
             ByteBuf frame = (ByteBuf) msg;
-            if (frame.isReadable() && frame.getUnsignedByte(frame.readerIndex()) == Wire.HEARTBEAT) {
-                // the peer is alive, which the read timeout has already noted; nothing for the receiver
+            int type = frame.isReadable() ? frame.getUnsignedByte(frame.readerIndex()) : -1;
+            if (type == Wire.HEARTBEAT) {
                 try {
                     Wire.readHeartbeat(frame.skipBytes(1));
                 } catch (dev.ferry.protocol.ProtocolException e) {
@@ -320,10 +451,35 @@ public final class Link implements AutoCloseable {
                 }
                 return;
             }
-            if (frame.isReadable() && frame.getUnsignedByte(frame.readerIndex()) == Wire.ERROR && failure == null) {
+            if (type == Wire.GUEST) {
+                try {
+                    Inbox box = guests.get(Wire.readGuest(frame.skipBytes(1)));
+                    if (box == null) {
+                        // a guest whose link here closed: what was on its way to it is no longer wanted
+                        return;
+                    }
+                    if (!frame.isReadable()) {
+                        box.close("the peer closed this guest's connection");
+                        return;
+                    }
+                    Wire.forEachFrame(frame, box::deliver);
+                } catch (dev.ferry.protocol.ProtocolException e) {
+                    exceptionCaught(ctx, e);
+                } finally {
+                    frame.release();
+                }
+                return;
+            }
+            if (type == Wire.ERROR && failure == null) {
                 failure = "peer reported: " + Wire.readError(frame.duplicate().skipBytes(1));
             }
-            frames.offer(frame);
+            if (shared) {
+                // the connection's own frame where its guests share it: only ever the peer refusing it
+                frame.release();
+                ctx.close();
+                return;
+            }
+            own.deliver(frame);
         }
 
         /**
@@ -351,15 +507,14 @@ public final class Link implements AutoCloseable {
 
         @Override
         public void channelInactive(ChannelHandlerContext ctx) {
-            frames.offer(CLOSED);
+            own.close(null);
+            for (Inbox box : guests.values()) {
+                box.close(null);
+            }
             synchronized (this) {
+                closing = true;
                 notifyAll();
             }
-        }
-
-        String closeReason() {
-            String f = failure;
-            return f != null ? f : "connection closed by the peer";
         }
     }
 }

@@ -59,8 +59,8 @@ final class BenchCommand {
     private static final CliOption REPORT = CliOption.valued("report", "FILE.html",
             "write the report as a self-contained HTML page with charts", null, OutputPath::file);
     private static final CliOption CONNECT = CliOption.repeated("connect", "HOST:PORT",
-            "the destination's address (required); with --vm, one for each guest in the same order (ferry dest --gang N"
-            + " prints them)");
+            "the destination's address (required); a gang's --vm guests all go to the one a ferry dest --gang N prints,"
+            + " sharing its connections");
     private static final CliOption VM = CliOption.repeated("vm", "SPEC", "one guest of a gang migrated together"
             + " (a --workload spec; repeat for each guest): they share max-bandwidth and, with dedup, one content index,"
             + " so a page another guest already sent crosses as a reference to its copy; each hands over when it converges");
@@ -274,8 +274,8 @@ final class BenchCommand {
     }
 
     /**
-     * A gang: every guest migrates at once over connections of its own, into a destination of
-     * its own in this process, the gang's members numbered 1.. on both sides. The report holds each
+     * A gang: every guest migrates at once over the connections the gang shares, into a
+     * destination of its own in this process, the gang's members numbered 1.. on both sides. The report holds each
      * guest's report under {@code guests} and the gang's totals.
      */
     private int gang(ParsedOptions o, Sides sides, List<String> specs) throws Exception {
@@ -403,22 +403,18 @@ final class BenchCommand {
     int source(ParsedOptions o) throws Exception {
         try (AutoCloseable defaults = MigrationFlags.processDefaults(o)) {
             if (o.has(VM)) {
-                return gangSource(o, connects(o), MigrationFlags.parameters(o), o.texts(VM));
+                return gangSource(o, connect(o), MigrationFlags.parameters(o), o.texts(VM));
             }
             return source(o, connect(o), MigrationFlags.parameters(o));
         }
     }
 
     /**
-     * The source of a gang: guest {@code k} of the {@code --vm} list is member {@code k} and
-     * migrates to the {@code k}th {@code --connect} address (a {@code ferry dest --gang N}).
+     * The source of a gang: guest {@code k} of the {@code --vm} list is member {@code k}; all
+     * migrate to {@code address} (a {@code ferry dest --gang N}) over the connections they share.
      */
-    private int gangSource(ParsedOptions o, List<InetSocketAddress> addresses, MigrationParameters params,
+    private int gangSource(ParsedOptions o, InetSocketAddress address, MigrationParameters params,
             List<String> specs) throws Exception {
-        if (addresses.size() != specs.size()) {
-            throw new UsageException(specs.size() + " --" + VM.name() + " need as many --" + CONNECT.name() + ", got "
-                    + addresses.size());
-        }
         if (o.has(WORKLOAD) || o.has(REPORT) || QemuTarget.of(o).given()) {
             throw new UsageException("a gang's guests are its --" + VM.name() + " workloads, one report in JSON");
         }
@@ -438,7 +434,7 @@ final class BenchCommand {
                 WorkloadVm vm = new WorkloadVm(g.workload, g.memory, g.log, () -> PageGate.OPEN);
                 g.workload.start(g.memory, g.log, PageGate.OPEN);
                 migrations.add(Migration.source(g.memory, g.log, vm).parameters(params).gang(gang, k + 1)
-                        .guest("vm" + (k + 1)).meterRegistry(metrics.registry()).connect(addresses.get(k)).start());
+                        .guest("vm" + (k + 1)).meterRegistry(metrics.registry()).connect(address).start());
             }
             List<GangReport.Guest> reports = new java.util.ArrayList<>();
             for (int k = 0; k < guests.size(); k++) {
@@ -542,7 +538,7 @@ final class BenchCommand {
     private static InetSocketAddress connect(ParsedOptions o) {
         List<InetSocketAddress> all = connects(o);
         if (all.size() > 1) {
-            throw new UsageException("--" + CONNECT.name() + " once for one guest; one for each --" + VM.name() + " of a gang");
+            throw new UsageException("--" + CONNECT.name() + " once: a gang's guests share the destination's address");
         }
         return all.getFirst();
     }

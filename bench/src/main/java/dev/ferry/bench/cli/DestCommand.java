@@ -35,8 +35,8 @@ final class DestCommand {
     private static final CliOption JSON = CliOption.valued("json", "FILE", "write this side's report as JSON", null,
             OutputPath::file);
     private static final CliOption GANG = CliOption.valued("gang", "N", "receive the N guests of a gang (members 1..N of"
-            + " a ferry source --vm ... --vm ...): member k listens on the --listen port + k - 1 (each on a port of its own"
-            + " for port 0), printed as 'listening on' lines in member order", null, DestCommand::members);
+            + " a ferry source --vm ... --vm ...) on the one --listen address, over connections they share", null,
+            DestCommand::members);
     /** The options only dest takes. */
     private static final List<CliOption> OWN = Stream.concat(Stream.of(LISTEN.option(), MEMORY, JSON, INSECURE.option(), GANG),
             MigrationFlags.settingOptions(MigrationFlags.OUTPUTS).stream()).toList();
@@ -98,8 +98,8 @@ final class DestCommand {
     }
 
     /**
-     * A gang's destination: one migration a member, each listening on a port of its own, all
-     * received into this process's gang, so that a reference to another member's page reads its
+     * A gang's destination: one migration a member, all received on one listening socket over
+     * the connections they share, into this process's gang, so that a reference to another member's page reads its
      * memory here. Exits 0 only when every member completed verified.
      */
     private int gang(ParsedOptions o, Setup setup, int count) throws Exception {
@@ -113,10 +113,6 @@ final class DestCommand {
             for (int k = 1; k <= count; k++) {
                 DestinationBuilder builder = setup.destination().apply(Migration.destination(new ReceivedGuest(out)))
                         .onRefused(this::refused).memoryFromHandshake().gang(gang, k).guest("vm" + k).meterRegistry(metrics.registry());
-                InetSocketAddress base = builder.listen();
-                if (base.getPort() != 0) {
-                    builder.listen(new InetSocketAddress(base.getAddress(), base.getPort() + k - 1));
-                }
                 try {
                     members.add(builder.start());
                 } catch (Exception e) {
@@ -127,9 +123,8 @@ final class DestCommand {
                             + " member " + k + ": " + e.getMessage());
                 }
             }
-            for (IncomingMigration in : members) {
-                out.println("listening on " + in.address().getHostString() + ":" + in.address().getPort());
-            }
+            InetSocketAddress shared = members.getFirst().address();
+            out.println("listening on " + shared.getHostString() + ":" + shared.getPort());
             out.flush();
             List<GangReport.Guest> reports = new java.util.ArrayList<>();
             long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(setup.acceptTimeoutMillis() + GIVE_UP_MARGIN_MILLIS);
