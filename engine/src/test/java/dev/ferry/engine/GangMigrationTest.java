@@ -159,6 +159,70 @@ class GangMigrationTest {
         }
     }
 
+    /**
+     * Both members in post-copy, pushing over the page channels they share, when the shared
+     * connection of page channel 0 is cut: the one lost connection is each member's loss, each
+     * recovers over the connections the first to reconnect opened, and both complete verified.
+     */
+    @Test
+    void aSharedConnectionLostInPostcopyIsRecoveredByEveryMemberOnIt() throws Exception {
+        Gang source = Gang.create(16_000_000, dev.ferry.core.Configuration.DEDUP_INDEX_SIZE.value());
+        Gang destination = Gang.create();
+        MigrationParameters postcopy = MigrationParameters.builder().mode(dev.ferry.core.MigrationMode.POSTCOPY).channels(2)
+                .capabilities(EnumSet.of(Capability.ZERO_PAGES, Capability.POSTCOPY)).build();
+        java.util.concurrent.CountDownLatch switched = new java.util.concurrent.CountDownLatch(2);
+        List<TestGuest> guests = new ArrayList<>();
+        List<IncomingMigration> ins = new ArrayList<>();
+        List<OutgoingMigration> outs = new ArrayList<>();
+        TcpProxy proxy = null;
+        try {
+            for (int member = 1; member <= 2; member++) {
+                TestGuest target = new TestGuest(SIZE, 0, false);
+                guests.add(target);
+                ins.add(Migration.destination(target).memory(target.memory).gang(destination, member).start());
+            }
+            proxy = new TcpProxy(ins.getFirst().address());
+            for (int member = 1; member <= 2; member++) {
+                TestGuest guest = new TestGuest(SIZE, 7 + member, false);
+                guests.add(guest);
+                // at the switch the guest rewrites every page: all of them are pushed in post-copy, at 16 MB/s for both
+                VmControl rewriting = new ForwardingVm(guest) {
+                    @Override
+                    public void pause() {
+                        for (long page = 0; page < guest.memory.pageCount(); page++) {
+                            guest.memory.segment().set(ValueLayout.JAVA_LONG, page * GuestMemory.PAGE_SIZE, ~page);
+                            guest.dirty.mark(page);
+                        }
+                        super.pause();
+                        switched.countDown();
+                    }
+                };
+                outs.add(Migration.source(guest.memory, guest.dirty, rewriting).parameters(postcopy).gang(source, member)
+                        .connect(proxy.address()).start());
+            }
+            assertTrue(switched.await(60, java.util.concurrent.TimeUnit.SECONDS), "both members switched to post-copy");
+            // connection 0 is the shared control connection, 1 page channel 0's
+            proxy.connections().get(1).close();
+            for (int m = 0; m < 2; m++) {
+                MigrationReport report = outs.get(m).await(Duration.ofSeconds(60));
+                MigrationReport received = ins.get(m).await(Duration.ofSeconds(10));
+                assertEquals(MigrationState.COMPLETED, report.outcome(), "member " + (m + 1) + ": " + report.error());
+                assertTrue(report.verified() && received.verified(), report.error() + " / " + received.error());
+                assertEquals(1, received.postcopy().recoveries(), "member " + (m + 1) + " recovered once");
+                assertEquals(PageDigest.scan(guests.get(2 + m).memory), PageDigest.scan(guests.get(m).memory));
+            }
+        } finally {
+            for (OutgoingMigration out : outs) {
+                out.close();
+            }
+            ins.forEach(IncomingMigration::close);
+            guests.forEach(TestGuest::close);
+            if (proxy != null) {
+                proxy.close();
+            }
+        }
+    }
+
     @Test
     void aMemberThatFailsFailsAloneAndTheOthersComplete() throws Exception {
         Gang source = Gang.create();

@@ -307,7 +307,8 @@ class WireTest {
         assertEquals("JOINED", Wire.typeName(Wire.JOINED));
         assertEquals("RESUMED", Wire.typeName(Wire.RESUMED));
         assertEquals("unknown(0x55)", Wire.typeName(0x55));
-        assertEquals("unknown(0x06)", Wire.typeName(0x06));
+        assertEquals("GUEST", Wire.typeName(Wire.GUEST));
+        assertEquals("unknown(0x07)", Wire.typeName(0x07));
     }
 
     /**

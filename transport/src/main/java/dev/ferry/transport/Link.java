@@ -229,9 +229,13 @@ public final class Link implements AutoCloseable {
      * post-copy) waits behind little: throughput matters less than latency from here on.
      */
     public void lowLatency() {
-        channel.config().setWriteBufferWaterMark(new WriteBufferWaterMark(16 << 10, 64 << 10));
-        // the kernel's send queue too: on loopback it grows to megabytes, milliseconds ahead of a request
-        channel.config().setOption(ChannelOption.SO_SNDBUF, LOW_LATENCY_SOCKET_BUFFER);
+        try {
+            channel.config().setWriteBufferWaterMark(new WriteBufferWaterMark(16 << 10, 64 << 10));
+            // the kernel's send queue too: on loopback it grows to megabytes, milliseconds ahead of a request
+            channel.config().setOption(ChannelOption.SO_SNDBUF, LOW_LATENCY_SOCKET_BUFFER);
+        } catch (io.netty.channel.ChannelException e) {
+            // closed meanwhile (a gang's connection another member's loss closed): the next send or receive says so
+        }
     }
 
     /** Socket buffer of a connection that favours latency (post-copy): a few pushed batches. */
@@ -371,6 +375,8 @@ public final class Link implements AutoCloseable {
         final LinkedBlockingQueue<ByteBuf> frames = new LinkedBlockingQueue<>();
         volatile String failure;
         volatile boolean closed;
+        /** Whether the peer said this guest's connection closed (an empty GUEST frame). */
+        volatile boolean peerEnded;
 
         void deliver(ByteBuf frame) {
             int type = frame.isReadable() ? frame.getUnsignedByte(frame.readerIndex()) : -1;
@@ -411,13 +417,18 @@ public final class Link implements AutoCloseable {
         final Inbox own = new Inbox();
         /** The inboxes of the gang members sharing this connection; guarded by this. */
         private final java.util.Map<Integer, Inbox> guests = new java.util.concurrent.ConcurrentHashMap<>();
+        /**
+         * Guests whose link here closed before the peer said it closed its end: until it does, what
+         * arrives for them is the old link's, and a new link for them goes on another connection.
+         */
+        private final java.util.Set<Integer> closingGuests = java.util.concurrent.ConcurrentHashMap.newKeySet();
         /** Whether guests share this connection; once they did, it closes with the last of them. */
         private boolean shared;
         private boolean closing;
         volatile String failure;
 
         synchronized Inbox open(int guest, Channel channel) {
-            if (closing || !channel.isActive()) {
+            if (closing || !channel.isActive() || closingGuests.contains(guest)) {
                 return null;
             }
             if (guests.containsKey(guest)) {
@@ -431,7 +442,9 @@ public final class Link implements AutoCloseable {
 
         /** Forgets {@code guest}'s link; true when it was the last, and the connection is to close. */
         synchronized boolean close(int guest, Inbox box) {
-            guests.remove(guest, box);
+            if (guests.remove(guest, box) && !box.peerEnded) {
+                closingGuests.add(guest);
+            }
             box.closed = true;
             closing = guests.isEmpty();
             return closing;
@@ -453,13 +466,19 @@ public final class Link implements AutoCloseable {
             }
             if (type == Wire.GUEST) {
                 try {
-                    Inbox box = guests.get(Wire.readGuest(frame.skipBytes(1)));
-                    if (box == null) {
-                        // a guest whose link here closed: what was on its way to it is no longer wanted
+                    int guest = Wire.readGuest(frame.skipBytes(1));
+                    Inbox box = guests.get(guest);
+                    if (!frame.isReadable()) {
+                        if (box != null) {
+                            box.peerEnded = true;
+                            box.close("the peer closed this guest's connection");
+                        } else {
+                            closingGuests.remove(guest);
+                        }
                         return;
                     }
-                    if (!frame.isReadable()) {
-                        box.close("the peer closed this guest's connection");
+                    if (box == null) {
+                        // a guest whose link here closed: what was on its way to it is no longer wanted
                         return;
                     }
                     Wire.forEachFrame(frame, box::deliver);
