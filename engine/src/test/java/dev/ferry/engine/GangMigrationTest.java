@@ -118,8 +118,9 @@ class GangMigrationTest {
     void membersShareTheSessionsConnectionsAndEachVerifies() throws Exception {
         Gang source = Gang.create();
         Gang destination = Gang.create();
+        // a short peer timeout: each side's heartbeats go out on the shared connections (every 100 ms when quiet)
         MigrationParameters twoChannels = MigrationParameters.builder()
-                .capabilities(EnumSet.of(Capability.ZERO_PAGES, Capability.DEDUP)).channels(2).build();
+                .capabilities(EnumSet.of(Capability.ZERO_PAGES, Capability.DEDUP)).channels(2).peerTimeoutMillis(400).build();
         List<TestGuest> guests = new ArrayList<>();
         List<IncomingMigration> ins = new ArrayList<>();
         List<OutgoingMigration> outs = new ArrayList<>();
@@ -128,7 +129,8 @@ class GangMigrationTest {
             for (int member = 1; member <= 3; member++) {
                 TestGuest target = new TestGuest(SIZE, 0, false);
                 guests.add(target);
-                ins.add(Migration.destination(target).memory(target.memory).gang(destination, member).start());
+                ins.add(Migration.destination(target).memory(target.memory).peerTimeoutMillis(400).gang(destination, member)
+                        .start());
             }
             assertEquals(1, ins.stream().map(IncomingMigration::address).distinct().count(), "one listening socket");
             proxy = new TcpProxy(ins.getFirst().address());

@@ -21,7 +21,8 @@ import java.util.function.IntFunction;
  * frame, and each guest's frames go to a {@link GuestChannel} of that guest's, whose pipeline is
  * what a connection of that guest alone would have (the handshake framing, then the guest's
  * handler), so a guest's migration runs over a shared connection exactly as over one of its own.
- * The shared connection is refused with a reason when a frame is not GUEST, or names a guest
+ * The shared connection is refused with a reason when a frame is not GUEST (or, once a guest
+ * showed, the connection's own HEARTBEAT), or names a guest
  * this destination does not receive; when it fails or closes, so does each guest's connection
  * in it, with the reason. One not showing a guest within the handshake timeout is closed, and at
  * most {@code maxPending} may be that far at once.
@@ -90,6 +91,11 @@ public final class GuestMux extends ChannelInboundHandlerAdapter {
         }
         try {
             int type = frame.isReadable() ? frame.readUnsignedByte() : -1;
+            if (type == Wire.HEARTBEAT && !pendingCounted) {
+                // the shared connection's own: the source is alive, which the read timeout has noted
+                Wire.readHeartbeat(frame);
+                return;
+            }
             if (type != Wire.GUEST) {
                 throw new ProtocolException("this destination receives a gang, whose guests share their connections:"
                         + " expected GUEST frames, got " + (type < 0 ? "an empty frame" : Wire.typeName(type)));
