@@ -278,6 +278,17 @@ public final class Wire {
         out.writeShort(guest);
     }
 
+    /**
+     * {@code frames} (whole frames, at most {@link #MAX_GUEST_FRAME} - 3 bytes) as one GUEST frame
+     * of {@code guest}, without copying them: the header is a buffer of its own in front. Takes
+     * ownership of {@code frames}.
+     */
+    public static ByteBuf guestFrame(io.netty.buffer.ByteBufAllocator alloc, int guest, ByteBuf frames) {
+        ByteBuf header = alloc.directBuffer(GUEST_HEADER);
+        writeGuestHeader(header, guest, frames.readableBytes());
+        return alloc.compositeDirectBuffer(2).addComponents(true, header, frames);
+    }
+
     /** Reads a GUEST frame's guest, leaving {@code body} at the guest's frames. */
     public static int readGuest(ByteBuf body) throws ProtocolException {
         if (body.readableBytes() < 2) {

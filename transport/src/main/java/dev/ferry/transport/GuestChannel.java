@@ -122,10 +122,7 @@ final class GuestChannel extends AbstractChannel {
         Channel shared = parent();
         Object msg;
         while ((msg = in.current()) != null) {
-            ByteBuf frames = ((ByteBuf) msg).retain();
-            ByteBuf header = shared.alloc().buffer(Wire.GUEST_HEADER);
-            Wire.writeGuestHeader(header, guest, frames.readableBytes());
-            shared.write(shared.alloc().compositeBuffer(2).addComponents(true, header, frames), shared.voidPromise());
+            shared.write(Wire.guestFrame(shared.alloc(), guest, ((ByteBuf) msg).retain()), shared.voidPromise());
             in.remove();
         }
         shared.flush();

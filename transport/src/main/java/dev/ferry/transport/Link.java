@@ -194,11 +194,9 @@ public final class Link implements AutoCloseable {
     private static final int MAX_GUEST_BODY = Wire.MAX_GUEST_FRAME - 3;
 
     private void writeGuest(ByteBuf frames) {
-        ByteBuf header = channel.alloc().directBuffer(Wire.GUEST_HEADER);
-        Wire.writeGuestHeader(header, guest, frames.readableBytes());
         bytesSent += Wire.GUEST_HEADER + frames.readableBytes();
         // one write: another guest's sending thread may be writing to the connection too
-        channel.write(channel.alloc().compositeDirectBuffer(2).addComponents(true, header, frames), channel.voidPromise());
+        channel.write(Wire.guestFrame(channel.alloc(), guest, frames), channel.voidPromise());
     }
 
     /**
