@@ -36,13 +36,16 @@ final class WarmUp {
     /**
      * The raw passes' guest. With the first migration alone the page path reached only C1's
      * profiling tier, and C2 compiled it during the next migration's bulk round: 20-25% of both
-     * cores on a 1 GiB guest while the page loops ran in the slower tier. Four passes of 128 MiB
-     * are 4096 frames, so that Netty's per-frame write path is compiled here too. Measured on a
-     * 1 GiB idle guest, {@code --stages none}, 2 channels, medians of 3: 1286 ms before, 1064 ms
-     * with two passes of 64 MiB, 916 ms with these; the warm-up costs about 1.2 s more.
+     * cores on a 1 GiB guest while the page loops ran in the slower tier. Each pass is about 770
+     * frames (its zero pages are records, not raw pages), and Netty's per-frame and per-read calls
+     * reach C2 only after about 10 000 of them: with four passes, JFR's {@code jdk.Compilation}
+     * still showed 59 C2 compilations (431 ms) of Netty's allocator and read path inside the
+     * measured migration of a 1 GiB idle guest ({@code --stages none}, 2 channels, {@code
+     * --prealloc on}), with sixteen 11 (105 ms); that migration took 689-793 ms with four passes
+     * and 576-718 ms with sixteen (3 runs each). The warm-up costs about 3 s more.
      */
     private static final long RAW_GUEST_BYTES = 128L << 20;
-    private static final int RAW_PASSES = 4;
+    private static final int RAW_PASSES = 16;
     private static boolean done;
 
     private WarmUp() {

@@ -3,6 +3,8 @@ package dev.ferry.bench.workload;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.charset.StandardCharsets;
+import java.time.LocalDateTime;
+import java.time.ZoneOffset;
 import java.util.SplittableRandom;
 
 /**
@@ -89,7 +91,8 @@ final class PageContent {
         long millis = 1_763_870_000_000L + random.nextLong(1_000_000_000L);
         while (out.length() < TEXT_BYTES) {
             millis += random.nextInt(2000);
-            out.append(java.time.Instant.ofEpochMilli(millis)).append(" ferry-guest ")
+            appendTimestamp(out, millis);
+            out.append(" ferry-guest ")
                     .append(WORDS[random.nextInt(8)]).append('[').append(random.nextInt(1, 40000)).append("]:");
             for (int w = random.nextInt(4, 14); w > 0; w--) {
                 out.append(' ');
@@ -103,5 +106,35 @@ final class PageContent {
         }
         out.setLength(TEXT_BYTES);
         return out.toString().getBytes(StandardCharsets.US_ASCII);
+    }
+
+    /**
+     * What {@code Instant.ofEpochMilli(millis).toString()} writes, without its formatter: C2
+     * spent 3.1 s compiling {@code DateTimeFormatterBuilder}'s printer for these lines on this
+     * machine's one C2 thread, so the warm-up's own compilations waited behind it and then ran
+     * during the measured migration, a quarter of a core (JFR's {@code jdk.Compilation}).
+     */
+    static void appendTimestamp(StringBuilder out, long millis) {
+        LocalDateTime t = LocalDateTime.ofEpochSecond(Math.floorDiv(millis, 1000), 0, ZoneOffset.UTC);
+        out.append(t.getYear());
+        pad(out.append('-'), t.getMonthValue(), 2);
+        pad(out.append('-'), t.getDayOfMonth(), 2);
+        pad(out.append('T'), t.getHour(), 2);
+        pad(out.append(':'), t.getMinute(), 2);
+        pad(out.append(':'), t.getSecond(), 2);
+        int fraction = (int) Math.floorMod(millis, 1000L);
+        if (fraction != 0) {
+            pad(out.append('.'), fraction, 3);
+        }
+        out.append('Z');
+    }
+
+    private static void pad(StringBuilder out, int value, int digits) {
+        for (int bound = 10; --digits > 0; bound *= 10) {
+            if (value < bound) {
+                out.append('0');
+            }
+        }
+        out.append(value);
     }
 }

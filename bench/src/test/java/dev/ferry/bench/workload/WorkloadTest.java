@@ -309,4 +309,17 @@ class WorkloadTest {
             }
         }
     }
+
+    @Test
+    void textTimestampsAreWhatInstantWrites() {
+        SplittableRandom random = new SplittableRandom(7);
+        for (int i = 0; i < 100_000; i++) {
+            // the generator's range, whole seconds (no fraction) among them, and a few far years
+            long millis = i % 10 == 0 ? 1_763_870_000_000L + 1000L * random.nextInt(1_000_000)
+                    : i % 1000 == 1 ? random.nextLong(0, 253_402_300_799_000L) : 1_763_870_000_000L + random.nextLong(2_000_000_000L);
+            StringBuilder out = new StringBuilder();
+            PageContent.appendTimestamp(out, millis);
+            assertEquals(java.time.Instant.ofEpochMilli(millis).toString(), out.toString(), "at " + millis);
+        }
+    }
 }
