@@ -331,8 +331,14 @@ final class SourceSession {
                         params.recoverTimeoutMillis(), this::reconnect, this::tick);
                 this.postcopy = postcopy;
                 byte[] deviceState = vm.saveDeviceState();
-                PostcopySource.Result result = postcopy.run(toSend, precopy.rounds() + 1, pauseNanos, deviceState,
-                        sentDigest, session);
+                PostcopySource.Result result;
+                try {
+                    result = postcopy.run(toSend, precopy.rounds() + 1, pauseNanos, deviceState, sentDigest, session);
+                } catch (SourceControl.Refused e) {
+                    // the destination failed before the switch and never ran the guest: it runs here again
+                    postcopyStarted = false;
+                    throw e;
+                }
                 sealedAtPause = PageDigest.seal(sentDigest.value(), deviceState, session);
                 resumed = result.resumed();
                 digestAtPause = sentDigest.value();

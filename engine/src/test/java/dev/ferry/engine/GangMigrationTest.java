@@ -172,8 +172,9 @@ class GangMigrationTest {
     void aSharedConnectionLostInPostcopyIsRecoveredByEveryMemberOnIt() throws Exception {
         Gang source = Gang.create(16_000_000, dev.ferry.core.Configuration.DEDUP_INDEX_SIZE.value());
         Gang destination = Gang.create();
+        // a recovery that cannot succeed ends within the test's wait, with its last attempt's reason
         MigrationParameters postcopy = MigrationParameters.builder().mode(dev.ferry.core.MigrationMode.POSTCOPY).channels(2)
-                .capabilities(EnumSet.of(Capability.ZERO_PAGES, Capability.POSTCOPY)).build();
+                .capabilities(EnumSet.of(Capability.ZERO_PAGES, Capability.POSTCOPY)).recoverTimeoutMillis(15_000).build();
         java.util.concurrent.CountDownLatch switched = new java.util.concurrent.CountDownLatch(2);
         List<TestGuest> guests = new ArrayList<>();
         List<IncomingMigration> ins = new ArrayList<>();
@@ -183,7 +184,16 @@ class GangMigrationTest {
             for (int member = 1; member <= 2; member++) {
                 TestGuest target = new TestGuest(SIZE, 0, false);
                 guests.add(target);
-                ins.add(Migration.destination(target).memory(target.memory).gang(destination, member).start());
+                // the cut comes once both guests run on the destination: before that, a channel lost
+                // is a loss before post-copy, which fails the migration instead of recovering it
+                VmControl resuming = new ForwardingVm(target) {
+                    @Override
+                    public void resume() {
+                        super.resume();
+                        switched.countDown();
+                    }
+                };
+                ins.add(Migration.destination(resuming).memory(target.memory).gang(destination, member).start());
             }
             proxy = new TcpProxy(ins.getFirst().address());
             for (int member = 1; member <= 2; member++) {
@@ -198,13 +208,12 @@ class GangMigrationTest {
                             guest.dirty.mark(page);
                         }
                         super.pause();
-                        switched.countDown();
                     }
                 };
                 outs.add(Migration.source(guest.memory, guest.dirty, rewriting).parameters(postcopy).gang(source, member)
                         .connect(proxy.address()).start());
             }
-            assertTrue(switched.await(60, java.util.concurrent.TimeUnit.SECONDS), "both members switched to post-copy");
+            assertTrue(switched.await(60, java.util.concurrent.TimeUnit.SECONDS), "both guests run on the destination");
             // connection 0 is the shared control connection, 1 page channel 0's
             proxy.connections().get(1).close();
             for (int m = 0; m < 2; m++) {

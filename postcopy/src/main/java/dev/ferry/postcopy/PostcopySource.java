@@ -102,9 +102,13 @@ public final class PostcopySource {
      */
     public Result run(PageBitmap toSend, int round, long pauseNanos, byte[] deviceState, MemoryDigest digest,
             long session) throws LinkException, ProtocolException {
-        control.discard(toSend);
-        control.deviceState(deviceState);
-        control.postcopyStart(pauseNanos);
+        try {
+            control.discard(toSend);
+            control.deviceState(deviceState);
+            control.postcopyStart(pauseNanos);
+        } catch (LinkException e) {
+            control.refusalOr(e);
+        }
         // the destination may drop its stale copies: deltas against them are no use
         channels.xbzrleActive(false);
         requests.xbzrleActive(false);

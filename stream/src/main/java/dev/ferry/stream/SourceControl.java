@@ -113,14 +113,40 @@ public final class SourceControl implements AutoCloseable {
         link.sendNow(out);
     }
 
-    /** Waits for POSTCOPY_RUNNING; returns the destination's resume instant. */
+    /**
+     * Waits for POSTCOPY_RUNNING; returns the destination's resume instant. An ERROR instead means
+     * the destination failed before the switch (it sends POSTCOPY_RUNNING as it resumes): {@link Refused}.
+     */
     public long awaitPostcopyRunning() throws LinkException, ProtocolException {
-        ByteBuf reply = expect(link, Wire.POSTCOPY_RUNNING, "destination did not resume: ", peerTimeoutMillis, false);
+        ByteBuf reply = expect(link, Wire.POSTCOPY_RUNNING, "destination did not resume: ", peerTimeoutMillis, true);
         try {
             return Wire.readPostcopyRunning(reply);
         } finally {
             reply.release();
         }
+    }
+
+    /**
+     * After {@code lost} while switching to post-copy: the ERROR the destination sent before it
+     * closed, if it did, as a {@link Refused} (it never resumed); else {@code lost} itself.
+     */
+    public void refusalOr(LinkException lost) throws LinkException, Refused {
+        ByteBuf frame;
+        try {
+            frame = link.poll();
+        } catch (LinkException closed) {
+            throw lost;
+        }
+        if (frame != null) {
+            try {
+                if (frame.isReadable() && frame.readUnsignedByte() == Wire.ERROR) {
+                    throw new Refused("destination did not resume: " + Wire.readError(frame));
+                }
+            } finally {
+                frame.release();
+            }
+        }
+        throw lost;
     }
 
     /**
@@ -216,7 +242,7 @@ public final class SourceControl implements AutoCloseable {
         link.close();
     }
 
-    /** The destination answered the hand-over with a refusal: it did not resume the guest. */
+    /** The destination answered the hand-over or the switch to post-copy with a refusal: it did not resume the guest. */
     public static final class Refused extends ProtocolException {
         private static final long serialVersionUID = 1L;
 
