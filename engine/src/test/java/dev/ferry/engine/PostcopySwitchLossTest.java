@@ -8,7 +8,10 @@ import dev.ferry.core.MigrationReport;
 import dev.ferry.core.SourceVmState;
 import dev.ferry.core.VmControl;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.EnumSet;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicBoolean;
 import org.junit.jupiter.api.RepeatedTest;
 
 /**
@@ -55,6 +58,77 @@ class PostcopySwitchLossTest {
                             + " (" + report.error() + "), destination " + received.outcome() + " resumed " + resumedThere[0]
                             + " (" + received.error() + ")");
                 }
+            }
+        }
+    }
+
+    /**
+     * The same in a gang, whose guests share the connection cut: each guest runs on exactly one
+     * side. Before the shared connection's loss reached each guest's handler on the destination,
+     * the destination waited out its 10 s barrier while its source gave up recovering: the first
+     * guest ran nowhere.
+     */
+    @RepeatedTest(3)
+    void aSharedPageChannelLostAsTheSwitchBeginsLeavesEachGuestOnExactlyOneSide() throws Exception {
+        MigrationParameters postcopy = MigrationParameters.builder().mode(dev.ferry.core.MigrationMode.POSTCOPY).channels(2)
+                .capabilities(EnumSet.of(Capability.ZERO_PAGES, Capability.POSTCOPY)).recoverTimeoutMillis(3_000)
+                .peerTimeoutMillis(2_000).build();
+        Gang source = Gang.create();
+        Gang destination = Gang.create();
+        List<TestGuest> guests = new ArrayList<>();
+        List<IncomingMigration> ins = new ArrayList<>();
+        List<OutgoingMigration> outs = new ArrayList<>();
+        boolean[] resumedThere = new boolean[2];
+        TcpProxy proxy = null;
+        try {
+            for (int member = 1; member <= 2; member++) {
+                TestGuest target = new TestGuest(SIZE, 0, false);
+                guests.add(target);
+                int m = member - 1;
+                VmControl resuming = new ForwardingVm(target) {
+                    @Override
+                    public void resume() {
+                        resumedThere[m] = true;
+                        super.resume();
+                    }
+                };
+                ins.add(Migration.destination(resuming).memory(target.memory).gang(destination, member).start());
+            }
+            TcpProxy cut = new TcpProxy(ins.getFirst().address());
+            proxy = cut;
+            AtomicBoolean once = new AtomicBoolean();
+            for (int member = 1; member <= 2; member++) {
+                TestGuest guest = new TestGuest(SIZE, 7 + member, false);
+                guests.add(guest);
+                VmControl cutting = new ForwardingVm(guest) {
+                    @Override
+                    public void pause() {
+                        super.pause();
+                        if (once.compareAndSet(false, true)) {
+                            cut.connections().get(1).close();
+                        }
+                    }
+                };
+                outs.add(Migration.source(guest.memory, guest.dirty, cutting).parameters(postcopy).gang(source, member)
+                        .connect(cut.address()).start());
+            }
+            for (int m = 0; m < 2; m++) {
+                MigrationReport report = outs.get(m).await(Duration.ofSeconds(30));
+                MigrationReport received = ins.get(m).await(Duration.ofSeconds(30));
+                boolean runsHere = report.sourceVmState() == SourceVmState.RUNNING;
+                boolean runsThere = resumedThere[m] && received.succeeded();
+                assertTrue(runsHere != runsThere, "member " + (m + 1) + " runs on exactly one side: source "
+                        + report.sourceVmState() + " (" + report.error() + "), destination " + received.outcome()
+                        + " resumed " + resumedThere[m] + " (" + received.error() + ")");
+            }
+        } finally {
+            for (OutgoingMigration out : outs) {
+                out.close();
+            }
+            ins.forEach(IncomingMigration::close);
+            guests.forEach(TestGuest::close);
+            if (proxy != null) {
+                proxy.close();
             }
         }
     }

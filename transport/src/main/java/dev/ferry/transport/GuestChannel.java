@@ -53,9 +53,16 @@ final class GuestChannel extends AbstractChannel {
         return open;
     }
 
+    /**
+     * Open until closed, whatever the shared connection does: Netty tells a channel's handlers it
+     * went inactive only if it was active as it closed, and the shared connection's loss closes
+     * this one after the shared one is already inactive. Tied to it, a guest's handler never heard
+     * of the loss (a gang's destination then waited out its barrier timeout instead of failing or
+     * recovering at once).
+     */
     @Override
     public boolean isActive() {
-        return open && parent().isActive();
+        return open;
     }
 
     @Override
