@@ -27,7 +27,11 @@ public enum Fill {
 
     /** Fills every page of {@code memory}; the same seed gives the same bytes. */
     public void apply(GuestMemory memory, long seed) {
-        PageContent content = new PageContent(this, seed);
+        apply(memory, new PageContent(this, seed), seed);
+    }
+
+    /** Fills every page of {@code memory} from {@code content}, made of this fill and {@code seed}. */
+    void apply(GuestMemory memory, PageContent content, long seed) {
         long pages = memory.pageCount();
         int chunks = (int) ((pages + CHUNK_PAGES - 1) / CHUNK_PAGES);
         IntStream.range(0, chunks).parallel().forEach(chunk -> {
