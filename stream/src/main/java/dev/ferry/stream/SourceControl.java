@@ -127,8 +127,9 @@ public final class SourceControl implements AutoCloseable {
     }
 
     /**
-     * After {@code lost} while switching to post-copy: the ERROR the destination sent before it
-     * closed, if it did, as a {@link Refused} (it never resumed); else {@code lost} itself.
+     * After {@code lost} while switching to post-copy, never returns: throws the ERROR the
+     * destination sent before it closed, if it did, as a {@link Refused} (it never resumed); else
+     * {@code lost} itself.
      */
     public void refusalOr(LinkException lost) throws LinkException, Refused {
         ByteBuf frame;
