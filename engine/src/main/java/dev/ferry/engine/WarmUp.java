@@ -38,7 +38,7 @@ final class WarmUp {
      * profiling tier, and C2 compiled it during the next migration's bulk round: 20-25% of both
      * cores on a 1 GiB guest while the page loops ran in the slower tier. Each pass is about 770
      * frames (its zero pages are records, not raw pages), and Netty's per-frame and per-read calls
-     * reach C2 only after about 10 000 of them: with four passes, JFR's {@code jdk.Compilation}
+     * reach C2 only after about 10 000 of them: with eight passes, JFR's {@code jdk.Compilation}
      * still showed 59 C2 compilations (431 ms) of Netty's allocator and read path inside the
      * measured migration of a 1 GiB idle guest ({@code --stages none}, 2 channels, {@code
      * --prealloc on}), with sixteen 11 (105 ms); that migration took 689-793 ms with four passes
