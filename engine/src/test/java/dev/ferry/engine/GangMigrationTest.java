@@ -85,19 +85,17 @@ class GangMigrationTest {
     void membersMigratingAtOnceAllVerify() throws Exception {
         Gang source = Gang.create();
         Gang destination = Gang.create();
-        List<TestGuest> guests = new ArrayList<>();
         List<IncomingMigration> ins = new ArrayList<>();
         List<OutgoingMigration> outs = new ArrayList<>();
-        try {
+        try (Opened opened = new Opened()) {
             for (int member = 1; member <= 3; member++) {
-                TestGuest guest = new TestGuest(SIZE, 7, true);
-                TestGuest target = new TestGuest(SIZE, 0, false);
-                guests.add(guest);
-                guests.add(target);
-                IncomingMigration in = Migration.destination(target).memory(target.memory).gang(destination, member).start();
+                TestGuest guest = opened.add(new TestGuest(SIZE, 7, true));
+                TestGuest target = opened.add(new TestGuest(SIZE, 0, false));
+                IncomingMigration in = opened.add(Migration.destination(target).memory(target.memory)
+                        .gang(destination, member).start());
                 ins.add(in);
-                outs.add(Migration.source(guest.memory, guest.dirty, guest).parameters(DEDUP).gang(source, member)
-                        .connect(in.address()).start());
+                outs.add(opened.add(Migration.source(guest.memory, guest.dirty, guest).parameters(DEDUP).gang(source, member)
+                        .connect(in.address()).start()));
             }
             for (int m = 0; m < 3; m++) {
                 MigrationReport report = outs.get(m).await(Duration.ofSeconds(60));
@@ -105,12 +103,6 @@ class GangMigrationTest {
                 assertTrue(report.verified(), report.error());
                 assertTrue(ins.get(m).await(Duration.ofSeconds(10)).verified());
             }
-        } finally {
-            for (OutgoingMigration out : outs) {
-                out.close();
-            }
-            ins.forEach(IncomingMigration::close);
-            guests.forEach(TestGuest::close);
         }
     }
 
@@ -121,24 +113,20 @@ class GangMigrationTest {
         // a short peer timeout: each side's heartbeats go out on the shared connections (every 100 ms when quiet)
         MigrationParameters twoChannels = MigrationParameters.builder()
                 .capabilities(EnumSet.of(Capability.ZERO_PAGES, Capability.DEDUP)).channels(2).peerTimeoutMillis(400).build();
-        List<TestGuest> guests = new ArrayList<>();
         List<IncomingMigration> ins = new ArrayList<>();
         List<OutgoingMigration> outs = new ArrayList<>();
-        TcpProxy proxy = null;
-        try {
+        try (Opened opened = new Opened()) {
             for (int member = 1; member <= 3; member++) {
-                TestGuest target = new TestGuest(SIZE, 0, false);
-                guests.add(target);
-                ins.add(Migration.destination(target).memory(target.memory).peerTimeoutMillis(400).gang(destination, member)
-                        .start());
+                TestGuest target = opened.add(new TestGuest(SIZE, 0, false));
+                ins.add(opened.add(Migration.destination(target).memory(target.memory).peerTimeoutMillis(400)
+                        .gang(destination, member).start()));
             }
             assertEquals(1, ins.stream().map(IncomingMigration::address).distinct().count(), "one listening socket");
-            proxy = new TcpProxy(ins.getFirst().address());
+            TcpProxy proxy = opened.add(new TcpProxy(ins.getFirst().address()));
             for (int member = 1; member <= 3; member++) {
-                TestGuest guest = new TestGuest(SIZE, 7, true);
-                guests.add(guest);
-                outs.add(Migration.source(guest.memory, guest.dirty, guest).parameters(twoChannels).gang(source, member)
-                        .connect(proxy.address()).start());
+                TestGuest guest = opened.add(new TestGuest(SIZE, 7, true));
+                outs.add(opened.add(Migration.source(guest.memory, guest.dirty, guest).parameters(twoChannels)
+                        .gang(source, member).connect(proxy.address()).start()));
             }
             for (int m = 0; m < 3; m++) {
                 MigrationReport report = outs.get(m).await(Duration.ofSeconds(60));
@@ -149,17 +137,8 @@ class GangMigrationTest {
             }
             // three each when every guest has its own; shared, three while they overlap, and a member that ends
             // before another opens its channel leaves it a new one: never the nine of connections of their own
-            int opened = proxy.connections().size();
-            assertTrue(opened >= 3 && opened < 9, opened + " connections opened by three guests of two channels each");
-        } finally {
-            for (OutgoingMigration out : outs) {
-                out.close();
-            }
-            ins.forEach(IncomingMigration::close);
-            guests.forEach(TestGuest::close);
-            if (proxy != null) {
-                proxy.close();
-            }
+            int connections = proxy.connections().size();
+            assertTrue(connections >= 3 && connections < 9, connections + " connections opened by three guests of two channels each");
         }
     }
 
@@ -179,10 +158,9 @@ class GangMigrationTest {
         List<TestGuest> guests = new ArrayList<>();
         List<IncomingMigration> ins = new ArrayList<>();
         List<OutgoingMigration> outs = new ArrayList<>();
-        TcpProxy proxy = null;
-        try {
+        try (Opened opened = new Opened()) {
             for (int member = 1; member <= 2; member++) {
-                TestGuest target = new TestGuest(SIZE, 0, false);
+                TestGuest target = opened.add(new TestGuest(SIZE, 0, false));
                 guests.add(target);
                 // the cut comes once both guests run on the destination: before that, a channel lost
                 // is a loss before post-copy, which fails the migration instead of recovering it
@@ -193,11 +171,11 @@ class GangMigrationTest {
                         switched.countDown();
                     }
                 };
-                ins.add(Migration.destination(resuming).memory(target.memory).gang(destination, member).start());
+                ins.add(opened.add(Migration.destination(resuming).memory(target.memory).gang(destination, member).start()));
             }
-            proxy = new TcpProxy(ins.getFirst().address());
+            TcpProxy proxy = opened.add(new TcpProxy(ins.getFirst().address()));
             for (int member = 1; member <= 2; member++) {
-                TestGuest guest = new TestGuest(SIZE, 7 + member, false);
+                TestGuest guest = opened.add(new TestGuest(SIZE, 7 + member, false));
                 guests.add(guest);
                 // at the switch the guest rewrites every page: all of them are pushed in post-copy, at 16 MB/s for both
                 VmControl rewriting = new ForwardingVm(guest) {
@@ -210,8 +188,8 @@ class GangMigrationTest {
                         super.pause();
                     }
                 };
-                outs.add(Migration.source(guest.memory, guest.dirty, rewriting).parameters(postcopy).gang(source, member)
-                        .connect(proxy.address()).start());
+                outs.add(opened.add(Migration.source(guest.memory, guest.dirty, rewriting).parameters(postcopy)
+                        .gang(source, member).connect(proxy.address()).start()));
             }
             assertTrue(switched.await(60, java.util.concurrent.TimeUnit.SECONDS), "both guests run on the destination");
             // connection 0 is the shared control connection, 1 page channel 0's
@@ -223,15 +201,6 @@ class GangMigrationTest {
                 assertTrue(report.verified() && received.verified(), report.error() + " / " + received.error());
                 assertEquals(1, received.postcopy().recoveries(), "member " + (m + 1) + " recovered once");
                 assertEquals(PageDigest.scan(guests.get(2 + m).memory), PageDigest.scan(guests.get(m).memory));
-            }
-        } finally {
-            for (OutgoingMigration out : outs) {
-                out.close();
-            }
-            ins.forEach(IncomingMigration::close);
-            guests.forEach(TestGuest::close);
-            if (proxy != null) {
-                proxy.close();
             }
         }
     }

@@ -75,15 +75,12 @@ class PostcopySwitchLossTest {
                 .peerTimeoutMillis(2_000).build();
         Gang source = Gang.create();
         Gang destination = Gang.create();
-        List<TestGuest> guests = new ArrayList<>();
         List<IncomingMigration> ins = new ArrayList<>();
         List<OutgoingMigration> outs = new ArrayList<>();
         boolean[] resumedThere = new boolean[2];
-        TcpProxy proxy = null;
-        try {
+        try (Opened opened = new Opened()) {
             for (int member = 1; member <= 2; member++) {
-                TestGuest target = new TestGuest(SIZE, 0, false);
-                guests.add(target);
+                TestGuest target = opened.add(new TestGuest(SIZE, 0, false));
                 int m = member - 1;
                 VmControl resuming = new ForwardingVm(target) {
                     @Override
@@ -92,14 +89,12 @@ class PostcopySwitchLossTest {
                         super.resume();
                     }
                 };
-                ins.add(Migration.destination(resuming).memory(target.memory).gang(destination, member).start());
+                ins.add(opened.add(Migration.destination(resuming).memory(target.memory).gang(destination, member).start()));
             }
-            TcpProxy cut = new TcpProxy(ins.getFirst().address());
-            proxy = cut;
+            TcpProxy cut = opened.add(new TcpProxy(ins.getFirst().address()));
             AtomicBoolean once = new AtomicBoolean();
             for (int member = 1; member <= 2; member++) {
-                TestGuest guest = new TestGuest(SIZE, 7 + member, false);
-                guests.add(guest);
+                TestGuest guest = opened.add(new TestGuest(SIZE, 7 + member, false));
                 VmControl cutting = new ForwardingVm(guest) {
                     @Override
                     public void pause() {
@@ -109,8 +104,8 @@ class PostcopySwitchLossTest {
                         }
                     }
                 };
-                outs.add(Migration.source(guest.memory, guest.dirty, cutting).parameters(postcopy).gang(source, member)
-                        .connect(cut.address()).start());
+                outs.add(opened.add(Migration.source(guest.memory, guest.dirty, cutting).parameters(postcopy)
+                        .gang(source, member).connect(cut.address()).start()));
             }
             for (int m = 0; m < 2; m++) {
                 MigrationReport report = outs.get(m).await(Duration.ofSeconds(30));
@@ -120,15 +115,6 @@ class PostcopySwitchLossTest {
                 assertTrue(runsHere != runsThere, "member " + (m + 1) + " runs on exactly one side: source "
                         + report.sourceVmState() + " (" + report.error() + "), destination " + received.outcome()
                         + " resumed " + resumedThere[m] + " (" + received.error() + ")");
-            }
-        } finally {
-            for (OutgoingMigration out : outs) {
-                out.close();
-            }
-            ins.forEach(IncomingMigration::close);
-            guests.forEach(TestGuest::close);
-            if (proxy != null) {
-                proxy.close();
             }
         }
     }
