@@ -23,6 +23,7 @@ import dev.ferry.engine.IncomingMigration;
 import dev.ferry.engine.Migration;
 import dev.ferry.engine.OutgoingMigration;
 import dev.ferry.transport.Transports;
+import java.io.IOException;
 import java.io.PrintStream;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
@@ -243,6 +244,7 @@ final class BenchCommand {
                 guest.workload.close();
                 source = failedIfWorkloadDid(source, guest.workload);
                 double loopback = LoopbackBaseline.bytesPerSecond(Math.max(source.bytesSent(), 1 << 20));
+                double memoryCopy = memoryCopy(source, destination, guest.memory, target);
                 ObjectNode json = source.toJsonNode();
                 json.put("workload", guest.workload.spec()).put("fill", o.text(FILL));
                 runMembers(json, params, started);
@@ -263,8 +265,10 @@ final class BenchCommand {
                 ReportJson.put(json, "wireBytesPerSec", source.bytesSent() * 1000.0 / source.totalTimeMs());
                 ReportJson.put(json, "loopbackBytesPerSec", loopback);
                 ReportJson.put(json, "throughputVsLoopback", source.bytesSent() * 1000.0 / source.totalTimeMs() / loopback);
+                ReportJson.put(json, "memoryCopyBytesPerSec", memoryCopy);
+                ReportJson.put(json, "throughputVsMemoryCopy", source.bytesSent() * 1000.0 / source.totalTimeMs() / memoryCopy);
                 writeReports(o, json);
-                summarize(summary, source, destination, loopback);
+                summarize(summary, source, destination, loopback, memoryCopy);
                 summary.printf(Locale.ROOT, "tls                %s%n", tls.map(p -> p.name().toLowerCase(Locale.ROOT) + ", mutual")
                         .orElse("none"));
                 return !source.succeeded() || !destination.succeeded() ? 1
@@ -476,7 +480,7 @@ final class BenchCommand {
                 json.set("timeline", timeline.toJsonNode());
                 guest.putJsonMembers(json);
                 writeReports(o, json);
-                summarize(summary, report, null, 0);
+                summarize(summary, report, null, 0, Double.NaN);
                 return !report.succeeded() ? 1 : report.downtimeLimitExceeded() ? EXIT_DOWNTIME_EXCEEDED : 0;
             }
         }
@@ -505,7 +509,7 @@ final class BenchCommand {
             json.set("timeline", timeline.toJsonNode());
             json.put("guestWritesOnSourceAfterRun", writesAfterFailure);
             writeReports(o, json);
-            summarize(summary, report, null, 0);
+            summarize(summary, report, null, 0, Double.NaN);
             return !report.succeeded() ? 1 : report.downtimeLimitExceeded() ? EXIT_DOWNTIME_EXCEEDED : 0;
         }
     }
@@ -714,7 +718,23 @@ final class BenchCommand {
         }
     }
 
-    private static void summarize(PrintStream out, MigrationReport s, MigrationReport d, double loopback) {
+    /**
+     * The raw copy of the same bytes ({@link LoopbackBaseline#memoryToMemory}): as much of the
+     * source guest's memory as the migration sent bytes, from its memory into the destination's,
+     * which it overwrites with the same bytes; NaN when either side failed, since the destination's
+     * memory may then still wait for pages (a userfaultfd region would block the copy).
+     */
+    private static double memoryCopy(MigrationReport source, MigrationReport destination, GuestMemory from,
+            GuestMemory into) throws IOException, InterruptedException {
+        if (!source.succeeded() || !destination.succeeded()) {
+            return Double.NaN;
+        }
+        long bytes = Math.min(from.byteSize(), Math.max(source.bytesSent(), 1 << 20)) & -GuestMemory.PAGE_SIZE;
+        return LoopbackBaseline.memoryToMemory(from.segment().asSlice(0, bytes), into.segment().asSlice(0, bytes));
+    }
+
+    private static void summarize(PrintStream out, MigrationReport s, MigrationReport d, double loopback,
+            double memoryCopy) {
         out.printf(Locale.ROOT, "outcome            %s%s%n", s.outcome(), s.verified() ? " (verified)" : "");
         if (s.error() != null) {
             out.printf(Locale.ROOT, "error              %s%n", s.error());
@@ -743,6 +763,10 @@ final class BenchCommand {
             double wire = s.bytesSent() * 1000.0 / s.totalTimeMs();
             out.printf(Locale.ROOT, "throughput         %.1f MB/s on the wire, raw loopback copy %.1f MB/s, ratio %.3f%n",
                     wire / 1e6, loopback / 1e6, wire / loopback);
+            if (!Double.isNaN(memoryCopy)) {
+                out.printf(Locale.ROOT, "same bytes copied  %.1f MB/s, source memory to destination memory over loopback, ratio %.3f%n",
+                        memoryCopy / 1e6, wire / memoryCopy);
+            }
         }
     }
 

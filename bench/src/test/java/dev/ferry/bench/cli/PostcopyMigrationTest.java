@@ -70,6 +70,9 @@ class PostcopyMigrationTest {
         assertEquals("COMPLETED", report.get("outcome").asText(), String.valueOf(report.get("error")));
         assertTrue(report.get("verified").asBoolean());
         assertEquals(mechanism, report.get("faultMechanism").asText());
+        // the raw copy of the same bytes ran into the destination's memory after post-copy ended
+        assertTrue(report.get("memoryCopyBytesPerSec").asDouble() > 0, "same-bytes copy measured: " + report);
+        assertTrue(report.get("throughputVsMemoryCopy").asDouble() > 0, "its ratio reported: " + report);
         assertEquals(1, report.get("switchoverRound").asInt());
         double faults = report.get("faults").asDouble();
         double requested = report.get("pagesRequested").asDouble();
