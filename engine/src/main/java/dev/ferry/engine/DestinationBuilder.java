@@ -10,6 +10,7 @@ import dev.ferry.core.TlsProvider;
 import dev.ferry.core.VmControl;
 import dev.ferry.transport.LinkException;
 import dev.ferry.transport.GuestMux;
+import dev.ferry.transport.PendingConnections;
 import dev.ferry.transport.LinkServer;
 import dev.ferry.transport.Tls;
 import dev.ferry.transport.Transports;
@@ -376,9 +377,8 @@ public final class DestinationBuilder {
             session.gang(gang, member);
             try {
                 Gang.Listener shared = gang.receive(member, handler, () -> {
-                    java.util.concurrent.atomic.AtomicInteger pending = new java.util.concurrent.atomic.AtomicInteger();
-                    return bind(tls, () -> new GuestMux(gang::handler, refusals, peerTimeoutMillis, handshakeTimeoutMillis,
-                            pending, maxPending));
+                    PendingConnections pending = new PendingConnections(maxPending, handshakeTimeoutMillis);
+                    return bind(tls, () -> new GuestMux(gang::handler, refusals, peerTimeoutMillis, pending));
                 });
                 session.awaitSource(acceptTimeoutMillis);
                 return new IncomingMigration(shared.address(), () -> gang.received(member, shared), () -> gang.closed(shared),

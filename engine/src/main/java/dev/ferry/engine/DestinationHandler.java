@@ -6,6 +6,7 @@ import dev.ferry.protocol.PageRuns;
 import dev.ferry.protocol.ProtocolException;
 import dev.ferry.protocol.Wire;
 import dev.ferry.transport.Frames;
+import dev.ferry.transport.PendingConnections;
 import dev.ferry.transport.Link;
 import dev.ferry.transport.Liveness;
 import io.netty.buffer.ByteBuf;
@@ -38,18 +39,15 @@ import java.util.concurrent.Executors;
 @ChannelHandler.Sharable
 final class DestinationHandler extends ChannelInboundHandlerAdapter implements DestinationSession.SourcePeer {
     private static final AttributeKey<Integer> ROLE = AttributeKey.valueOf("ferry.role");
-    private static final AttributeKey<Boolean> PENDING = AttributeKey.valueOf("ferry.pending");
     /** The role of the control connection; page channels are 0..channels-1, the request channel {@code channels}. */
     private static final int CONTROL = -1;
     private static final int REFUSED = -2;
 
     private final DestinationSession session;
-    private final int maxPending;
     private final java.util.function.Consumer<String> refusals;
-    private final long handshakeTimeoutMillis;
     private final long peerTimeoutMillis;
     /** Connections open that have not said what they are yet: a stranger's cost is bounded by their number. */
-    private final java.util.concurrent.atomic.AtomicInteger pending = new java.util.concurrent.atomic.AtomicInteger();
+    private final PendingConnections pending;
     private final ExecutorService control;
     private final ChannelGroup connections = new DefaultChannelGroup(GlobalEventExecutor.INSTANCE);
     private volatile Channel controlChannel;
@@ -60,8 +58,7 @@ final class DestinationHandler extends ChannelInboundHandlerAdapter implements D
     DestinationHandler(DestinationSession session, int maxPending, long handshakeTimeoutMillis, long peerTimeoutMillis,
             java.util.function.Consumer<String> refusals) {
         this.session = session;
-        this.maxPending = maxPending;
-        this.handshakeTimeoutMillis = handshakeTimeoutMillis;
+        this.pending = new PendingConnections(maxPending, handshakeTimeoutMillis);
         this.peerTimeoutMillis = peerTimeoutMillis;
         this.refusals = refusals;
         this.control = Executors.newSingleThreadExecutor(r -> {
@@ -75,29 +72,17 @@ final class DestinationHandler extends ChannelInboundHandlerAdapter implements D
 
     @Override
     public void channelActive(ChannelHandlerContext ctx) {
-        if (pending.incrementAndGet() > maxPending) {
-            pending.decrementAndGet();
-            ctx.channel().attr(ROLE).set(REFUSED);
+        Channel channel = ctx.channel();
+        // the handshake deadline: a connection still pending then, trickling bytes or silent, is closed and forgotten
+        if (!pending.admit(channel, () -> {
+            channel.attr(ROLE).set(REFUSED);
+            channel.close();
+        })) {
+            channel.attr(ROLE).set(REFUSED);
             ctx.close();
             return;
         }
-        Channel channel = ctx.channel();
-        channel.attr(PENDING).set(Boolean.TRUE);
-        // the handshake deadline: a connection still pending then, trickling bytes or silent, is closed and forgotten
-        ctx.executor().schedule(() -> {
-            if (channel.attr(PENDING).get() != null) {
-                channel.attr(ROLE).set(REFUSED);
-                channel.close();
-            }
-        }, handshakeTimeoutMillis, java.util.concurrent.TimeUnit.MILLISECONDS);
         ctx.fireChannelActive();
-    }
-
-    /** The connection said what it is, or closed: it no longer counts as pending. */
-    private void settled(Channel channel) {
-        if (channel.attr(PENDING).getAndSet(null) != null) {
-            pending.decrementAndGet();
-        }
     }
 
     @Override
@@ -146,7 +131,7 @@ final class DestinationHandler extends ChannelInboundHandlerAdapter implements D
     /** The first frame of a connection: what it is. */
     private void first(ChannelHandlerContext ctx, ByteBuf frame) {
         Channel channel = ctx.channel();
-        settled(channel);
+        pending.settle(channel);
         long size = frame.readableBytes() + 4L;
         int type = frame.isReadable() ? frame.getUnsignedByte(frame.readerIndex()) : -1;
         if (type == Wire.HELLO && session.awaitingHello()) {
@@ -293,7 +278,7 @@ final class DestinationHandler extends ChannelInboundHandlerAdapter implements D
         Integer role = ctx.channel().attr(ROLE).get();
         if (role == null && cause instanceof io.netty.handler.codec.DecoderException) {
             // a first frame too long for a handshake: refused with the reason, as any bad first frame
-            settled(ctx.channel());
+            pending.settle(ctx.channel());
             refuse(ctx.channel(), Frames.describe(cause));
             return;
         }
@@ -305,7 +290,7 @@ final class DestinationHandler extends ChannelInboundHandlerAdapter implements D
 
     @Override
     public void channelInactive(ChannelHandlerContext ctx) {
-        settled(ctx.channel());
+        pending.settle(ctx.channel());
         Integer role = ctx.channel().attr(ROLE).get();
         if (role == null && session.awaitingHello() && controlChannel == null && connections.isEmpty()) {
             // a port scan or health check before the source: not the source, nothing lost

@@ -11,8 +11,6 @@ import io.netty.channel.ChannelInboundHandlerAdapter;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.Map;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Consumer;
 import java.util.function.IntFunction;
 
@@ -31,9 +29,7 @@ public final class GuestMux extends ChannelInboundHandlerAdapter {
     private final IntFunction<ChannelHandler> guests;
     private final Consumer<String> refusals;
     private final long peerTimeoutMillis;
-    private final long handshakeTimeoutMillis;
-    private final AtomicInteger pending;
-    private final int maxPending;
+    private final PendingConnections pending;
     /** Each guest's connection in this one; touched on its event loop only. */
     private final Map<Integer, GuestChannel> open = new HashMap<>();
     /**
@@ -41,7 +37,6 @@ public final class GuestMux extends ChannelInboundHandlerAdapter {
      * dropped until its own end arrives, never taken for a new connection of theirs.
      */
     private final java.util.Set<Integer> closing = new java.util.HashSet<>();
-    private boolean pendingCounted;
     private boolean refused;
 
     /**
@@ -49,37 +44,22 @@ public final class GuestMux extends ChannelInboundHandlerAdapter {
      * null. Connections of one listening socket share {@code pending}.
      */
     public GuestMux(IntFunction<ChannelHandler> guests, Consumer<String> refusals, long peerTimeoutMillis,
-            long handshakeTimeoutMillis, AtomicInteger pending, int maxPending) {
+            PendingConnections pending) {
         this.guests = guests;
         this.refusals = refusals;
         this.peerTimeoutMillis = peerTimeoutMillis;
-        this.handshakeTimeoutMillis = handshakeTimeoutMillis;
         this.pending = pending;
-        this.maxPending = maxPending;
     }
 
     @Override
     public void channelActive(ChannelHandlerContext ctx) {
-        if (pending.incrementAndGet() > maxPending) {
-            pending.decrementAndGet();
+        if (!pending.admit(ctx.channel(), () -> refuse(ctx, "no guest's frame within the handshake timeout of "
+                + pending.timeoutMillis() + " ms"))) {
             refused = true;
             ctx.close();
             return;
         }
-        pendingCounted = true;
-        ctx.executor().schedule(() -> {
-            if (pendingCounted) {
-                refuse(ctx, "no guest's frame within the handshake timeout of " + handshakeTimeoutMillis + " ms");
-            }
-        }, handshakeTimeoutMillis, TimeUnit.MILLISECONDS);
         ctx.fireChannelActive();
-    }
-
-    private void settle() {
-        if (pendingCounted) {
-            pendingCounted = false;
-            pending.decrementAndGet();
-        }
     }
 
     @Override
@@ -91,7 +71,7 @@ public final class GuestMux extends ChannelInboundHandlerAdapter {
         }
         try {
             int type = frame.isReadable() ? frame.readUnsignedByte() : -1;
-            if (type == Wire.HEARTBEAT && !pendingCounted) {
+            if (type == Wire.HEARTBEAT && !pending.isPending(ctx.channel())) {
                 // the shared connection's own: the source is alive, which the read timeout has noted
                 Wire.readHeartbeat(frame);
                 return;
@@ -131,8 +111,8 @@ public final class GuestMux extends ChannelInboundHandlerAdapter {
         if (handler == null) {
             throw new ProtocolException("guest " + guest + " is not received here");
         }
-        if (pendingCounted) {
-            settle();
+        if (pending.isPending(ctx.channel())) {
+            pending.settle(ctx.channel());
             // a guest of ours: from now on this side says it is alive on the shared connection too
             Liveness.heartbeat(ctx.channel(), peerTimeoutMillis);
         }
@@ -154,7 +134,7 @@ public final class GuestMux extends ChannelInboundHandlerAdapter {
         for (GuestChannel channel : new ArrayList<>(open.values())) {
             channel.pipeline().fireExceptionCaught(cause);
         }
-        if (pendingCounted) {
+        if (pending.isPending(ctx.channel())) {
             refuse(ctx, Frames.describe(cause));
             return;
         }
@@ -163,7 +143,7 @@ public final class GuestMux extends ChannelInboundHandlerAdapter {
 
     @Override
     public void channelInactive(ChannelHandlerContext ctx) {
-        settle();
+        pending.settle(ctx.channel());
         for (GuestChannel channel : new ArrayList<>(open.values())) {
             channel.close();
         }
@@ -171,7 +151,7 @@ public final class GuestMux extends ChannelInboundHandlerAdapter {
     }
 
     private void refuse(ChannelHandlerContext ctx, String reason) {
-        settle();
+        pending.settle(ctx.channel());
         refused = true;
         Channel channel = ctx.channel();
         refusals.accept(Frames.peer(channel) + ": " + reason);
