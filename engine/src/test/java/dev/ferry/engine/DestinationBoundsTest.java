@@ -21,8 +21,6 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.net.Socket;
 import java.net.SocketTimeoutException;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.function.UnaryOperator;
 import org.junit.jupiter.api.AfterEach;
@@ -122,30 +120,10 @@ class DestinationBoundsTest {
     @Test
     void pendingConnectionsPastTheCapAreClosedAndOncePastTheDeadlineTheirPlacesAreFree() throws Exception {
         start(b -> b.maxPendingConnections(4).handshakeTimeoutMillis(3000));
-        List<Socket> strangers = new ArrayList<>();
-        try {
-            for (int i = 0; i < 12; i++) {
-                strangers.add(open());
-            }
-            int closedAtOnce = 0;
-            for (Socket s : strangers) {
-                s.setSoTimeout(200);
-                try {
-                    if (s.getInputStream().read() == -1) {
-                        closedAtOnce++;
-                    }
-                } catch (SocketTimeoutException held) {
-                    // one of the four held until the deadline
-                }
-            }
-            assertEquals(8, closedAtOnce, "all but the cap's 4 closed as they came");
-            for (Socket s : strangers) {
-                s.setSoTimeout(10_000);
+        try (Strangers strangers = Strangers.open(in.address(), 12, 200)) {
+            assertEquals(8, strangers.closedAtOnce(), "all but the cap's 4 closed as they came");
+            for (Socket s : strangers.all()) {
                 assertEquals(-1, s.getInputStream().read(), "closed by the handshake deadline");
-            }
-        } finally {
-            for (Socket s : strangers) {
-                s.close();
             }
         }
         assertFalse(in.result().isDone());

@@ -480,7 +480,7 @@ final class BenchCommand {
                 json.set("timeline", timeline.toJsonNode());
                 guest.putJsonMembers(json);
                 writeReports(o, json);
-                summarize(summary, report, null, 0, Double.NaN);
+                summarize(summary, report, null, 0, 0);
                 return !report.succeeded() ? 1 : report.downtimeLimitExceeded() ? EXIT_DOWNTIME_EXCEEDED : 0;
             }
         }
@@ -509,7 +509,7 @@ final class BenchCommand {
             json.set("timeline", timeline.toJsonNode());
             json.put("guestWritesOnSourceAfterRun", writesAfterFailure);
             writeReports(o, json);
-            summarize(summary, report, null, 0, Double.NaN);
+            summarize(summary, report, null, 0, 0);
             return !report.succeeded() ? 1 : report.downtimeLimitExceeded() ? EXIT_DOWNTIME_EXCEEDED : 0;
         }
     }
@@ -729,7 +729,7 @@ final class BenchCommand {
         if (!source.succeeded() || !destination.succeeded()) {
             return Double.NaN;
         }
-        long bytes = Math.min(from.byteSize(), Math.max(source.bytesSent(), 1 << 20)) & -GuestMemory.PAGE_SIZE;
+        long bytes = Math.min(from.byteSize(), Math.max(source.bytesSent(), 1 << 20));
         return LoopbackBaseline.memoryToMemory(from.segment().asSlice(0, bytes), into.segment().asSlice(0, bytes));
     }
 
@@ -763,7 +763,7 @@ final class BenchCommand {
             double wire = s.bytesSent() * 1000.0 / s.totalTimeMs();
             out.printf(Locale.ROOT, "throughput         %.1f MB/s on the wire, raw loopback copy %.1f MB/s, ratio %.3f%n",
                     wire / 1e6, loopback / 1e6, wire / loopback);
-            if (!Double.isNaN(memoryCopy)) {
+            if (memoryCopy > 0) {
                 out.printf(Locale.ROOT, "same bytes copied  %.1f MB/s, source memory to destination memory over loopback, ratio %.3f%n",
                         memoryCopy / 1e6, wire / memoryCopy);
             }
