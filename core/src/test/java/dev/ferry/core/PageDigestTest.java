@@ -87,13 +87,13 @@ class PageDigestTest {
                 MemoryDigest digest = new MemoryDigest(PAGES)) {
             assertEquals(PageDigest.scan(fresh), PageDigest.zeroMemory(PAGES));
             assertEquals(PageDigest.zeroMemory(PAGES), digest.value());
-            assertEquals(crcs(new byte[GuestMemory.PAGE_SIZE]), PageDigest.ZERO_CONTENT_HASH);
+            assertEquals(halves(new byte[GuestMemory.PAGE_SIZE]), PageDigest.ZERO_CONTENT_HASH);
         }
     }
 
     /**
      * The rule as docs/protocol.md states it, written out independently: the wrapping sum over pages
-     * of fmix64((crc32c(page) << 32 | crc32(page)) ^ index * 0x9E3779B97F4A7C15). Both sides of a
+     * of fmix64((crc32c(first half) << 32 | crc32c(second half)) ^ index * 0x9E3779B97F4A7C15). Both sides of a
      * migration must agree on it.
      */
     @Test
@@ -107,9 +107,29 @@ class PageDigestTest {
             byte[] page = new byte[GuestMemory.PAGE_SIZE];
             for (long p = 0; p < PAGES; p++) {
                 MemorySegment.copy(memory.segment(), ValueLayout.JAVA_BYTE, p << GuestMemory.PAGE_SHIFT, page, 0, page.length);
-                expected += fmix64(crcs(page) ^ (p * 0x9E3779B97F4A7C15L));
+                expected += fmix64(halves(page) ^ (p * 0x9E3779B97F4A7C15L));
             }
             assertEquals(expected, PageDigest.scan(memory));
+        }
+    }
+
+    /** A flipped bit anywhere in the page, in either half, changes its content hash. */
+    @Test
+    void everyFlippedBitChangesTheContentHash() {
+        try (GuestMemory memory = GuestMemory.anonymous(GuestMemory.PAGE_SIZE)) {
+            MemorySegment page = memory.segment();
+            SplittableRandom random = new SplittableRandom(11);
+            for (long off = 0; off < GuestMemory.PAGE_SIZE; off += 8) {
+                page.set(ValueLayout.JAVA_LONG, off, random.nextLong());
+            }
+            long original = PageDigest.contentHash(page, 0);
+            for (long bit = 0; bit < 8L * GuestMemory.PAGE_SIZE; bit += 7) {
+                byte b = page.get(ValueLayout.JAVA_BYTE, bit / 8);
+                page.set(ValueLayout.JAVA_BYTE, bit / 8, (byte) (b ^ 1 << (bit % 8)));
+                assertNotEquals(original, PageDigest.contentHash(page, 0), "bit " + bit + " flipped");
+                page.set(ValueLayout.JAVA_BYTE, bit / 8, b);
+            }
+            assertEquals(original, PageDigest.contentHash(page, 0));
         }
     }
 
@@ -128,11 +148,21 @@ class PageDigestTest {
         assertNotEquals(expected, PageDigest.seal(digest, new byte[0], session), "an emptied device state");
     }
 
-    private static long crcs(byte[] page) {
+    /** A page's content hash as documented: CRC-32C of each half. */
+    private static long halves(byte[] page) {
+        java.util.zip.CRC32C first = new java.util.zip.CRC32C();
+        first.update(page, 0, page.length / 2);
+        java.util.zip.CRC32C second = new java.util.zip.CRC32C();
+        second.update(page, page.length / 2, page.length / 2);
+        return first.getValue() << 32 | second.getValue();
+    }
+
+    /** The device state's CRCs as documented: CRC-32C and CRC-32 of all of it. */
+    private static long crcs(byte[] bytes) {
         java.util.zip.CRC32C c = new java.util.zip.CRC32C();
-        c.update(page);
+        c.update(bytes);
         java.util.zip.CRC32 d = new java.util.zip.CRC32();
-        d.update(page);
+        d.update(bytes);
         return c.getValue() << 32 | d.getValue();
     }
 

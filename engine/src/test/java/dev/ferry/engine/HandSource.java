@@ -26,7 +26,7 @@ import java.util.SplittableRandom;
 import java.util.function.Consumer;
 
 /**
- * A hand-made protocol version 3 source on plain blocking sockets to 127.0.0.1: a control
+ * A hand-made protocol version 4 source on plain blocking sockets to 127.0.0.1: a control
  * connection, page channels joined by hand, and frames written byte by byte with the protocol
  * module's writers. It keeps the memory the destination should end with ({@link #expected}), so
  * that a test can send END with the right digest and compare memories, and each channel's page

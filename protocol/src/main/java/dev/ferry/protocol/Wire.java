@@ -10,7 +10,7 @@ import java.util.function.LongConsumer;
 import java.nio.charset.StandardCharsets;
 
 /**
- * The Ferry wire protocol, version 3: every constant, layout, writer and reader in one place
+ * The Ferry wire protocol, version 4: every constant, layout, writer and reader in one place
  * (docs/protocol.md says the same in prose, and a test decodes its examples with these readers).
  * Readers check a body's size before they read it and throw {@link ProtocolException}; nothing
  * outside this module parses a frame.
@@ -68,7 +68,7 @@ public final class Wire {
     /** "FERRYMIG" as a big-endian u64. */
     public static final long MAGIC = 0x464552_52594D4947L;
     /** Protocol version this build speaks. */
-    public static final int VERSION = 3;
+    public static final int VERSION = 4;
     /** The nil UUID: a source given no migration id says so with it. */
     public static final UUID NO_MIGRATION = new UUID(0, 0);
     /** The most page channels a session may have. */

@@ -210,6 +210,10 @@ class WireTest {
         ByteBuf version2 = helloBody(Wire.MAGIC, 29).setShort(8, 2);
         assertEquals("source speaks protocol version 2, this destination " + Wire.VERSION,
                 assertThrows(ProtocolException.class, () -> Wire.readHello(version2)).getMessage());
+        // a version 3 HELLO: this layout, another content hash
+        ByteBuf version3 = helloBody(Wire.MAGIC, 45).setShort(8, 3);
+        assertEquals("source speaks protocol version 3, this destination " + Wire.VERSION,
+                assertThrows(ProtocolException.class, () -> Wire.readHello(version3)).getMessage());
         ByteBuf later = helloBody(Wire.MAGIC, 40).setShort(8, Wire.VERSION + 1);
         assertEquals("source speaks protocol version " + (Wire.VERSION + 1) + ", this destination " + Wire.VERSION,
                 assertThrows(ProtocolException.class, () -> Wire.readHello(later)).getMessage());
