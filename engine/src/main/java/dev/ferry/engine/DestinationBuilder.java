@@ -38,6 +38,7 @@ public final class DestinationBuilder {
     private InetSocketAddress address = Configuration.LISTEN.value();
     private Set<Capability> capabilities = EnumSet.allOf(Capability.class);
     private long peerTimeoutMillis = Configuration.PEER_TIMEOUT.value();
+    private int largestRead = LinkServer.MAX_READ;
     private NanoClock clock = NanoClock.SYSTEM;
     private FaultMechanism faultMechanism = Configuration.FAULT_MECHANISM.value();
     private long recoverTimeoutMillis = Configuration.RECOVER_TIMEOUT.value();
@@ -397,12 +398,18 @@ public final class DestinationBuilder {
         }
     }
 
+    /** Reads at most {@code bytes} at a time from each connection: only the warm-up's small reads. */
+    DestinationBuilder largestRead(int bytes) {
+        this.largestRead = bytes;
+        return this;
+    }
+
     /** The listening socket, on event loops of its own: page channels apply in parallel, each on a loop of its own as far as the cores go. */
     private Gang.Listener bind(Tls tls, java.util.function.Supplier<io.netty.channel.ChannelHandler> handlers)
             throws LinkException {
         EventLoopGroup group = Transports.group(Math.max(4, 2 * Runtime.getRuntime().availableProcessors()));
         try {
-            return new Gang.Listener(LinkServer.bind(group, address, peerTimeoutMillis, tls, refusals, handlers), group);
+            return new Gang.Listener(LinkServer.bind(group, address, peerTimeoutMillis, tls, refusals, largestRead, handlers), group);
         } catch (LinkException | RuntimeException e) {
             group.shutdownGracefully();
             throw e;
