@@ -22,8 +22,9 @@ import java.util.concurrent.locks.LockSupport;
  * The source's half of post-copy, with the guest paused here for good: tell the destination which
  * pages it holds stale copies of (DISCARD), hand it the device state and let it resume
  * (POSTCOPY_START); then push every page it lacks over the page channels, a small batch at a time,
- * while a thread of its own answers the destination's page requests on the request channel, so
- * that a request never waits behind the push (QEMU's postcopy-preempt). A page goes once: the
+ * while the request channel's event loop answers the destination's page requests as they are
+ * read, so that a request never waits behind the push (QEMU's postcopy-preempt), nor for a thread
+ * to be woken. A page goes once: the
  * push and the answers claim pages from one set.
  *
  * <p>With dedup a page may cross as a reference to a copy the destination holds. One it finds
@@ -41,7 +42,6 @@ public final class PostcopySource {
      * 100 MB/s a queued batch is 0.3 ms).
      */
     static final int BATCH = 8;
-    private static final long POLL_NANOS = 20_000_000L;
     private static final long RECOVER_RETRY_NANOS = 200_000_000L;
 
     private final PageChannels channels;
@@ -262,37 +262,45 @@ public final class PostcopySource {
         }
     }
 
-    /** Answers PAGE_REQUESTs on the request channel, on a thread of its own, until stopped. */
-    private final class RequestServer implements Runnable {
+    /**
+     * Answers PAGE_REQUESTs on the request channel's event loop as they arrive, until stopped. The
+     * request sender is used by that loop alone meanwhile: {@link #stop} returns once the loop has
+     * let go of it.
+     *
+     * <p>It was a thread of its own, woken by each request and handing each answer back to the
+     * loop to write: two scheduler wake-ups per fault on top of the two the destination needs.
+     */
+    private final class RequestServer implements Link.Arrivals {
         private final ClaimablePages remaining;
-        private final Thread thread;
+        private final Link link;
         private volatile boolean stopping;
         private volatile Exception failure;
 
         RequestServer(ClaimablePages remaining) {
             this.remaining = remaining;
-            this.thread = new Thread(this, "ferry-requests");
-            thread.setDaemon(true);
-            thread.start();
+            this.link = requests.link();
+            link.onArrival(this);
         }
 
         @Override
-        public void run() {
+        public void frame(ByteBuf frame) {
             try {
-                while (!stopping) {
-                    ByteBuf frame = requests.link().receive(POLL_NANOS);
-                    if (frame != null) {
-                        try {
-                            serve(frame);
-                        } finally {
-                            frame.release();
-                        }
-                    }
+                if (!stopping && failure == null) {
+                    serve(frame);
                 }
             } catch (LinkException | ProtocolException | RuntimeException e) {
                 if (!stopping) {
                     failure = e;
                 }
+            } finally {
+                frame.release();
+            }
+        }
+
+        @Override
+        public void closed(String reason) {
+            if (!stopping && failure == null) {
+                failure = new LinkException(reason);
             }
         }
 
@@ -338,18 +346,10 @@ public final class PostcopySource {
             check();
         }
 
-        /** Stops the thread and waits for it; one blocked on a full connection is freed by closing it. */
+        /** Stops answering; returns once the loop is done with the request sender. Late requests stay queued, unread. */
         void stop() {
             stopping = true;
-            try {
-                thread.join(TimeUnit.NANOSECONDS.toMillis(POLL_NANOS) * 50);
-                if (thread.isAlive()) {
-                    requests.link().close();
-                    thread.join(TimeUnit.SECONDS.toMillis(10));
-                }
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
+            link.onArrival(null);
         }
     }
 }

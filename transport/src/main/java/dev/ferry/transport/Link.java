@@ -206,15 +206,63 @@ public final class Link implements AutoCloseable {
      */
     public void sendUrgent(ByteBuf frames) throws LinkException {
         limiter.charge(frames.readableBytes(), clock.nanoTime());
-        try {
-            awaitWritable();
-        } catch (LinkException e) {
-            frames.release();
-            throw e;
+        // on the event loop (an answer from onArrival's callee) it cannot wait for the loop to drain
+        // the socket: such answers are one per request, so what they queue is bounded by the peer
+        if (!channel.eventLoop().inEventLoop()) {
+            try {
+                awaitWritable();
+            } catch (LinkException e) {
+                frames.release();
+                throw e;
+            }
         }
         write(frames);
         channel.flush();
     }
+
+    /** What takes a link's frames as they arrive, on the connection's event loop ({@link #onArrival}). */
+    public interface Arrivals {
+        /** A frame from the peer, its type byte first; the callee releases it, and must not block. */
+        void frame(ByteBuf frame);
+
+        /** The connection closed, for {@code reason}; no frame follows. */
+        void closed(String reason);
+    }
+
+    /**
+     * Hands this link's frames to {@code arrivals} on the connection's event loop as each arrives,
+     * those already queued first, instead of queueing them for {@link #receive}; null queues them
+     * again. Returns once the loop has switched (at most {@link #SWITCH_WAIT_MILLIS}): after
+     * {@code onArrival(null)} the previous callee gets nothing more. For frames that must be
+     * answered at once (post-copy's page requests): no thread is woken between the read and the
+     * answer, which on two busy cores was a scheduler's wait each way.
+     */
+    public void onArrival(Arrivals arrivals) {
+        Arrivals callee = arrivals == null ? null : new Arrivals() {
+            @Override
+            public void frame(ByteBuf frame) {
+                arrivals.frame(frame);
+            }
+
+            @Override
+            public void closed(String reason) {
+                arrivals.closed(closeReason());
+            }
+        };
+        if (channel.eventLoop().inEventLoop()) {
+            inbox.handTo(callee);
+            return;
+        }
+        try {
+            channel.eventLoop().submit(() -> inbox.handTo(callee)).awaitUninterruptibly(SWITCH_WAIT_MILLIS);
+        } catch (java.util.concurrent.RejectedExecutionException e) {
+            // the loop is gone, and the connection with it
+            inbox.handTo(callee);
+        }
+    }
+
+    /** The longest {@link #onArrival} waits for the event loop to take the switch. */
+    private static final long SWITCH_WAIT_MILLIS = 1_000;
 
     /** Sends and flushes. */
     public void sendNow(ByteBuf frames) throws LinkException {
@@ -375,6 +423,8 @@ public final class Link implements AutoCloseable {
         volatile boolean closed;
         /** Whether the peer said this guest's connection closed (an empty GUEST frame). */
         volatile boolean peerEnded;
+        /** Who takes the frames as they arrive instead of the queue, or null; read and written on the event loop only. */
+        private Arrivals arrivals;
 
         void deliver(ByteBuf frame) {
             int type = frame.isReadable() ? frame.getUnsignedByte(frame.readerIndex()) : -1;
@@ -386,6 +436,10 @@ public final class Link implements AutoCloseable {
             if (type == Wire.ERROR && failure == null) {
                 failure = "peer reported: " + Wire.readError(frame.duplicate().skipBytes(1));
             }
+            if (arrivals != null) {
+                arrivals.frame(frame);
+                return;
+            }
             frames.offer(frame);
         }
 
@@ -395,6 +449,25 @@ public final class Link implements AutoCloseable {
             }
             closed = true;
             frames.offer(CLOSED);
+            if (arrivals != null) {
+                arrivals.closed(failure);
+            }
+        }
+
+        /** From now on frames go to {@code next} (null: to the queue), what is queued first; on the event loop. */
+        void handTo(Arrivals next) {
+            arrivals = next;
+            if (next == null) {
+                return;
+            }
+            for (ByteBuf frame = frames.poll(); frame != null; frame = frames.poll()) {
+                if (frame == CLOSED) {
+                    frames.offer(CLOSED);
+                    next.closed(failure);
+                    return;
+                }
+                next.frame(frame);
+            }
         }
 
         void drain() {

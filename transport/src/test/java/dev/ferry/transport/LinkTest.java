@@ -289,6 +289,93 @@ class LinkTest {
     }
 
     /** Keeps a copy of every frame and sends it back re-framed. */
+    /**
+     * A link's frames handed over as they arrive: on the event loop, in order, queued ones first,
+     * answered from there (sendUrgent cannot wait on the loop); then queued again for receive once
+     * let go; and the callee hears the close.
+     */
+    @Test
+    void arrivalsAreHandedFramesOnTheEventLoopAndAnswerFromThere() throws Exception {
+        BlockingQueue<byte[]> atServer = new LinkedBlockingQueue<>();
+        try (LinkServer server = LinkServer.bind(group, ANY_PORT, 5000, () -> new Echo(atServer));
+                Link link = Link.connect(group, server.localAddress(), new BandwidthLimiter(0), 5000, NanoClock.SYSTEM)) {
+            for (int n = 1; n <= 3; n++) {
+                sendEnd(link, n);
+            }
+            BlockingQueue<String> seen = new LinkedBlockingQueue<>();
+            java.util.concurrent.CountDownLatch closed = new java.util.concurrent.CountDownLatch(1);
+            link.onArrival(new Link.Arrivals() {
+                @Override
+                public void frame(ByteBuf frame) {
+                    try {
+                        int type = frame.readUnsignedByte();
+                        String where = group.next().inEventLoop() ? "loop" : Thread.currentThread().getName();
+                        if (type == Wire.END) {
+                            long n = frame.readLong();
+                            seen.add("END " + n + " " + where);
+                            ByteBuf answer = link.buffer(Wire.FRAME_HEADER + 12);
+                            Wire.writeRoundEnd(answer, (int) n, n);
+                            link.sendUrgent(answer);
+                        } else {
+                            seen.add(Wire.typeName(type) + " " + frame.readInt() + " " + where);
+                        }
+                    } catch (LinkException e) {
+                        seen.add("failed: " + e.getMessage());
+                    } finally {
+                        frame.release();
+                    }
+                }
+
+                @Override
+                public void closed(String reason) {
+                    closed.countDown();
+                }
+            });
+            for (int n = 4; n <= 5; n++) {
+                sendEnd(link, n);
+            }
+            java.util.List<String> ends = new java.util.ArrayList<>();
+            java.util.List<String> answers = new java.util.ArrayList<>();
+            for (int i = 0; i < 10; i++) {
+                String s = seen.poll(10, TimeUnit.SECONDS);
+                assertNotNull(s, "frame " + i + " of 10 did not arrive: " + ends + answers);
+                (s.startsWith("END") ? ends : answers).add(s);
+            }
+            assertEquals(java.util.List.of("END 1 loop", "END 2 loop", "END 3 loop", "END 4 loop", "END 5 loop"), ends);
+            assertEquals(java.util.List.of("ROUND_END 1 loop", "ROUND_END 2 loop", "ROUND_END 3 loop",
+                    "ROUND_END 4 loop", "ROUND_END 5 loop"), answers);
+
+            link.onArrival(null);
+            sendEnd(link, 9);
+            ByteBuf queued = link.receive(WAIT);
+            assertNotNull(queued, "let go, the link queues its frames again");
+            assertEquals(Wire.END, queued.readUnsignedByte());
+            assertEquals(9, queued.readLong());
+            queued.release();
+            assertNull(seen.poll(), "nothing more reached the callee: " + seen);
+
+            link.onArrival(new Link.Arrivals() {
+                @Override
+                public void frame(ByteBuf frame) {
+                    frame.release();
+                }
+
+                @Override
+                public void closed(String reason) {
+                    closed.countDown();
+                }
+            });
+            link.close();
+            assertTrue(closed.await(10, TimeUnit.SECONDS), "the callee heard the close");
+        }
+    }
+
+    private static void sendEnd(Link link, long n) throws LinkException {
+        ByteBuf end = link.buffer(Wire.FRAME_HEADER + 16);
+        Wire.writeEnd(end, n, 0);
+        link.sendNow(end);
+    }
+
     private static final class Echo extends ChannelInboundHandlerAdapter {
         private final BlockingQueue<byte[]> received;
 
