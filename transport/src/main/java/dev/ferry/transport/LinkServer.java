@@ -34,8 +34,7 @@ public final class LinkServer implements AutoCloseable {
      * whole PAGES frames, so framing rarely copies.
      */
     public static final int MAX_READ = 1 << 20;
-    /** The first guess of a read's size, which Netty's allocator then adapts. */
-    private static final int FIRST_READ = 1 << 20;
+    /** The smallest read Netty's allocator adapts down to; the first guess is the largest. */
     private static final int SMALLEST_READ = 64 << 10;
 
     private final Channel channel;
@@ -65,7 +64,7 @@ public final class LinkServer implements AutoCloseable {
                 .childOption(ChannelOption.TCP_NODELAY, true)
                 .childOption(ChannelOption.SO_RCVBUF, RECEIVE_BUFFER)
                 .childOption(ChannelOption.RCVBUF_ALLOCATOR, new AdaptiveRecvByteBufAllocator(
-                        Math.min(SMALLEST_READ, largestRead), Math.min(FIRST_READ, largestRead), largestRead))
+                        Math.min(SMALLEST_READ, largestRead), largestRead, largestRead))
                 .childHandler(new ChannelInitializer<>() {
                     @Override
                     protected void initChannel(Channel ch) {
