@@ -196,14 +196,20 @@ public final class DedupIndex {
         return bucket(hash, bucketMask);
     }
 
+    /**
+     * The offset of a content's first bucket: the top bits of the hash times an odd constant.
+     * Not a fold of the hash's halves: a content hash is a CRC of each half of the page, CRCs are
+     * linear, and a fold put every page whose halves are equal (11% of the redis trace's non-zero
+     * pages) in one bucket, which made 200 000 such contents evict from a table of 4 M entries.
+     */
     private static int bucket(long hash, int mask) {
-        return (int) ((hash ^ hash >>> 32) & mask) * WAYS * 2;
+        return (int) ((hash * 0xC2B2AE3D27D4EB4FL) >>> 38 & mask) * WAYS * 2;
     }
 
     /**
-     * The offset of a content's second bucket: the top bits of the hash times the golden ratio
-     * (lower bits of that product follow the bits the first bucket is taken from, and the two
-     * buckets of contents that share one would fill together).
+     * The offset of a content's second bucket: the top bits of the hash times the golden ratio,
+     * another constant than the first's, so that contents sharing a first bucket do not share
+     * their second.
      */
     private int second(long hash) {
         return (int) ((hash * 0x9E3779B97F4A7C15L) >>> 38 & bucketMask) * WAYS * 2;
