@@ -24,8 +24,7 @@ import java.util.concurrent.locks.LockSupport;
  * (POSTCOPY_START); then push every page it lacks over the page channels, a small batch at a time,
  * while the request channel's event loop answers the destination's page requests as they are
  * read, so that a request never waits behind the push (QEMU's postcopy-preempt), nor for a thread
- * to be woken. A page goes once: the
- * push and the answers claim pages from one set.
+ * to be woken. A page goes once: the push and the answers claim pages from one set.
  *
  * <p>With dedup a page may cross as a reference to a copy the destination holds. One it finds
  * stale (the guest runs there and may have changed the copy) it asks for at once, and a request
@@ -346,7 +345,11 @@ public final class PostcopySource {
             check();
         }
 
-        /** Stops answering; returns once the loop is done with the request sender. Late requests stay queued, unread. */
+        /**
+         * Stops answering; returns once the loop is done with the request sender (or after
+         * {@link Link#onArrival}'s bound, a loop that long stuck being lost anyway). Late requests
+         * stay queued, unread.
+         */
         void stop() {
             stopping = true;
             link.onArrival(null);
