@@ -16,12 +16,16 @@ import io.netty.channel.ChannelHandler;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.ChannelOption;
+import io.netty.channel.socket.DuplexChannel;
 import io.netty.channel.group.ChannelGroup;
 import io.netty.channel.group.DefaultChannelGroup;
+import io.netty.handler.ssl.SslHandler;
 import io.netty.util.AttributeKey;
 import io.netty.util.concurrent.GlobalEventExecutor;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.TimeUnit;
 
 /**
  * The destination's Netty end, one handler for every connection: it only turns frames into calls
@@ -110,13 +114,16 @@ final class DestinationHandler extends ChannelInboundHandlerAdapter implements D
         }
         if (role == CONTROL) {
             session.frameBytes(frame.readableBytes() + 4L);
-            control.execute(() -> {
+            if (!onControlThread(() -> {
                 try {
                     controlFrame(frame);
                 } finally {
                     frame.release();
                 }
-            });
+            })) {
+                // the session ended and answered; its connections close after that answer
+                frame.release();
+            }
             return;
         }
         try {
@@ -171,7 +178,7 @@ final class DestinationHandler extends ChannelInboundHandlerAdapter implements D
                     Wire.Recover recover = Wire.readRecover(frame);
                     session.frameBytes(size);
                     // checked and answered on the control thread, in order with what the old connection left
-                    control.execute(() -> {
+                    boolean queued = onControlThread(() -> {
                         try {
                             session.checkRecover(recover);
                         } catch (ProtocolException e) {
@@ -187,6 +194,9 @@ final class DestinationHandler extends ChannelInboundHandlerAdapter implements D
                             lost("connection closed during the recovery");
                         }
                     });
+                    if (!queued) {
+                        refuse(channel, "RECOVER while the session is " + session.state());
+                    }
                 }
                 case Wire.HELLO -> throw new ProtocolException("this destination is already receiving a migration");
                 default -> throw new ProtocolException("expected HELLO, JOIN or RECOVER as a connection's first frame, got "
@@ -196,6 +206,21 @@ final class DestinationHandler extends ChannelInboundHandlerAdapter implements D
             refuse(channel, e.getMessage());
         } finally {
             frame.release();
+        }
+    }
+
+    /**
+     * Runs {@code task} on the control thread, in order with what went before; false once the
+     * session ended. Its answer (RESUMED or ERROR) is then on its way and the connections close
+     * after it: a frame arriving meanwhile must not close one first, or the answer is lost (a
+     * gang member's source then never heard that the guest was not resumed here).
+     */
+    private boolean onControlThread(Runnable task) {
+        try {
+            control.execute(task);
+            return true;
+        } catch (RejectedExecutionException ended) {
+            return false;
         }
     }
 
@@ -308,16 +333,14 @@ final class DestinationHandler extends ChannelInboundHandlerAdapter implements D
      */
     private void lost(Channel channel, int role, String reason) {
         if (role == CONTROL && session.awaitingHello()) {
-            if (!control.isShutdown()) {
-                control.execute(() -> {
-                    if (session.awaitingHello()) {
-                        forget(channel);
-                        session.refused("a connection closed after its HELLO, before the handshake ended (" + reason + ")");
-                    } else {
-                        lost(reason);
-                    }
-                });
-            }
+            onControlThread(() -> {
+                if (session.awaitingHello()) {
+                    forget(channel);
+                    session.refused("a connection closed after its HELLO, before the handshake ended (" + reason + ")");
+                } else {
+                    lost(reason);
+                }
+            });
             return;
         }
         lost(reason);
@@ -325,9 +348,7 @@ final class DestinationHandler extends ChannelInboundHandlerAdapter implements D
 
     private void lost(String reason) {
         session.connectionGone();
-        if (!control.isShutdown()) {
-            control.execute(() -> session.connectionLost(reason));
-        }
+        onControlThread(() -> session.connectionLost(reason));
     }
 
     /** Why a HELLO's migration id is not this destination's; null when it is, or when the HELLO is malformed (the session says why). */
@@ -421,11 +442,27 @@ final class DestinationHandler extends ChannelInboundHandlerAdapter implements D
         closeConnections();
     }
 
-    /** Closes every connection of the session; marked refused first, so their closing is no loss. */
+    /**
+     * Closes every connection of the session; marked refused first, so their closing is no loss,
+     * and what still arrives is dropped. A socket closed with unread bytes in it is reset, and a
+     * reset throws away what the source had not read yet, the answer included: so a TCP
+     * connection is half-closed after the answer and closes when the source closes its end, or
+     * after the peer timeout.
+     */
     private void closeConnections() {
         for (Channel c : connections) {
             c.attr(ROLE).set(REFUSED);
-            c.close();
+            if (c instanceof DuplexChannel duplex && c.isActive()) {
+                SslHandler tls = c.pipeline().get(SslHandler.class);
+                if (tls != null) {
+                    tls.closeOutbound().addListener(f -> duplex.shutdownOutput());
+                } else {
+                    duplex.shutdownOutput();
+                }
+                c.eventLoop().schedule(() -> c.close(), peerTimeoutMillis, TimeUnit.MILLISECONDS);
+            } else {
+                c.close();
+            }
         }
         connections.clear();
     }

@@ -817,4 +817,57 @@ class DestinationChannelsTest {
             }
         }
     }
+
+    // ---- 10. a failing session's answer, with the source's frames still coming ----
+
+    /**
+     * The session fails on the first of a flood of frames: its ERROR must still reach the
+     * source, followed by an orderly close. Frames read after the session ended once closed the
+     * control connection ahead of the ERROR queued for it (a gang member's source then never heard
+     * that its guest was not resumed here, and kept it paused: it ran nowhere); and a plain close
+     * with the source's bytes unread resets the connection, whose reset can discard the ERROR.
+     */
+    @Test
+    void aSessionFailingUnderAFloodOfFramesStillSaysWhyAndClosesInOrder() throws Exception {
+        start();
+        try (HandSource source = new HandSource(in.address(), BYTES)) {
+            source.hello(1);
+            source.joinAll(1);
+            // the first JOINED fails the session; the rest keep the event loop reading as it does
+            byte[] flood = HandSource.frame(out -> {
+                for (int i = 0; i < 4096; i++) {
+                    Wire.writeJoined(out, 0);
+                }
+            });
+            Thread writer = new Thread(() -> {
+                try {
+                    for (int i = 0; i < 64; i++) {
+                        write(source.control, flood);
+                    }
+                } catch (java.io.IOException closed) {
+                    // the destination may close once it has said why
+                }
+            }, "flooding-source");
+            writer.start();
+            List<ByteBuf> replies = new java.util.ArrayList<>();
+            String reset = null;
+            try {
+                for (ByteBuf f = HandSource.readFrame(source.control); f != null; f = HandSource.readFrame(source.control)) {
+                    replies.add(f);
+                }
+            } catch (java.net.SocketException e) {
+                reset = e.getMessage();
+            }
+            MigrationReport report = in.result().get(10, TimeUnit.SECONDS);
+            assertEquals(MigrationState.FAILED, report.outcome());
+            assertEquals(0, vm.resumes.get(), "the guest was resumed");
+            assertEquals(1, replies.size(), "one ERROR before the end: " + describe(replies) + ", then " + reset);
+            assertEquals(Wire.ERROR, replies.get(0).readUnsignedByte());
+            String reason = Wire.readError(replies.get(0));
+            assertTrue(reason.contains("unexpected JOINED frame on the control connection"), reason);
+            assertNull(reset, "the connection was reset after the ERROR instead of closed");
+            writer.join(TimeUnit.SECONDS.toMillis(30));
+            assertFalse(writer.isAlive(), "the flood never ended");
+        }
+    }
 }

@@ -6,6 +6,7 @@ import io.netty.channel.Channel;
 import io.netty.channel.ChannelDuplexHandler;
 import io.netty.channel.ChannelHandler;
 import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.socket.DuplexChannel;
 import io.netty.handler.timeout.IdleStateEvent;
 import io.netty.handler.timeout.IdleStateHandler;
 import io.netty.handler.timeout.ReadTimeoutHandler;
@@ -42,6 +43,10 @@ public final class Liveness {
                     @Override
                     public void userEventTriggered(ChannelHandlerContext ctx, Object event) {
                         if (event instanceof IdleStateEvent) {
+                            if (ctx.channel() instanceof DuplexChannel duplex && duplex.isOutputShutdown()) {
+                                // the side closing after its last answer: nothing more to say, or to fail on
+                                return;
+                            }
                             ByteBuf beat = ctx.alloc().buffer(Wire.FRAME_HEADER);
                             Wire.writeHeartbeat(beat);
                             ctx.writeAndFlush(beat, ctx.voidPromise());
