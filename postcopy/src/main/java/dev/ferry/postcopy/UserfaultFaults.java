@@ -57,10 +57,12 @@ public final class UserfaultFaults implements PageGate, AutoCloseable {
     public static UserfaultFaults start(GuestMemory memory, PresentPages present, PageRequester requester,
             FaultLatency latency, NanoClock clock) {
         MissingPageRegion region = MissingPageRegion.register(memory);
-        for (long page = present.nextMissing(0); page >= 0; ) {
-            long end = present.nextPresent(page);
-            region.discard(page, end - page);
-            page = present.nextMissing(end);
+        try (MissingPageRegion.Discards discards = region.discards()) {
+            for (long page = present.nextMissing(0); page >= 0; ) {
+                long end = present.nextPresent(page);
+                discards.add(page, end - page);
+                page = present.nextMissing(end);
+            }
         }
         UserfaultFaults faults = new UserfaultFaults(region, present, requester, latency, clock);
         faults.handler.start();
@@ -77,7 +79,9 @@ public final class UserfaultFaults implements PageGate, AutoCloseable {
              MissingPageRegion region = MissingPageRegion.register(pages);
              java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
             MemorySegment page = arena.allocate(GuestMemory.PAGE_SIZE);
-            region.discard(0, 2);
+            try (MissingPageRegion.Discards discards = region.discards()) {
+                discards.add(0, 2);
+            }
             region.awaitFault(0);
             region.install(0, page, 0);
             region.installZero(1);

@@ -20,11 +20,16 @@ import java.lang.invoke.VarHandle;
  */
 final class Libc {
     static final long SYS_USERFAULTFD = 323; // x86_64
+    static final long SYS_PIDFD_OPEN = 434;
+    static final long SYS_PROCESS_MADVISE = 440;
+    static final int EPERM = 1;
     static final int O_NONBLOCK = 0x800;
     static final int O_CLOEXEC = 0x80000;
     static final int EINTR = 4;
     static final int EAGAIN = 11;
     static final int EEXIST = 17;
+    static final int EINVAL = 22;
+    static final int ENOSYS = 38;
     static final int MADV_DONTNEED = 4;
     static final short POLLIN = 0x1;
 
@@ -46,10 +51,11 @@ final class Libc {
     static {
         Linker linker = Linker.nativeLinker();
         Linker.Option errno = Linker.Option.captureCallState("errno");
-        // long syscall(long number, ...): the argument is passed as a long because glibc reads
-        // every variadic syscall argument as a long.
+        // long syscall(long number, ...): the arguments are passed as longs because glibc reads
+        // every variadic syscall argument as a long; five of them, as many as any call here takes.
         SYSCALL = downcall(linker, "syscall",
-                FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG),
+                FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG,
+                        ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG),
                 errno, Linker.Option.firstVariadicArg(1));
         // int ioctl(int fd, unsigned long request, ...): the struct pointer is the variadic argument.
         IOCTL = downcall(linker, "ioctl",
@@ -113,9 +119,10 @@ final class Libc {
         }
     }
 
-    static long syscall(MemorySegment capture, long number, long arg) {
+    /** {@code syscall(number, a1 .. a5)}: a call that takes fewer arguments ignores the rest. */
+    static long syscall(MemorySegment capture, long number, long a1, long a2, long a3, long a4, long a5) {
         try {
-            return (long) SYSCALL.invokeExact(capture, number, arg);
+            return (long) SYSCALL.invokeExact(capture, number, a1, a2, a3, a4, a5);
         } catch (Throwable t) {
             throw new IllegalStateException("syscall " + number + " failed", t);
         }

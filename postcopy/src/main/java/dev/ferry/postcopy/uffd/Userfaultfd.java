@@ -65,7 +65,7 @@ public final class Userfaultfd {
     static int open() {
         try (Arena frame = Arena.ofConfined()) {
             MemorySegment capture = Libc.newCapture(frame);
-            long fd = Libc.syscall(capture, Libc.SYS_USERFAULTFD, Libc.O_CLOEXEC | Libc.O_NONBLOCK);
+            long fd = Libc.syscall(capture, Libc.SYS_USERFAULTFD, Libc.O_CLOEXEC | Libc.O_NONBLOCK, 0, 0, 0, 0);
             if (fd < 0) {
                 throw new UserfaultfdException("userfaultfd(O_CLOEXEC|O_NONBLOCK)", Libc.errno(capture));
             }

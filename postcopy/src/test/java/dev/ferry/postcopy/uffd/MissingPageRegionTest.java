@@ -201,6 +201,53 @@ class MissingPageRegionTest {
         }
     }
 
+    /**
+     * A switch-over's discard: thousands of scattered runs, several batches' worth and a partial
+     * one, drop exactly their pages. Each page is then installed as zeros, which succeeds only
+     * where the page is missing, and the kept pages still hold their bytes.
+     */
+    @Test
+    void aBatchOfDiscardsDropsExactlyItsRunsAndKeepsTheRest() throws Exception {
+        try (GuestMemory memory = GuestMemory.anonymous(GUEST_BYTES); Arena arena = Arena.ofShared()) {
+            long pages = memory.pageCount();
+            for (long page = 0; page < pages; page++) {
+                PagePattern.fill(memory.segment().asSlice(page * PAGE, PAGE), page, 0);
+            }
+            boolean[] dropped = new boolean[(int) pages];
+            int runs = 0;
+            try (MissingPageRegion region = MissingPageRegion.register(memory)) {
+                try (MissingPageRegion.Discards discards = region.discards()) {
+                    Random random = new Random(7);
+                    for (long page = random.nextInt(3); page < pages; ) {
+                        long length = Math.min(pages - page, 1 + random.nextInt(3));
+                        discards.add(page, length);
+                        Arrays.fill(dropped, (int) page, (int) (page + length), true);
+                        runs++;
+                        page += length + 1 + random.nextInt(2);
+                    }
+                }
+                assertTrue(runs > 2 * 1024 && runs % 1024 != 0, runs + " runs: more than two full batches and a partial one");
+                for (long page = 0; page < pages; page++) {
+                    assertEquals(dropped[(int) page], region.installZero(page), "page " + page + " missing");
+                }
+                assertEquals(MissingPageRegion.NO_FAULT, region.awaitFault(0));
+                GuestAccess access = new GuestAccess(memory);
+                MemorySegment got = arena.allocate(memory.byteSize(), PAGE);
+                new Crew().start("reader", 1, i -> {
+                    for (long page = 0; page < pages; page++) {
+                        access.read(page, 0, got, page * PAGE, PAGE);
+                    }
+                }).join(10);
+                MemorySegment zeros = arena.allocate(PAGE, PAGE);
+                for (long page = 0; page < pages; page++) {
+                    MemorySegment read = got.asSlice(page * PAGE, PAGE);
+                    assertTrue(dropped[(int) page] ? read.mismatch(zeros) == -1 : PagePattern.matches(read, page, 0),
+                            "page " + page + (dropped[(int) page] ? " reads as the zeros installed" : " kept its bytes"));
+                }
+            }
+        }
+    }
+
     @Test
     void closeEndsHandlersAndReleasesBlockedGuests() throws Exception {
         try (GuestMemory memory = GuestMemory.anonymous(GUEST_BYTES); Arena arena = Arena.ofShared()) {
