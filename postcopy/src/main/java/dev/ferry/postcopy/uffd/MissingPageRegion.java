@@ -323,8 +323,8 @@ public final class MissingPageRegion implements AutoCloseable {
      * A batch of discards for one thread: {@link Discards#add} collects runs of pages and the
      * batch makes them missing {@value #IOV_MAX} runs a system call, with {@code process_madvise(2)}
      * on this process. {@code madvise(2)} flushes the TLB of every core the process ran on once per
-     * run, an inter-processor interrupt each; on a destination whose switch-over discards 90 000
-     * scattered runs that was 0.45 s of downtime on this project's 2-core VM (perf: the IPIs,
+     * run, an inter-processor interrupt each; a switch-over that discards 160 000 scattered pages
+     * spent 0.24-0.45 s of downtime on that on this project's 2-core VM (perf: the IPIs,
      * {@code smp_call_function_many_cond} and the x2APIC MSR writes, took most of it). From Linux
      * 6.16 {@code process_madvise} flushes once per call; from 6.13 it takes {@code MADV_DONTNEED}
      * for the calling process; before that it refuses, and the batch falls back to a
