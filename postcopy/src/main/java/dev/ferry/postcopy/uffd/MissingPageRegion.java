@@ -343,6 +343,15 @@ public final class MissingPageRegion implements AutoCloseable {
     /** Cleared once the kernel refuses {@code process_madvise(MADV_DONTNEED)} on this process: it will again. */
     private static volatile boolean processMadvise = true;
 
+    /**
+     * Whether batches use {@code process_madvise(2)}; false makes them fall back to a
+     * {@code madvise(2)} per run, as on a kernel that refuses it: for the tests of that path on a
+     * kernel that has the call.
+     */
+    static void batchedDiscards(boolean value) {
+        processMadvise = value;
+    }
+
     /** Runs of pages to make missing, sent to the kernel a batch at a time; see {@link #discards()}. */
     public final class Discards implements AutoCloseable {
         private final Arena arena = Arena.ofConfined();

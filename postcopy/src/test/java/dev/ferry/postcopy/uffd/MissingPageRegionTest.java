@@ -14,7 +14,10 @@ import java.util.concurrent.CyclicBarrier;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
+import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * Real faults on a registered 64 MiB guest: every guest access runs on its own platform thread
@@ -24,6 +27,11 @@ class MissingPageRegionTest {
     private static final long GUEST_BYTES = 64L << 20;
     private static final int PAGE = GuestMemory.PAGE_SIZE;
     private static final long WAIT = TimeUnit.SECONDS.toNanos(10);
+
+    @AfterEach
+    void batchedDiscardsAgain() {
+        MissingPageRegion.batchedDiscards(true);
+    }
 
     @Test
     void aReadOfADiscardedPageBlocksUntilTheHandlerInstallsIt() throws Exception {
@@ -206,8 +214,10 @@ class MissingPageRegionTest {
      * one, drop exactly their pages. Each page is then installed as zeros, which succeeds only
      * where the page is missing, and the kept pages still hold their bytes.
      */
-    @Test
-    void aBatchOfDiscardsDropsExactlyItsRunsAndKeepsTheRest() throws Exception {
+    @ParameterizedTest(name = "process_madvise {0}")
+    @ValueSource(booleans = {true, false})
+    void aBatchOfDiscardsDropsExactlyItsRunsAndKeepsTheRest(boolean batched) throws Exception {
+        MissingPageRegion.batchedDiscards(batched);
         try (GuestMemory memory = GuestMemory.anonymous(GUEST_BYTES); Arena arena = Arena.ofShared()) {
             long pages = memory.pageCount();
             for (long page = 0; page < pages; page++) {
