@@ -387,7 +387,8 @@ public final class MissingPageRegion implements AutoCloseable {
             }
             enterOrThrow();
             try {
-                if (!processMadvise()) {
+                // one run is one flush either way: no pidfd for it
+                if (count == 1 || !processMadvise()) {
                     for (int i = 0; i < count; i++) {
                         long address = ranges.get(ValueLayout.JAVA_LONG, i * IOV_SIZE + IOV_BASE);
                         long length = ranges.get(ValueLayout.JAVA_LONG, i * IOV_SIZE + IOV_LEN);
